@@ -1,0 +1,350 @@
+"""A Polygon-compatible HTTP server for tests, benchmarks and ``make run``.
+
+It speaks the two endpoints this project uses, with Polygon's response shapes
+and error bodies, counts every call, and can be told to misbehave:
+
+- ``GET /v2/snapshot/locale/us/markets/stocks/tickers/{T}``
+- ``GET /v2/aggs/ticker/{T}/range/1/day/{from}/{to}`` (``next_url`` paging)
+
+Faults (per symbol or for all): an HTTP status with Polygon's body (401, 403,
+404, 429, 5xx), a delay, or a malformed body; each for the next N calls or
+until cleared. Other processes steer it through ``/_fake/*`` endpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlencode, urlparse
+from zoneinfo import ZoneInfo
+
+NEW_YORK = ZoneInfo("America/New_York")
+SNAPSHOT_PREFIX = "/v2/snapshot/locale/us/markets/stocks/tickers/"
+AGGS_PREFIX = "/v2/aggs/ticker/"
+
+
+@dataclass(frozen=True)
+class DailyBar:
+    day: date
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int
+
+
+def _error_body(status: int) -> dict:
+    rid = uuid.uuid4().hex
+    if status == 401:
+        return {"status": "ERROR", "request_id": rid, "error": "Unknown API Key"}
+    if status == 403:
+        return {"status": "NOT_AUTHORIZED", "request_id": rid,
+                "message": "You are not entitled to this data. Please upgrade your plan at https://massive.com/pricing"}
+    if status == 404:
+        return {"status": "NOT_FOUND", "request_id": rid, "message": "Ticker not found."}
+    if status == 429:
+        return {"status": "ERROR", "request_id": rid,
+                "error": "You've exceeded the maximum requests per minute, please wait or upgrade your "
+                         "subscription to continue. https://massive.com/pricing"}
+    return {"status": "ERROR", "request_id": rid, "error": "Internal server error"}
+
+
+def session_open_ns(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, 9, 30, tzinfo=NEW_YORK).timestamp() * 1e9)
+
+
+def derive_snapshot(symbol: str, bars: list[DailyBar], now: datetime) -> dict:
+    """A plausible snapshot at ``now`` from daily bars, replaying them cyclically.
+
+    Today's session is a bar picked by the calendar date, so the price moves from
+    day to day; during 09:30-16:00 ET the price walks open -> extreme -> extreme
+    -> close. From 03:30 ET until the open the snapshot is zero-filled, as
+    Polygon's is, so clients must fall back to the previous close.
+    """
+    local = now.astimezone(NEW_YORK)
+    session_day = local.date()
+    while session_day.weekday() >= 5:
+        session_day -= timedelta(days=1)
+    index = 1 + session_day.toordinal() % (len(bars) - 1)
+    bar, prev = bars[index], bars[index - 1]
+    open_at = datetime.combine(session_day, datetime.min.time(), NEW_YORK).replace(hour=9, minute=30)
+    close_at = open_at.replace(hour=16, minute=0)
+    cleared_at = open_at.replace(hour=3, minute=30)
+    weekend = local.date() != session_day
+    now_ns = int(now.timestamp() * 1e9)
+    prev_day = {"o": prev.open, "h": prev.high, "l": prev.low, "c": prev.close, "v": prev.volume,
+                "vw": round((prev.high + prev.low + prev.close) / 3, 4)}
+    snapshot = {"ticker": symbol, "updated": now_ns, "prevDay": prev_day, "fmv": 0}
+
+    if not weekend and cleared_at <= local < open_at:
+        zero_bar = {"o": 0, "h": 0, "l": 0, "c": 0, "v": 0, "vw": 0}
+        snapshot.update(day=zero_bar, min={**zero_bar, "av": 0, "t": 0, "n": 0},
+                        lastTrade={"c": None, "i": "", "p": 0, "s": 0, "t": 0, "x": 0},
+                        lastQuote={"P": 0, "S": 0, "p": 0, "s": 0, "t": 0},
+                        todaysChange=0, todaysChangePerc=0)
+        return snapshot
+
+    if weekend or local >= close_at:
+        fraction, at = 1.0, close_at
+    elif local < cleared_at:
+        # Before the clear, the snapshot still shows the previous session, closed.
+        return derive_snapshot(symbol, bars, datetime.combine(
+            session_day - timedelta(days=1), datetime.min.time(), NEW_YORK).replace(hour=17))
+    else:
+        fraction = (local - open_at) / (close_at - open_at)
+        at = local
+    first, second = (bar.high, bar.low) if bar.close < bar.open else (bar.low, bar.high)
+    path = [(0.0, bar.open), (1 / 3, first), (2 / 3, second), (1.0, bar.close)]
+    seen = [p for t, p in path if t <= fraction]
+    for (t0, p0), (t1, p1) in zip(path, path[1:]):
+        if t0 <= fraction <= t1:
+            price = round(p0 + (p1 - p0) * (fraction - t0) / (t1 - t0), 2)
+            break
+    seen.append(price)
+    minute_start = at.replace(second=0, microsecond=0)
+    volume = int(bar.volume * fraction)
+    snapshot.update(
+        day={"o": bar.open, "h": max(seen), "l": min(seen), "c": price, "v": volume, "vw": round(sum(seen) / len(seen), 4)},
+        min={"av": volume, "o": price, "h": price, "l": price, "c": price, "v": 100, "vw": price,
+             "t": int(minute_start.timestamp() * 1000), "n": 1},
+        lastTrade={"c": [14, 41], "i": "1", "p": price, "s": 100, "t": int(at.timestamp() * 1e9), "x": 4},
+        lastQuote={"P": round(price + 0.01, 2), "S": 1, "p": round(price - 0.01, 2), "s": 1,
+                   "t": int(at.timestamp() * 1e9)},
+        todaysChange=round(price - prev.close, 4),
+        todaysChangePerc=round((price - prev.close) / prev.close * 100, 4),
+    )
+    return snapshot
+
+
+class FakePolygon:
+    """The server's state: data, faults and call counts. Thread-safe."""
+
+    def __init__(self, bars: dict[str, list[DailyBar]] | None = None, api_key: str | None = None,
+                 clock=lambda: datetime.now(timezone.utc), page_size: int = 5000):
+        self.bars = {k.upper(): sorted(v, key=lambda b: b.day) for k, v in (bars or {}).items()}
+        self.snapshots: dict[str, dict] = {}
+        self.api_key = api_key
+        self.clock = clock
+        self.page_size = page_size
+        self._lock = threading.Lock()
+        self._faults: dict[str, dict] = {}
+        self.calls: dict[str, int] = {}
+        self.delay_s = 0.0
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ----- steering
+
+    def set_snapshot(self, symbol: str, ticker: dict) -> None:
+        with self._lock:
+            self.snapshots[symbol.upper()] = ticker
+
+    def set_fault(self, symbol: str | None = None, status: int | None = None, delay_s: float = 0.0,
+                  garbage: bool = False, times: int | None = None, retry_after: int | None = None) -> None:
+        """Misbehave for ``symbol`` (or every symbol with None) for the next ``times`` calls."""
+        with self._lock:
+            self._faults[(symbol or "*").upper()] = {
+                "status": status, "delay_s": delay_s, "garbage": garbage, "times": times, "retry_after": retry_after}
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self.calls.clear()
+            self.snapshots.clear()
+            self.delay_s = 0.0
+
+    def count(self, symbol: str | None = None, kind: str = "snapshot") -> int:
+        with self._lock:
+            if symbol is None:
+                return sum(v for k, v in self.calls.items() if k.startswith(kind + ":"))
+            return self.calls.get(f"{kind}:{symbol.upper()}", 0)
+
+    def _take_fault(self, symbol: str) -> dict | None:
+        with self._lock:
+            for key in (symbol, "*"):
+                fault = self._faults.get(key)
+                if fault is None:
+                    continue
+                if fault["times"] is not None:
+                    fault["times"] -= 1
+                    if fault["times"] < 0:
+                        del self._faults[key]
+                        continue
+                return fault
+            return None
+
+    # ----- serving
+
+    def start(self, port: int = 0, host: str = "127.0.0.1") -> "FakePolygon":
+        handler = type("Handler", (_Handler,), {"fake": self})
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-polygon", daemon=True)
+        self._thread.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def handle(self, path: str, query: dict[str, str], headers) -> tuple[int, dict[str, str], bytes]:
+        if path.startswith("/_fake/"):
+            return self._control(path, query)
+        if path.startswith(SNAPSHOT_PREFIX):
+            kind, symbol = "snapshot", path[len(SNAPSHOT_PREFIX):].upper()
+        elif path.startswith(AGGS_PREFIX):
+            kind, symbol = "aggs", path[len(AGGS_PREFIX):].split("/")[0].upper()
+        else:
+            return _json(404, {"status": "NOT_FOUND", "request_id": uuid.uuid4().hex, "message": "Not found"})
+        with self._lock:
+            self.calls[f"{kind}:{symbol}"] = self.calls.get(f"{kind}:{symbol}", 0) + 1
+        if self.api_key is not None:
+            auth = headers.get("Authorization", "")
+            given = auth[len("Bearer "):] if auth.startswith("Bearer ") else query.get("apiKey", "")
+            if given != self.api_key:
+                return _json(401, _error_body(401))
+        delay = self.delay_s
+        fault = self._take_fault(symbol)
+        if fault is not None:
+            delay += fault["delay_s"]
+        if delay:
+            time.sleep(delay)
+        if fault is not None:
+            if fault["garbage"]:
+                return 200, {"Content-Type": "application/json"}, b'{"status": "OK", "ticker": {"lastTr'
+            if fault["status"]:
+                extra = {"Retry-After": str(fault["retry_after"])} if fault["retry_after"] is not None else {}
+                status, head, body = _json(fault["status"], _error_body(fault["status"]))
+                return status, {**head, **extra}, body
+        if kind == "snapshot":
+            return self._snapshot(symbol)
+        return self._aggs(path, query, symbol)
+
+    def _snapshot(self, symbol: str):
+        with self._lock:
+            ticker = self.snapshots.get(symbol)
+        if ticker is None:
+            bars = self.bars.get(symbol)
+            if not bars or len(bars) < 2:
+                return _json(404, _error_body(404))
+            ticker = derive_snapshot(symbol, bars, self.clock())
+        return _json(200, {"status": "OK", "request_id": uuid.uuid4().hex, "ticker": ticker})
+
+    def _aggs(self, path: str, query: dict[str, str], symbol: str):
+        parts = path[len(AGGS_PREFIX):].split("/")
+        # {T}/range/{mult}/{span}/{from}/{to}
+        if len(parts) != 6 or parts[1] != "range" or parts[2] != "1" or parts[3] != "day":
+            return _json(400, {"status": "ERROR", "request_id": uuid.uuid4().hex,
+                               "error": "this fake serves only range/1/day"})
+        try:
+            start, end = _as_date(parts[4]), _as_date(parts[5])
+        except ValueError:
+            return _json(400, {"status": "ERROR", "request_id": uuid.uuid4().hex, "error": "Could not parse dates"})
+        limit = min(int(query.get("limit", 5000)), 50000, self.page_size)
+        offset = int(query.get("cursor", 0))
+        rows = [b for b in self.bars.get(symbol, []) if start <= b.day <= end]
+        if query.get("sort") == "desc":
+            rows.reverse()
+        page = rows[offset:offset + limit]
+        body = {
+            "ticker": symbol, "queryCount": len(page), "resultsCount": len(page),
+            "adjusted": query.get("adjusted", "true") != "false", "status": "OK",
+            "request_id": uuid.uuid4().hex,
+        }
+        if page:
+            body["results"] = [
+                {"v": b.volume, "vw": round((b.high + b.low + b.close) / 3, 4), "o": b.open, "c": b.close,
+                 "h": b.high, "l": b.low, "t": int(datetime.combine(b.day, datetime.min.time(), NEW_YORK).timestamp() * 1000),
+                 "n": max(1, b.volume // 100)}
+                for b in page
+            ]
+        if offset + limit < len(rows):
+            params = {k: v for k, v in query.items() if k not in ("cursor", "apiKey")}
+            params["cursor"] = str(offset + limit)
+            body["next_url"] = f"{self.url}{path}?{urlencode(params)}"
+        return _json(200, body)
+
+    def _control(self, path: str, query: dict[str, str]):
+        if path == "/_fake/calls":
+            with self._lock:
+                return _json(200, {"calls": dict(self.calls)})
+        if path == "/_fake/reset":
+            self.reset()
+            return _json(200, {"ok": True})
+        if path == "/_fake/fault":
+            status = int(query["status"]) if query.get("status") else None
+            times = int(query["times"]) if query.get("times") else None
+            self.set_fault(query.get("symbol"), status=status, delay_s=float(query.get("delay_s", 0)),
+                           garbage=query.get("garbage") == "1", times=times)
+            return _json(200, {"ok": True})
+        if path == "/_fake/delay":
+            self.delay_s = float(query.get("s", 0))
+            return _json(200, {"ok": True})
+        return _json(404, {"error": "unknown control"})
+
+
+def _as_date(text: str) -> date:
+    if text.isdigit():
+        return datetime.fromtimestamp(int(text) / 1000, NEW_YORK).date()
+    return date.fromisoformat(text)
+
+
+def _json(status: int, body: dict) -> tuple[int, dict[str, str], bytes]:
+    return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakePolygon
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):  # noqa: N802 - the stdlib's name
+        url = urlparse(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        status, headers, body = self.fake.handle(url.path, query, self.headers)
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET
+
+    def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
+        pass
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Serve a fake Polygon API on loopback.")
+    parser.add_argument("--port", type=int, default=8790)
+    parser.add_argument("--api-key", default=None, help="require this key (default: accept any)")
+    args = parser.parse_args(argv)
+    from devtools.sample_data import sample_bars
+
+    fake = FakePolygon(sample_bars(), api_key=args.api_key).start(args.port)
+    print(f"fake Polygon serving {', '.join(sorted(fake.bars))} at {fake.url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Quote service: the latest price of a symbol, on demand."""
+
+from chalice import Chalice
+
+from shared.errors import bad_request
+from shared.runtime import Runtime
+from shared.symbols import parse_symbol, parse_symbol_list
+from shared.web import api_view, json_response, query_params
+
+app = Chalice(app_name="market-quote")
+runtime = Runtime()
+
+MAX_SYMBOLS = 50
+
+
+@app.route("/api/quote", methods=["GET"], cors=True)
+@api_view
+def get_quote():
+    params = query_params(app)
+    quotes = runtime.quotes
+    if "symbols" in params:
+        if "symbol" in params:
+            raise bad_request("conflicting_parameters", "give either 'symbol' or 'symbols', not both")
+        symbols = parse_symbol_list(params.get("symbols"), MAX_SYMBOLS)
+        results, errors = quotes.get_many(symbols)
+        body = {
+            "results": [quotes.decorate(results[s]) for s in symbols if s in results],
+            "errors": [{"symbol": s, **errors[s].to_body()["error"]} for s in symbols if s in errors],
+        }
+        max_age = min((quotes.max_age_s(r) for r in results.values()), default=0)
+        return json_response(body, headers={"Cache-Control": f"max-age={max_age}"})
+    symbol = parse_symbol(params.get("symbol"))
+    result = quotes.get(symbol)
+    return json_response(quotes.decorate(result), headers={"Cache-Control": f"max-age={quotes.max_age_s(result)}"})

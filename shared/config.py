@@ -1,0 +1,131 @@
+"""Every setting of every service, read from environment variables.
+
+This is the only module that reads ``os.environ``. Each setting has a documented
+name and a default that works with ``make run``; the README lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from datetime import date
+from typing import Mapping
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+def _text(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip()
+    return value or default
+
+
+def _number(env: Mapping[str, str], name: str, default: float, kind=float, minimum=0):
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {raw!r}")
+    return value
+
+
+def _date(env: Mapping[str, str], name: str) -> date | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an ISO date (YYYY-MM-DD), got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- upstream market data (Polygon, now Massive) ---
+    polygon_base_url: str = "https://api.massive.com"
+    polygon_api_key: str = ""
+    polygon_connect_timeout_s: float = 1.0
+    polygon_read_timeout_s: float = 3.0
+    # Attempts after the first, for timeouts and 5xx; each one is charged to the budget.
+    polygon_retries: int = 1
+    polygon_max_calls_per_min: int = 5
+    # 15 for plans that only get delayed snapshots (Starter, Developer); 0 for real time.
+    polygon_delay_min: int = 0
+
+    # --- Redis cache ---
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_timeout_s: float = 0.25
+    quote_ttl_s: float = 60.0
+    quote_stale_max_s: float = 86400.0
+    quote_not_found_ttl_s: float = 300.0
+    quote_wait_s: float = 4.0
+
+    # --- historical bars ---
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/test"
+    database_timeout_s: float = 5.0
+    recent_years: int = 5
+    # The date the recent window is counted back from; unset means today.
+    recent_as_of: date | None = None
+    lake_uri: str = "file:///tmp/market-lake"
+    s3_endpoint_url: str = ""
+    aws_region: str = "us-east-1"
+
+    # --- alerts ---
+    alerts_table: str = "market-alerts"
+    alerts_topic_arn: str = ""
+    auth_secret: str = ""
+    auth_issuer: str = "market-data"
+    alerts_max_rules_per_user: int = 100
+    alerts_max_condition_len: int = 200
+    alerts_local_interval_s: float = 60.0
+    # Run the check whatever the clock says (for demos on weekends and at night).
+    alerts_ignore_market_hours: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        d = cls()
+        return cls(
+            polygon_base_url=_text(env, "POLYGON_BASE_URL", d.polygon_base_url).rstrip("/"),
+            polygon_api_key=_text(env, "POLYGON_API_KEY", ""),
+            polygon_connect_timeout_s=_number(env, "POLYGON_CONNECT_TIMEOUT_S", d.polygon_connect_timeout_s),
+            polygon_read_timeout_s=_number(env, "POLYGON_READ_TIMEOUT_S", d.polygon_read_timeout_s),
+            polygon_retries=_number(env, "POLYGON_RETRIES", d.polygon_retries, int),
+            polygon_max_calls_per_min=_number(env, "POLYGON_MAX_CALLS_PER_MIN", d.polygon_max_calls_per_min, int, 1),
+            polygon_delay_min=_number(env, "POLYGON_DELAY_MIN", d.polygon_delay_min, int),
+            redis_url=_text(env, "REDIS_URL", d.redis_url),
+            redis_timeout_s=_number(env, "REDIS_TIMEOUT_S", d.redis_timeout_s),
+            quote_ttl_s=_number(env, "QUOTE_TTL_S", d.quote_ttl_s, float, 1),
+            quote_stale_max_s=_number(env, "QUOTE_STALE_MAX_S", d.quote_stale_max_s),
+            quote_not_found_ttl_s=_number(env, "QUOTE_NOT_FOUND_TTL_S", d.quote_not_found_ttl_s, float, 1),
+            quote_wait_s=_number(env, "QUOTE_WAIT_S", d.quote_wait_s),
+            database_url=_text(env, "DATABASE_URL", d.database_url),
+            database_timeout_s=_number(env, "DATABASE_TIMEOUT_S", d.database_timeout_s),
+            recent_years=_number(env, "RECENT_YEARS", d.recent_years, int, 1),
+            recent_as_of=_date(env, "RECENT_AS_OF"),
+            lake_uri=_text(env, "LAKE_URI", d.lake_uri),
+            s3_endpoint_url=_text(env, "S3_ENDPOINT_URL", ""),
+            aws_region=_text(env, "AWS_REGION", _text(env, "AWS_DEFAULT_REGION", d.aws_region)),
+            alerts_table=_text(env, "ALERTS_TABLE", d.alerts_table),
+            alerts_topic_arn=_text(env, "ALERTS_TOPIC_ARN", ""),
+            auth_secret=_text(env, "AUTH_SECRET", ""),
+            auth_issuer=_text(env, "AUTH_ISSUER", d.auth_issuer),
+            alerts_max_rules_per_user=_number(env, "ALERTS_MAX_RULES_PER_USER", d.alerts_max_rules_per_user, int, 1),
+            alerts_max_condition_len=_number(env, "ALERTS_MAX_CONDITION_LEN", d.alerts_max_condition_len, int, 1),
+            alerts_local_interval_s=_number(env, "ALERTS_LOCAL_INTERVAL_S", d.alerts_local_interval_s, float, 1),
+            alerts_ignore_market_hours=_text(env, "ALERTS_IGNORE_MARKET_HOURS", "0").lower() in ("1", "true", "yes"),
+        )
+
+    def redacted(self) -> dict:
+        """The settings as a dict that is safe to log."""
+        secret = {"polygon_api_key", "auth_secret"}
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = ("***" if value else "") if f.name in secret else value
+        return out

@@ -1,0 +1,197 @@
+"""Polygon (now Massive) REST access through the official ``massive`` client.
+
+The client is built with ``retries=0``: urllib3's own retries obey ``Retry-After``
+without a cap and are invisible to our call budget, so retrying happens here,
+with every attempt charged to the budget and the whole call held to a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import date
+from typing import Callable, Protocol
+
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+)
+
+from shared.config import Settings
+
+log = logging.getLogger(__name__)
+
+# Kinds of upstream failure; the quote service maps each to an answer.
+NOT_FOUND = "not_found"
+RATE_LIMITED = "rate_limited"
+UNAVAILABLE = "unavailable"
+AUTH = "auth"
+NOT_ENTITLED = "not_entitled"
+BAD_RESPONSE = "bad_response"
+
+_RETRYABLE = {UNAVAILABLE, BAD_RESPONSE}
+
+
+class UpstreamError(Exception):
+    def __init__(self, kind: str, message: str, retry_after_s: float | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.retry_after_s = retry_after_s
+
+
+class BudgetExceeded(Exception):
+    """The shared per-minute allowance of upstream calls is spent."""
+
+    def __init__(self, retry_after_s: float):
+        super().__init__(f"upstream call budget spent; a call frees up in {retry_after_s:.1f}s")
+        self.retry_after_s = retry_after_s
+
+
+class Budget(Protocol):
+    def acquire(self) -> None:
+        """Take one call from the allowance or raise ``BudgetExceeded``."""
+
+
+def make_client(settings: Settings):
+    from massive import RESTClient
+
+    # Without a key the fake server still needs a bearer token; it is never a real one.
+    return RESTClient(
+        api_key=settings.polygon_api_key or "local-dev-key",
+        base=settings.polygon_base_url,
+        connect_timeout=settings.polygon_connect_timeout_s,
+        read_timeout=settings.polygon_read_timeout_s,
+        retries=0,
+        maxsize=16,
+        pagination=False,
+    )
+
+
+def deadline_s(settings: Settings) -> float:
+    """The longest one upstream call (with its retries) can take."""
+    per_attempt = settings.polygon_connect_timeout_s + settings.polygon_read_timeout_s
+    return (settings.polygon_retries + 1) * per_attempt + 0.5 * settings.polygon_retries
+
+
+def _classify_body(body: str) -> UpstreamError:
+    """``BadResponse`` carries only the body: the status is in Polygon's JSON."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return UpstreamError(BAD_RESPONSE, f"upstream answered with a non-JSON error: {body[:120]!r}")
+    if not isinstance(payload, dict):
+        return UpstreamError(BAD_RESPONSE, "upstream answered with an unexpected error body")
+    status = str(payload.get("status", "")).upper()
+    text = str(payload.get("message") or payload.get("error") or "")
+    if status == "NOT_FOUND":
+        return UpstreamError(NOT_FOUND, text or "not found")
+    if status == "NOT_AUTHORIZED":
+        return UpstreamError(NOT_ENTITLED, text or "the plan is not entitled to this data")
+    if "api key" in text.lower():
+        return UpstreamError(AUTH, text)
+    if "exceeded the maximum requests" in text.lower():
+        return UpstreamError(RATE_LIMITED, text)
+    return UpstreamError(BAD_RESPONSE, text or f"upstream error status {status or 'unknown'}")
+
+
+def translate(exc: BaseException) -> UpstreamError:
+    """Map what the massive client and urllib3 raise to one ``UpstreamError``."""
+    from massive.exceptions import BadResponse
+    from urllib3.exceptions import HTTPError, MaxRetryError
+
+    if isinstance(exc, UpstreamError):
+        return exc
+    if isinstance(exc, BadResponse):
+        return _classify_body(str(exc))
+    if isinstance(exc, MaxRetryError):
+        reason = str(exc.reason)
+        if "429" in reason:
+            return UpstreamError(RATE_LIMITED, "upstream rate limit reached (429)")
+        return UpstreamError(UNAVAILABLE, f"upstream unavailable: {reason}")
+    if isinstance(exc, (HTTPError, OSError)):
+        return UpstreamError(UNAVAILABLE, f"upstream unavailable: {exc}")
+    if isinstance(exc, ValueError):
+        return UpstreamError(BAD_RESPONSE, f"upstream answered with a malformed body: {exc}")
+    raise exc
+
+
+def call(fn: Callable[[], object], budget: Budget, settings: Settings):
+    """Run one upstream request with bounded retries, each attempt charged to ``budget``."""
+
+    def attempt():
+        budget.acquire()
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - translate() re-raises what it does not know
+            raise translate(exc) from exc
+
+    retrying = Retrying(
+        stop=stop_after_attempt(settings.polygon_retries + 1) | stop_after_delay(deadline_s(settings)),
+        wait=wait_exponential(multiplier=0.1, max=0.5),
+        retry=retry_if_exception(lambda e: isinstance(e, UpstreamError) and e.kind in _RETRYABLE),
+        reraise=True,
+    )
+    return retrying(attempt)
+
+
+def _decode(resp) -> dict:
+    try:
+        payload = json.loads(resp.data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UpstreamError(BAD_RESPONSE, f"upstream answered with a malformed body: {exc}") from None
+    if not isinstance(payload, dict):
+        raise UpstreamError(BAD_RESPONSE, "upstream answered with a body that is not an object")
+    return payload
+
+
+@dataclass
+class PolygonGateway:
+    """The two endpoints this project uses, parsed from the raw responses.
+
+    ``raw=True`` because the client's own decoding turns a malformed body into an
+    empty result without a word, which would look like "no data".
+    """
+
+    client: object
+
+    def snapshot(self, symbol: str) -> dict:
+        resp = self.client.get_snapshot_ticker("stocks", symbol, raw=True)
+        payload = _decode(resp)
+        ticker = payload.get("ticker")
+        if not isinstance(ticker, dict):
+            if str(payload.get("status", "")).upper() == "NOT_FOUND":
+                raise UpstreamError(NOT_FOUND, "ticker not found")
+            raise UpstreamError(BAD_RESPONSE, "upstream snapshot has no 'ticker' object")
+        return ticker
+
+    def daily_bars_page(self, symbol: str, start: date, end: date, next_url: str | None = None):
+        """One page of adjusted daily bars and the ``next_url`` of the next page, if any.
+
+        One page per call so that each request can be retried and budgeted on its own.
+        """
+        from urllib.parse import urlparse
+
+        if next_url is None:
+            resp = self.client.list_aggs(
+                symbol, 1, "day", start.isoformat(), end.isoformat(),
+                adjusted=True, sort="asc", limit=50000, raw=True,
+            )
+        else:
+            parsed = urlparse(next_url)
+            # The client follows next_url only inside its own iterator, which turns a
+            # malformed page into a silent end of data; this is the same request.
+            path = parsed.path + ("?" + parsed.query if parsed.query else "")
+            resp = self.client._get(path=path, raw=True)
+        payload = _decode(resp)
+        status = str(payload.get("status", "")).upper()
+        if status not in ("OK", "DELAYED"):
+            raise _classify_body(json.dumps(payload))
+        results = payload.get("results") or []
+        if not isinstance(results, list):
+            raise UpstreamError(BAD_RESPONSE, "upstream aggregates 'results' is not a list")
+        return results, payload.get("next_url") or None

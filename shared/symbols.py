@@ -1,0 +1,41 @@
+"""Ticker symbols as users type them and as Polygon spells them."""
+
+from __future__ import annotations
+
+import re
+
+from shared.errors import bad_request
+
+# Class shares use a dot (BRK.B, BF.B); a few tickers carry digits.
+_SYMBOL = re.compile(r"^[A-Z][A-Z0-9]{0,5}(\.[A-Z0-9]{1,3})?$")
+
+
+def parse_symbol(raw: str | None, name: str = "symbol") -> str:
+    if raw is None or not raw.strip():
+        raise bad_request("missing_symbol", f"query parameter '{name}' is required, e.g. {name}=AAPL")
+    symbol = raw.strip().upper()
+    if not _SYMBOL.match(symbol):
+        raise bad_request(
+            "invalid_symbol",
+            f"{raw.strip()!r} is not a ticker symbol: expected 1-6 letters or digits, "
+            "optionally a class suffix such as BRK.B",
+        )
+    return symbol
+
+
+def parse_symbol_list(raw: str | None, limit: int) -> list[str]:
+    """A comma-separated list, de-duplicated in the order given."""
+    if raw is None or not raw.strip():
+        raise bad_request("missing_symbol", "query parameter 'symbols' is required, e.g. symbols=AAPL,MSFT")
+    symbols: list[str] = []
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        symbol = parse_symbol(part, "symbols")
+        if symbol not in symbols:
+            symbols.append(symbol)
+    if not symbols:
+        raise bad_request("missing_symbol", "query parameter 'symbols' names no symbol")
+    if len(symbols) > limit:
+        raise bad_request("too_many_symbols", f"at most {limit} symbols per request, got {len(symbols)}")
+    return symbols
