@@ -1,0 +1,141 @@
+"""Build a service's Lambda zip with ``chalice package`` and check what is in it.
+
+Chalice prints "Could not install dependencies" and still exits 0 when a wheel
+is missing, and silently leaves out a symlink anywhere but ``vendor/``: either
+would deploy a Lambda that fails on its first import. This catches both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parent.parent
+LAMBDA_RUNTIME_PROVIDES = {"boto3", "botocore", "s3transfer", "jmespath"}
+LAMBDA_LIMIT_UNZIPPED = 250 * 1024 * 1024
+DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024
+
+
+@dataclass
+class PackageReport:
+    service: str
+    zip_path: Path
+    template_path: Path
+    zipped_bytes: int
+    unzipped_bytes: int
+    problems: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        mb = 1024 * 1024
+        return (f"{self.service}: {self.zipped_bytes / mb:.1f} MB zipped, {self.unzipped_bytes / mb:.1f} MB unzipped"
+                + ("" if not self.problems else " -- " + "; ".join(self.problems)))
+
+
+def runtime_requirements(service: str, root: Path = ROOT) -> list[Requirement]:
+    lines = (root / service / "requirements.txt").read_text().splitlines()
+    return [Requirement(line.split("#")[0].strip()) for line in lines if line.split("#")[0].strip()]
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def transitive_distributions(requirements: list[Requirement]) -> set[str]:
+    """Every distribution the requirements pull in, as installed in this environment."""
+    seen: set[str] = set()
+    todo = list(requirements)
+    while todo:
+        req = todo.pop()
+        name = _normal(req.name)
+        if name in seen or (req.marker is not None and not req.marker.evaluate({"extra": ""})):
+            continue
+        seen.add(name)
+        try:
+            deps = metadata.requires(req.name) or []
+        except metadata.PackageNotFoundError:
+            continue  # reported by check(): its modules cannot be found either
+        todo.extend(Requirement(dep) for dep in deps)
+    return seen - LAMBDA_RUNTIME_PROVIDES
+
+
+def top_level_modules(distribution: str) -> set[str]:
+    modules = set()
+    for module, dists in metadata.packages_distributions().items():
+        if distribution in {_normal(d) for d in dists} and not module.startswith("_"):
+            modules.add(module)
+    return modules
+
+
+def build(service: str, out_dir: Path, stage: str = "dev", root: Path = ROOT) -> tuple[Path, str]:
+    """Run ``chalice package`` on a fresh copy of the service, as a clean clone would."""
+    work = Path(tempfile.mkdtemp(prefix=f"pkg-{service}-"))
+    try:
+        ignore = shutil.ignore_patterns("__pycache__", "deployments", "venv", "*.pyc")
+        shutil.copytree(root / service, work / service, symlinks=True, ignore=ignore)
+        shutil.copytree(root / "shared", work / "shared", ignore=ignore)
+        env = {"AWS_DEFAULT_REGION": "us-east-1", "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"}
+        proc = subprocess.run(
+            [str(Path(sys.executable).parent / "chalice"), "package", "--stage", stage, str(out_dir)],
+            cwd=work / service, capture_output=True, text=True, env=env, timeout=900,
+        )
+        output = proc.stdout + proc.stderr
+        if proc.returncode != 0:
+            raise RuntimeError(f"chalice package failed for {service}:\n{output}")
+        return out_dir / "deployment.zip", output
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def check(service: str, out_dir: Path, stage: str = "dev", root: Path = ROOT) -> PackageReport:
+    zip_path, output = build(service, out_dir, stage, root)
+    problems = []
+    if "Could not install dependencies" in output:
+        missing = output.split("Could not install dependencies:", 1)[1].split("You will have to", 1)[0]
+        problems.append("chalice could not install dependencies: " + " ".join(missing.split()))
+    with zipfile.ZipFile(zip_path) as zf:
+        names = zf.namelist()
+        unzipped = sum(info.file_size for info in zf.infolist())
+    tops = {name.split("/")[0] for name in names}
+    if "shared/__init__.py" not in names:
+        problems.append("shared/ is missing from the zip (the vendor/shared symlink was not followed)")
+    for dist in sorted(transitive_distributions(runtime_requirements(service, root))):
+        modules = top_level_modules(dist)
+        if not modules:
+            problems.append(f"{dist} is not installed here, so its presence cannot be checked")
+        elif not modules & tops:
+            problems.append(f"runtime dependency {dist} ({', '.join(sorted(modules))}) is missing from the zip")
+    for provided in sorted(LAMBDA_RUNTIME_PROVIDES & tops):
+        problems.append(f"{provided} is in the zip although the Lambda runtime provides it")
+    if unzipped > LAMBDA_LIMIT_UNZIPPED:
+        problems.append(f"unzipped size {unzipped / 2**20:.0f} MB is over Lambda's 250 MB")
+    return PackageReport(service, zip_path, out_dir / "sam.json", zip_path.stat().st_size, unzipped, problems)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Package services and check their zips.")
+    parser.add_argument("services", nargs="+")
+    parser.add_argument("--out", default=str(ROOT / "build"))
+    parser.add_argument("--stage", default="dev")
+    args = parser.parse_args(argv)
+    failed = False
+    for service in args.services:
+        out = Path(args.out) / service
+        shutil.rmtree(out, ignore_errors=True)
+        report = check(service, out, args.stage)
+        print(report.summary())
+        failed |= bool(report.problems)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
