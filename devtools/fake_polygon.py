@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlparse
 from zoneinfo import ZoneInfo
@@ -44,14 +44,20 @@ def _error_body(status: int) -> dict:
     if status == 401:
         return {"status": "ERROR", "request_id": rid, "error": "Unknown API Key"}
     if status == 403:
-        return {"status": "NOT_AUTHORIZED", "request_id": rid,
-                "message": "You are not entitled to this data. Please upgrade your plan at https://massive.com/pricing"}
+        return {
+            "status": "NOT_AUTHORIZED",
+            "request_id": rid,
+            "message": "You are not entitled to this data. Please upgrade your plan at https://massive.com/pricing",
+        }
     if status == 404:
         return {"status": "NOT_FOUND", "request_id": rid, "message": "Ticker not found."}
     if status == 429:
-        return {"status": "ERROR", "request_id": rid,
-                "error": "You've exceeded the maximum requests per minute, please wait or upgrade your "
-                         "subscription to continue. https://massive.com/pricing"}
+        return {
+            "status": "ERROR",
+            "request_id": rid,
+            "error": "You've exceeded the maximum requests per minute, please wait or upgrade your "
+            "subscription to continue. https://massive.com/pricing",
+        }
     return {"status": "ERROR", "request_id": rid, "error": "Internal server error"}
 
 
@@ -78,31 +84,44 @@ def derive_snapshot(symbol: str, bars: list[DailyBar], now: datetime) -> dict:
     cleared_at = open_at.replace(hour=3, minute=30)
     weekend = local.date() != session_day
     now_ns = int(now.timestamp() * 1e9)
-    prev_day = {"o": prev.open, "h": prev.high, "l": prev.low, "c": prev.close, "v": prev.volume,
-                "vw": round((prev.high + prev.low + prev.close) / 3, 4)}
+    prev_day = {
+        "o": prev.open,
+        "h": prev.high,
+        "l": prev.low,
+        "c": prev.close,
+        "v": prev.volume,
+        "vw": round((prev.high + prev.low + prev.close) / 3, 4),
+    }
     snapshot = {"ticker": symbol, "updated": now_ns, "prevDay": prev_day, "fmv": 0}
 
     if not weekend and cleared_at <= local < open_at:
         zero_bar = {"o": 0, "h": 0, "l": 0, "c": 0, "v": 0, "vw": 0}
-        snapshot.update(day=zero_bar, min={**zero_bar, "av": 0, "t": 0, "n": 0},
-                        lastTrade={"c": None, "i": "", "p": 0, "s": 0, "t": 0, "x": 0},
-                        lastQuote={"P": 0, "S": 0, "p": 0, "s": 0, "t": 0},
-                        todaysChange=0, todaysChangePerc=0)
+        snapshot.update(
+            day=zero_bar,
+            min={**zero_bar, "av": 0, "t": 0, "n": 0},
+            lastTrade={"c": None, "i": "", "p": 0, "s": 0, "t": 0, "x": 0},
+            lastQuote={"P": 0, "S": 0, "p": 0, "s": 0, "t": 0},
+            todaysChange=0,
+            todaysChangePerc=0,
+        )
         return snapshot
 
     if weekend or local >= close_at:
         fraction, at = 1.0, close_at
     elif local < cleared_at:
         # Before the clear, the snapshot still shows the previous session, closed.
-        return derive_snapshot(symbol, bars, datetime.combine(
-            session_day - timedelta(days=1), datetime.min.time(), NEW_YORK).replace(hour=17))
+        return derive_snapshot(
+            symbol,
+            bars,
+            datetime.combine(session_day - timedelta(days=1), datetime.min.time(), NEW_YORK).replace(hour=17),
+        )
     else:
         fraction = (local - open_at) / (close_at - open_at)
         at = local
     first, second = (bar.high, bar.low) if bar.close < bar.open else (bar.low, bar.high)
     path = [(0.0, bar.open), (1 / 3, first), (2 / 3, second), (1.0, bar.close)]
     seen = [p for t, p in path if t <= fraction]
-    for (t0, p0), (t1, p1) in zip(path, path[1:]):
+    for (t0, p0), (t1, p1) in zip(path, path[1:], strict=False):
         if t0 <= fraction <= t1:
             price = round(p0 + (p1 - p0) * (fraction - t0) / (t1 - t0), 2)
             break
@@ -110,12 +129,33 @@ def derive_snapshot(symbol: str, bars: list[DailyBar], now: datetime) -> dict:
     minute_start = at.replace(second=0, microsecond=0)
     volume = int(bar.volume * fraction)
     snapshot.update(
-        day={"o": bar.open, "h": max(seen), "l": min(seen), "c": price, "v": volume, "vw": round(sum(seen) / len(seen), 4)},
-        min={"av": volume, "o": price, "h": price, "l": price, "c": price, "v": 100, "vw": price,
-             "t": int(minute_start.timestamp() * 1000), "n": 1},
+        day={
+            "o": bar.open,
+            "h": max(seen),
+            "l": min(seen),
+            "c": price,
+            "v": volume,
+            "vw": round(sum(seen) / len(seen), 4),
+        },
+        min={
+            "av": volume,
+            "o": price,
+            "h": price,
+            "l": price,
+            "c": price,
+            "v": 100,
+            "vw": price,
+            "t": int(minute_start.timestamp() * 1000),
+            "n": 1,
+        },
         lastTrade={"c": [14, 41], "i": "1", "p": price, "s": 100, "t": int(at.timestamp() * 1e9), "x": 4},
-        lastQuote={"P": round(price + 0.01, 2), "S": 1, "p": round(price - 0.01, 2), "s": 1,
-                   "t": int(at.timestamp() * 1e9)},
+        lastQuote={
+            "P": round(price + 0.01, 2),
+            "S": 1,
+            "p": round(price - 0.01, 2),
+            "s": 1,
+            "t": int(at.timestamp() * 1e9),
+        },
         todaysChange=round(price - prev.close, 4),
         todaysChangePerc=round((price - prev.close) / prev.close * 100, 4),
     )
@@ -125,8 +165,13 @@ def derive_snapshot(symbol: str, bars: list[DailyBar], now: datetime) -> dict:
 class FakePolygon:
     """The server's state: data, faults and call counts. Thread-safe."""
 
-    def __init__(self, bars: dict[str, list[DailyBar]] | None = None, api_key: str | None = None,
-                 clock=lambda: datetime.now(timezone.utc), page_size: int = 5000):
+    def __init__(
+        self,
+        bars: dict[str, list[DailyBar]] | None = None,
+        api_key: str | None = None,
+        clock=lambda: datetime.now(UTC),
+        page_size: int = 5000,
+    ):
         self.bars = {k.upper(): sorted(v, key=lambda b: b.day) for k, v in (bars or {}).items()}
         self.snapshots: dict[str, dict] = {}
         self.api_key = api_key
@@ -145,12 +190,24 @@ class FakePolygon:
         with self._lock:
             self.snapshots[symbol.upper()] = ticker
 
-    def set_fault(self, symbol: str | None = None, status: int | None = None, delay_s: float = 0.0,
-                  garbage: bool = False, times: int | None = None, retry_after: int | None = None) -> None:
+    def set_fault(
+        self,
+        symbol: str | None = None,
+        status: int | None = None,
+        delay_s: float = 0.0,
+        garbage: bool = False,
+        times: int | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         """Misbehave for ``symbol`` (or every symbol with None) for the next ``times`` calls."""
         with self._lock:
             self._faults[(symbol or "*").upper()] = {
-                "status": status, "delay_s": delay_s, "garbage": garbage, "times": times, "retry_after": retry_after}
+                "status": status,
+                "delay_s": delay_s,
+                "garbage": garbage,
+                "times": times,
+                "retry_after": retry_after,
+            }
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -185,7 +242,7 @@ class FakePolygon:
 
     # ----- serving
 
-    def start(self, port: int = 0, host: str = "127.0.0.1") -> "FakePolygon":
+    def start(self, port: int = 0, host: str = "127.0.0.1") -> FakePolygon:
         handler = type("Handler", (_Handler,), {"fake": self})
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
@@ -208,16 +265,16 @@ class FakePolygon:
         if path.startswith("/_fake/"):
             return self._control(path, query)
         if path.startswith(SNAPSHOT_PREFIX):
-            kind, symbol = "snapshot", path[len(SNAPSHOT_PREFIX):].upper()
+            kind, symbol = "snapshot", path[len(SNAPSHOT_PREFIX) :].upper()
         elif path.startswith(AGGS_PREFIX):
-            kind, symbol = "aggs", path[len(AGGS_PREFIX):].split("/")[0].upper()
+            kind, symbol = "aggs", path[len(AGGS_PREFIX) :].split("/")[0].upper()
         else:
             return _json(404, {"status": "NOT_FOUND", "request_id": uuid.uuid4().hex, "message": "Not found"})
         with self._lock:
             self.calls[f"{kind}:{symbol}"] = self.calls.get(f"{kind}:{symbol}", 0) + 1
         if self.api_key is not None:
             auth = headers.get("Authorization", "")
-            given = auth[len("Bearer "):] if auth.startswith("Bearer ") else query.get("apiKey", "")
+            given = auth[len("Bearer ") :] if auth.startswith("Bearer ") else query.get("apiKey", "")
             if given != self.api_key:
                 return _json(401, _error_body(401))
         delay = self.delay_s
@@ -248,11 +305,12 @@ class FakePolygon:
         return _json(200, {"status": "OK", "request_id": uuid.uuid4().hex, "ticker": ticker})
 
     def _aggs(self, path: str, query: dict[str, str], symbol: str):
-        parts = path[len(AGGS_PREFIX):].split("/")
+        parts = path[len(AGGS_PREFIX) :].split("/")
         # {T}/range/{mult}/{span}/{from}/{to}
         if len(parts) != 6 or parts[1] != "range" or parts[2] != "1" or parts[3] != "day":
-            return _json(400, {"status": "ERROR", "request_id": uuid.uuid4().hex,
-                               "error": "this fake serves only range/1/day"})
+            return _json(
+                400, {"status": "ERROR", "request_id": uuid.uuid4().hex, "error": "this fake serves only range/1/day"}
+            )
         try:
             start, end = _as_date(parts[4]), _as_date(parts[5])
         except ValueError:
@@ -262,17 +320,27 @@ class FakePolygon:
         rows = [b for b in self.bars.get(symbol, []) if start <= b.day <= end]
         if query.get("sort") == "desc":
             rows.reverse()
-        page = rows[offset:offset + limit]
+        page = rows[offset : offset + limit]
         body = {
-            "ticker": symbol, "queryCount": len(page), "resultsCount": len(page),
-            "adjusted": query.get("adjusted", "true") != "false", "status": "OK",
+            "ticker": symbol,
+            "queryCount": len(page),
+            "resultsCount": len(page),
+            "adjusted": query.get("adjusted", "true") != "false",
+            "status": "OK",
             "request_id": uuid.uuid4().hex,
         }
         if page:
             body["results"] = [
-                {"v": b.volume, "vw": round((b.high + b.low + b.close) / 3, 4), "o": b.open, "c": b.close,
-                 "h": b.high, "l": b.low, "t": int(datetime.combine(b.day, datetime.min.time(), NEW_YORK).timestamp() * 1000),
-                 "n": max(1, b.volume // 100)}
+                {
+                    "v": b.volume,
+                    "vw": round((b.high + b.low + b.close) / 3, 4),
+                    "o": b.open,
+                    "c": b.close,
+                    "h": b.high,
+                    "l": b.low,
+                    "t": int(datetime.combine(b.day, datetime.min.time(), NEW_YORK).timestamp() * 1000),
+                    "n": max(1, b.volume // 100),
+                }
                 for b in page
             ]
         if offset + limit < len(rows):
@@ -291,8 +359,13 @@ class FakePolygon:
         if path == "/_fake/fault":
             status = int(query["status"]) if query.get("status") else None
             times = int(query["times"]) if query.get("times") else None
-            self.set_fault(query.get("symbol"), status=status, delay_s=float(query.get("delay_s", 0)),
-                           garbage=query.get("garbage") == "1", times=times)
+            self.set_fault(
+                query.get("symbol"),
+                status=status,
+                delay_s=float(query.get("delay_s", 0)),
+                garbage=query.get("garbage") == "1",
+                times=times,
+            )
             return _json(200, {"ok": True})
         if path == "/_fake/delay":
             self.delay_s = float(query.get("s", 0))
@@ -313,6 +386,9 @@ def _json(status: int, body: dict) -> tuple[int, dict[str, str], bytes]:
 class _Handler(BaseHTTPRequestHandler):
     fake: FakePolygon
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle on, the client's
+    # delayed ACK adds 40 ms to every response.
+    disable_nagle_algorithm = True
 
     def do_GET(self):  # noqa: N802 - the stdlib's name
         url = urlparse(self.path)
@@ -325,7 +401,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    do_POST = do_GET
+    do_POST = do_GET  # noqa: N815 - the stdlib's name
 
     def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
         pass

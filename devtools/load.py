@@ -30,7 +30,9 @@ def concurrent_cold_requests(env: dict, symbol: str, processes: int = 4, threads
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(processes)
     results = ctx.Queue()
-    workers = [ctx.Process(target=_cold_worker, args=(env, symbol, threads, barrier, results)) for _ in range(processes)]
+    workers = [
+        ctx.Process(target=_cold_worker, args=(env, symbol, threads, barrier, results)) for _ in range(processes)
+    ]
     for worker in workers:
         worker.start()
     statuses = []

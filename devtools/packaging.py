@@ -37,8 +37,9 @@ class PackageReport:
 
     def summary(self) -> str:
         mb = 1024 * 1024
-        return (f"{self.service}: {self.zipped_bytes / mb:.1f} MB zipped, {self.unzipped_bytes / mb:.1f} MB unzipped"
-                + ("" if not self.problems else " -- " + "; ".join(self.problems)))
+        return f"{self.service}: {self.zipped_bytes / mb:.1f} MB zipped, {self.unzipped_bytes / mb:.1f} MB unzipped" + (
+            "" if not self.problems else " -- " + "; ".join(self.problems)
+        )
 
 
 def runtime_requirements(service: str, root: Path = ROOT) -> list[Requirement]:
@@ -86,7 +87,11 @@ def build(service: str, out_dir: Path, stage: str = "dev", root: Path = ROOT) ->
         env = {"AWS_DEFAULT_REGION": "us-east-1", "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"}
         proc = subprocess.run(
             [str(Path(sys.executable).parent / "chalice"), "package", "--stage", stage, str(out_dir)],
-            cwd=work / service, capture_output=True, text=True, env=env, timeout=900,
+            cwd=work / service,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=900,
         )
         output = proc.stdout + proc.stderr
         if proc.returncode != 0:

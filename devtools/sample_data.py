@@ -3,7 +3,7 @@ the ``bokeh-sampledata`` package, as unadjusted daily bars."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from functools import lru_cache
 
 from devtools.fake_polygon import DailyBar
@@ -18,7 +18,30 @@ def sample_bars() -> dict[str, list[DailyBar]]:
         series = getattr(stocks, symbol)
         out[symbol] = [
             DailyBar(date.fromisoformat(d), o, h, lo, c, int(v))
-            for d, o, h, lo, c, v in zip(series["date"], series["open"], series["high"],
-                                          series["low"], series["close"], series["volume"])
+            for d, o, h, lo, c, v in zip(
+                series["date"],
+                series["open"],
+                series["high"],
+                series["low"],
+                series["close"],
+                series["volume"],
+                strict=False,
+            )
         ]
+    return out
+
+
+def synthetic_bars(symbol: str, start: date, days: int, base: float = 100.0) -> list[DailyBar]:
+    """Weekday bars with a deterministic wiggle; valid OHLC."""
+    out, d, price, seed = [], start, base, sum(map(ord, symbol))
+    while len(out) < days:
+        if d.weekday() < 5:
+            step = ((seed * 7919 + len(out) * 104729) % 200 - 100) / 1000
+            open_ = round(price, 2)
+            close = round(max(1.0, price * (1 + step / 10)), 2)
+            high = round(max(open_, close) * 1.01, 2)
+            low = round(min(open_, close) * 0.99, 2)
+            out.append(DailyBar(d, open_, high, low, close, 1_000_000 + len(out)))
+            price = close
+        d += timedelta(days=1)
     return out

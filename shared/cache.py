@@ -55,8 +55,9 @@ class RedisHealth:
 
     def failed(self, exc: BaseException) -> None:
         self._down_until = self._clock() + self._cooldown_s
-        self._log.warning("redis", "Redis unavailable, answering without the cache for %.0fs: %s",
-                          self._cooldown_s, exc)
+        self._log.warning(
+            "redis", "Redis unavailable, answering without the cache for %.0fs: %s", self._cooldown_s, exc
+        )
 
 
 class JsonStore:
@@ -71,7 +72,7 @@ class JsonStore:
 
     def get_many(self, names: list[str]) -> dict[str, dict | None]:
         raw = self.redis.mget([self.key(n) for n in names])
-        return {n: loads_json(v) for n, v in zip(names, raw)}
+        return {n: loads_json(v) for n, v in zip(names, raw, strict=False)}
 
     def put(self, name: str, value: dict, keep_s: float) -> None:
         self.redis.set(self.key(name), json.dumps(value, separators=(",", ":")), px=max(1, int(keep_s * 1000)))

@@ -7,9 +7,9 @@ name and a default that works with ``make run``; the README lists them all.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import date
-from typing import Mapping
 
 
 class ConfigError(ValueError):
@@ -87,7 +87,7 @@ class Settings:
     alerts_ignore_market_hours: bool = False
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         d = cls()
         return cls(

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Callable, Protocol
+from typing import Protocol
 
 from tenacity import (
     Retrying,
@@ -178,8 +179,15 @@ class PolygonGateway:
 
         if next_url is None:
             resp = self.client.list_aggs(
-                symbol, 1, "day", start.isoformat(), end.isoformat(),
-                adjusted=True, sort="asc", limit=50000, raw=True,
+                symbol,
+                1,
+                "day",
+                start.isoformat(),
+                end.isoformat(),
+                adjusted=True,
+                sort="asc",
+                limit=50000,
+                raw=True,
             )
         else:
             parsed = urlparse(next_url)

@@ -10,7 +10,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from shared import polygon
 from shared.cache import JsonStore, LocalBudget, RedisBudget, RedisHealth, RedisLock, loads_json
@@ -43,7 +43,7 @@ def _positive(value) -> float | None:
 def _iso_utc(epoch_s: float | None) -> str | None:
     if not epoch_s:
         return None
-    moment = datetime.fromtimestamp(epoch_s, tz=timezone.utc)
+    moment = datetime.fromtimestamp(epoch_s, tz=UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -62,11 +62,10 @@ def parse_snapshot(symbol: str, ticker: dict) -> dict:
         ("day", _positive(day.get("c")), (updated_ns or 0) / 1e9),
         ("prev_close", _positive(prev_day.get("c")), (updated_ns or 0) / 1e9),
     ]
-    for source, price, as_of in candidates:
-        if price is not None:
-            break
-    else:
+    found = next((c for c in candidates if c[1] is not None), None)
+    if found is None:
         raise UpstreamError(polygon.BAD_RESPONSE, f"snapshot for {symbol} carries no price at all")
+    source, price, as_of = found
 
     prev_close = _positive(prev_day.get("c"))
     change = round(price - prev_close, 6) if prev_close else None
@@ -257,8 +256,13 @@ class QuoteService:
             if failure is not None:
                 return self._fallback(symbol, entry or previous, _failure_error(failure))
             if time.monotonic() >= deadline:
-                return self._fallback(symbol, entry or previous, unavailable(
-                    "upstream_slow", f"the quote for {symbol} is still being fetched; try again shortly", 1))
+                return self._fallback(
+                    symbol,
+                    entry or previous,
+                    unavailable(
+                        "upstream_slow", f"the quote for {symbol} is still being fetched; try again shortly", 1
+                    ),
+                )
 
     def _peek(self, symbol: str) -> tuple[dict | None, dict | None]:
         pipe = self.store.redis.pipeline(transaction=False)
@@ -274,11 +278,17 @@ class QuoteService:
             ticker = polygon.call(lambda: self.gateway.snapshot(symbol), budget, self.settings)
             quote = parse_snapshot(symbol, ticker)
         except BudgetExceeded as exc:
-            return self._fallback(symbol, previous, ApiError(
-                503, "upstream_budget_exhausted",
-                f"the upstream call allowance ({self.settings.polygon_max_calls_per_min}/min) is spent "
-                f"and there is no cached quote for {symbol}",
-                retry_after_s=exc.retry_after_s))
+            return self._fallback(
+                symbol,
+                previous,
+                ApiError(
+                    503,
+                    "upstream_budget_exhausted",
+                    f"the upstream call allowance ({self.settings.polygon_max_calls_per_min}/min) is spent "
+                    f"and there is no cached quote for {symbol}",
+                    retry_after_s=exc.retry_after_s,
+                ),
+            )
         except UpstreamError as exc:
             if exc.kind == polygon.NOT_FOUND:
                 if store:

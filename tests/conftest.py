@@ -8,30 +8,15 @@
 from __future__ import annotations
 
 import os
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 import redis as redis_lib
 from chalice.test import Client
 
-from devtools.fake_polygon import DailyBar, FakePolygon
+from devtools.fake_polygon import FakePolygon
+from devtools.sample_data import synthetic_bars
 from tests.apps import ROOT, load_app
-
-
-def synthetic_bars(symbol: str, start: date, days: int, base: float = 100.0) -> list[DailyBar]:
-    """Weekday bars with a deterministic wiggle; valid OHLC."""
-    out, d, price, seed = [], start, base, sum(map(ord, symbol))
-    while len(out) < days:
-        if d.weekday() < 5:
-            step = ((seed * 7919 + len(out) * 104729) % 200 - 100) / 1000
-            open_ = round(price, 2)
-            close = round(max(1.0, price * (1 + step / 10)), 2)
-            high = round(max(open_, close) * 1.01, 2)
-            low = round(min(open_, close) * 0.99, 2)
-            out.append(DailyBar(d, open_, high, low, close, 1_000_000 + len(out)))
-            price = close
-        d += timedelta(days=1)
-    return out
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +35,11 @@ def redis_server_url():
 @pytest.fixture
 def redis_url(redis_server_url):
     db = int(os.environ.get("REDIS_TEST_DB", "13"))
-    base = redis_server_url.rsplit("/", 1)[0] if redis_server_url.rsplit("/", 1)[-1].isdigit() else redis_server_url.rstrip("/")
+    base = (
+        redis_server_url.rsplit("/", 1)[0]
+        if redis_server_url.rsplit("/", 1)[-1].isdigit()
+        else redis_server_url.rstrip("/")
+    )
     url = f"{base}/{db}"
     client = redis_lib.Redis.from_url(url)
     client.flushdb()
@@ -68,7 +57,9 @@ def redis_client(redis_url):
 
 @pytest.fixture(scope="session")
 def fake_polygon_server():
-    bars = {s: synthetic_bars(s, date(2020, 1, 1), 400, 50 + i * 20) for i, s in enumerate(["AAPL", "MSFT", "IBM", "BRK.B"])}
+    bars = {
+        s: synthetic_bars(s, date(2020, 1, 1), 400, 50 + i * 20) for i, s in enumerate(["AAPL", "MSFT", "IBM", "BRK.B"])
+    }
     fake = FakePolygon(bars).start()
     yield fake
     fake.stop()

@@ -27,8 +27,15 @@ def test_quote_zip_holds_shared_and_every_dependency(tmp_path):
     assert report.problems == []
     with zipfile.ZipFile(report.zip_path) as zf:
         names = set(zf.namelist())
-    for module in ("app.py", "shared/__init__.py", "shared/quotes.py", "massive/__init__.py",
-                   "redis/__init__.py", "tenacity/__init__.py", "urllib3/__init__.py"):
+    for module in (
+        "app.py",
+        "shared/__init__.py",
+        "shared/quotes.py",
+        "massive/__init__.py",
+        "redis/__init__.py",
+        "tenacity/__init__.py",
+        "urllib3/__init__.py",
+    ):
         assert module in names
     assert not any(n.startswith(("boto3/", "botocore/", "devtools/", "tests/")) for n in names)
 

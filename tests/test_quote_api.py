@@ -21,7 +21,10 @@ def get(client, query: str):
 
 def ticker(**parts) -> dict:
     base = {
-        "ticker": "AAPL", "updated": SNAPSHOT_NS, "todaysChange": 0, "todaysChangePerc": 0,
+        "ticker": "AAPL",
+        "updated": SNAPSHOT_NS,
+        "todaysChange": 0,
+        "todaysChangePerc": 0,
         "day": {"o": 0, "h": 0, "l": 0, "c": 0, "v": 0, "vw": 0},
         "min": {"av": 0, "o": 0, "h": 0, "l": 0, "c": 0, "v": 0, "vw": 0, "t": 0, "n": 0},
         "prevDay": {"o": 99, "h": 101, "l": 98, "c": 100.0, "v": 1000, "vw": 100},
@@ -33,9 +36,13 @@ def ticker(**parts) -> dict:
 
 
 def test_miss_then_hit_with_vendor_timestamp(quote_client, fake_polygon):
-    fake_polygon.set_snapshot("AAPL", ticker(
-        lastTrade={"c": [], "i": "1", "p": 102.5, "s": 100, "t": SNAPSHOT_NS, "x": 4},
-        day={"o": 100.5, "h": 103, "l": 100, "c": 102.4, "v": 12345, "vw": 101}))
+    fake_polygon.set_snapshot(
+        "AAPL",
+        ticker(
+            lastTrade={"c": [], "i": "1", "p": 102.5, "s": 100, "t": SNAPSHOT_NS, "x": 4},
+            day={"o": 100.5, "h": 103, "l": 100, "c": 102.4, "v": 12345, "vw": 101},
+        ),
+    )
 
     first, body = get(quote_client, "symbol=AAPL")
     assert first.status_code == 200
@@ -60,12 +67,36 @@ def test_miss_then_hit_with_vendor_timestamp(quote_client, fake_polygon):
     assert fake_polygon.count("AAPL") == 1
 
 
-@pytest.mark.parametrize("parts, source, price, as_of", [
-    ({}, "prev_close", 100.0, "2024-11-25T16:00:00.123Z"),
-    ({"min": {"av": 5, "o": 101, "h": 101, "l": 101, "c": 101.25, "v": 5, "vw": 101, "t": 1_732_550_460_000, "n": 1}},
-     "minute", 101.25, "2024-11-25T16:01:00.000Z"),
-    ({"day": {"o": 100, "h": 104, "l": 99, "c": 103.0, "v": 10, "vw": 101}}, "day", 103.0, "2024-11-25T16:00:00.123Z"),
-])
+@pytest.mark.parametrize(
+    "parts, source, price, as_of",
+    [
+        ({}, "prev_close", 100.0, "2024-11-25T16:00:00.123Z"),
+        (
+            {
+                "min": {
+                    "av": 5,
+                    "o": 101,
+                    "h": 101,
+                    "l": 101,
+                    "c": 101.25,
+                    "v": 5,
+                    "vw": 101,
+                    "t": 1_732_550_460_000,
+                    "n": 1,
+                }
+            },
+            "minute",
+            101.25,
+            "2024-11-25T16:01:00.000Z",
+        ),
+        (
+            {"day": {"o": 100, "h": 104, "l": 99, "c": 103.0, "v": 10, "vw": 101}},
+            "day",
+            103.0,
+            "2024-11-25T16:00:00.123Z",
+        ),
+    ],
+)
 def test_price_falls_back_through_zero_filled_fields(quote_client, fake_polygon, parts, source, price, as_of):
     fake_polygon.set_snapshot("AAPL", ticker(**parts))
     response, body = get(quote_client, "symbol=AAPL")
@@ -82,15 +113,18 @@ def test_class_share_symbols_are_accepted(quote_client, fake_polygon):
     assert fake_polygon.count("BRK.B") == 1
 
 
-@pytest.mark.parametrize("query, code", [
-    ("", "missing_symbol"),
-    ("symbol=", "missing_symbol"),
-    ("symbol=AAPL;DROP", "invalid_symbol"),
-    ("symbol=TOOLONGSYMBOL", "invalid_symbol"),
-    ("symbol=A..B", "invalid_symbol"),
-    ("symbols=AAPL,%24%24", "invalid_symbol"),
-    ("symbol=AAPL&symbols=MSFT", "conflicting_parameters"),
-])
+@pytest.mark.parametrize(
+    "query, code",
+    [
+        ("", "missing_symbol"),
+        ("symbol=", "missing_symbol"),
+        ("symbol=AAPL;DROP", "invalid_symbol"),
+        ("symbol=TOOLONGSYMBOL", "invalid_symbol"),
+        ("symbol=A..B", "invalid_symbol"),
+        ("symbols=AAPL,%24%24", "invalid_symbol"),
+        ("symbol=AAPL&symbols=MSFT", "conflicting_parameters"),
+    ],
+)
 def test_bad_input_is_a_clear_400(quote_client, fake_polygon, query, code):
     response, body = get(quote_client, query)
     assert response.status_code == 400
@@ -107,9 +141,16 @@ def test_unknown_symbol_is_404_and_remembered(quote_client, fake_polygon):
     assert fake_polygon.count("ZZZZ") == 1
 
 
-@pytest.mark.parametrize("status, code", [(500, "upstream_unavailable"), (503, "upstream_unavailable"),
-                                          (429, "upstream_rate_limited"), (401, "upstream_refused"),
-                                          (403, "upstream_refused")])
+@pytest.mark.parametrize(
+    "status, code",
+    [
+        (500, "upstream_unavailable"),
+        (503, "upstream_unavailable"),
+        (429, "upstream_rate_limited"),
+        (401, "upstream_refused"),
+        (403, "upstream_refused"),
+    ],
+)
 def test_upstream_failure_without_cache_is_503_with_retry_after(quote_client, fake_polygon, status, code):
     fake_polygon.set_fault("AAPL", status=status)
     started = time.monotonic()
@@ -146,7 +187,9 @@ def test_slow_upstream_is_cut_off_by_the_timeout(quote_client, fake_polygon, quo
     assert elapsed < 2.0, f"a 1 s read timeout took {elapsed:.1f}s"
 
 
-@pytest.mark.parametrize("fault", [{"status": 429, "retry_after": 30}, {"status": 500}, {"delay_s": 3}, {"garbage": True}])
+@pytest.mark.parametrize(
+    "fault", [{"status": 429, "retry_after": 30}, {"status": 500}, {"delay_s": 3}, {"garbage": True}]
+)
 def test_upstream_failure_serves_last_known_value_as_stale(quote_client, fake_polygon, quote_env, fault):
     quote_env.setenv("QUOTE_TTL_S", "1")
     first, body = get(quote_client, "symbol=AAPL")
@@ -181,7 +224,10 @@ def test_batch_mixes_results_and_errors_in_one_round_trip(quote_client, fake_pol
     assert after - before == 1
     assert [r["symbol"] for r in body["results"]] == ["AAPL", "MSFT"]
     assert [r["cache"]["status"] for r in body["results"]] == ["hit", "miss"]
-    assert {(e["symbol"], e["code"]) for e in body["errors"]} == {("ZZZZ", "unknown_symbol"), ("IBM", "upstream_unavailable")}
+    assert {(e["symbol"], e["code"]) for e in body["errors"]} == {
+        ("ZZZZ", "unknown_symbol"),
+        ("IBM", "upstream_unavailable"),
+    }
     assert fake_polygon.count("AAPL") == 1
 
 

