@@ -18,25 +18,16 @@ import json
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlparse
 from zoneinfo import ZoneInfo
 
+from shared.bars import DailyBar
+
 NEW_YORK = ZoneInfo("America/New_York")
 SNAPSHOT_PREFIX = "/v2/snapshot/locale/us/markets/stocks/tickers/"
 AGGS_PREFIX = "/v2/aggs/ticker/"
-
-
-@dataclass(frozen=True)
-class DailyBar:
-    day: date
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: int
 
 
 def _error_body(status: int) -> dict:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from functools import lru_cache
 
-from devtools.fake_polygon import DailyBar
+from shared.bars import DailyBar
 
 
 @lru_cache(maxsize=1)

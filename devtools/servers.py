@@ -42,3 +42,102 @@ class RedisLiteServer:
                     break
                 time.sleep(0.05)
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class PgServer:
+    """A real PostgreSQL from the ``pgserver`` package, on a Unix socket."""
+
+    def __init__(self):
+        import pgserver
+
+        self._dir = tempfile.mkdtemp(prefix="pgserver-")
+        self._server = pgserver.get_server(self._dir, cleanup_mode="stop")
+        self.url = f"postgresql://postgres@/postgres?host={self._dir}"
+
+    def stop(self) -> None:
+        import shutil
+
+        self._server.cleanup()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL pointing at another database."""
+    from urllib.parse import urlparse, urlunparse
+
+    parts = urlparse(url)
+    return urlunparse(parts._replace(path=f"/{name}"))
+
+
+class ThrowawayDatabase:
+    """``CREATE DATABASE`` on entry, ``DROP DATABASE`` on exit."""
+
+    def __init__(self, server_url: str, prefix: str = "mds_test"):
+        import uuid
+
+        self.server_url = server_url
+        self.name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        self.url = with_database(server_url, self.name)
+
+    def __enter__(self) -> str:
+        from shared.history.postgres import connect
+
+        admin = connect(self.server_url, 10)
+        admin.run(f'CREATE DATABASE "{self.name}"')
+        admin.close()
+        return self.url
+
+    def __exit__(self, *exc) -> None:
+        from shared.history.postgres import connect
+
+        admin = connect(self.server_url, 10)
+        admin.run(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        admin.close()
+
+
+class MotoServer:
+    """moto's server mode: S3, DynamoDB, SNS and SQS over real HTTP on loopback."""
+
+    def __init__(self, port: int | None = None):
+        import os
+
+        from moto.server import ThreadedMotoServer
+
+        # moto accepts any credentials; boto3 and pyarrow need some to sign with.
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+        os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+        self.port = port or free_port()
+        self.requests: list[str] = []
+        self._count_requests()
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def _count_requests(self) -> None:
+        """Record every HTTP request line the server logs ("GET /bucket/key"), to
+        measure how many requests a read really costs."""
+        import logging
+        import re
+
+        line = re.compile(r'"(?:\x1b\[[0-9;]*m)*([A-Z]+ \S+) HTTP')
+        requests = self.requests
+
+        class Counter(logging.Handler):
+            def emit(self, record):
+                found = line.search(record.getMessage())
+                if found:
+                    requests.append(found.group(1))
+
+        werkzeug = logging.getLogger("werkzeug")
+        werkzeug.setLevel(logging.INFO)
+        werkzeug.propagate = False
+        werkzeug.addHandler(Counter())
+
+    def client(self, service: str):
+        import boto3
+
+        return boto3.client(service, endpoint_url=self.url, region_name="us-east-1")
+
+    def stop(self) -> None:
+        self._server.stop()

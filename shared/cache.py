@@ -15,7 +15,6 @@ import threading
 import time
 import uuid
 
-from shared.logs import ThrottledLog
 from shared.polygon import BudgetExceeded
 
 log = logging.getLogger(__name__)
@@ -38,26 +37,6 @@ def connect(url: str, timeout_s: float):
         retry=Retry(NoBackoff(), 0),
         max_connections=64,
     )
-
-
-class RedisHealth:
-    """After a Redis failure, skip Redis for ``cooldown_s`` rather than pay its
-    timeout on every request; log the outage without flooding."""
-
-    def __init__(self, cooldown_s: float = 5.0, clock=time.monotonic):
-        self._cooldown_s = cooldown_s
-        self._clock = clock
-        self._down_until = 0.0
-        self._log = ThrottledLog(log, 60.0, clock)
-
-    def available(self) -> bool:
-        return self._clock() >= self._down_until
-
-    def failed(self, exc: BaseException) -> None:
-        self._down_until = self._clock() + self._cooldown_s
-        self._log.warning(
-            "redis", "Redis unavailable, answering without the cache for %.0fs: %s", self._cooldown_s, exc
-        )
 
 
 class JsonStore:

@@ -72,6 +72,8 @@ class Settings:
     # The date the recent window is counted back from; unset means today.
     recent_as_of: date | None = None
     lake_uri: str = "file:///tmp/market-lake"
+    # Signs pagination cursors so a tampered one is refused; set it in production.
+    cursor_secret: str = "dev-only-cursor-secret"
     s3_endpoint_url: str = ""
     aws_region: str = "us-east-1"
 
@@ -109,6 +111,7 @@ class Settings:
             recent_years=_number(env, "RECENT_YEARS", d.recent_years, int, 1),
             recent_as_of=_date(env, "RECENT_AS_OF"),
             lake_uri=_text(env, "LAKE_URI", d.lake_uri),
+            cursor_secret=_text(env, "CURSOR_SECRET", d.cursor_secret),
             s3_endpoint_url=_text(env, "S3_ENDPOINT_URL", ""),
             aws_region=_text(env, "AWS_REGION", _text(env, "AWS_DEFAULT_REGION", d.aws_region)),
             alerts_table=_text(env, "ALERTS_TABLE", d.alerts_table),
@@ -123,7 +126,7 @@ class Settings:
 
     def redacted(self) -> dict:
         """The settings as a dict that is safe to log."""
-        secret = {"polygon_api_key", "auth_secret"}
+        secret = {"polygon_api_key", "auth_secret", "cursor_secret"}
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)

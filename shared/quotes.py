@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from shared import polygon
-from shared.cache import JsonStore, LocalBudget, RedisBudget, RedisHealth, RedisLock, loads_json
+from shared.cache import JsonStore, LocalBudget, RedisBudget, RedisLock, loads_json
 from shared.config import Settings
 from shared.errors import ApiError, not_found, unavailable
+from shared.health import DependencyHealth
 from shared.polygon import BudgetExceeded, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ class QuoteService:
         self.locks = RedisLock(redis, "quote:lock:")
         self.budget = RedisBudget(redis, "polygon:budget", settings.polygon_max_calls_per_min, clock=clock)
         self.local_budget = LocalBudget(settings.polygon_max_calls_per_min, clock=clock)
-        self.health = RedisHealth()
+        self.health = DependencyHealth("Redis")
         self.lock_ttl_s = polygon.deadline_s(settings) + 1.0
         self._executor = executor
 

@@ -19,6 +19,8 @@ class Runtime:
 
     def reset(self) -> None:
         with self._lock:
+            if "database" in self.__dict__:
+                self.__dict__["database"].close()
             for name in [n for n, v in type(self).__dict__.items() if isinstance(v, cached_property)]:
                 self.__dict__.pop(name, None)
 
@@ -43,3 +45,22 @@ class Runtime:
         from shared.quotes import QuoteService
 
         return QuoteService(self.settings, self.redis, self.polygon)
+
+    @cached_property
+    def database(self):
+        from shared.history.postgres import Database
+
+        return Database(self.settings.database_url, self.settings.database_timeout_s)
+
+    @cached_property
+    def lake(self):
+        from shared.history.lake import Lake, open_store
+
+        s = self.settings
+        return Lake(open_store(s.lake_uri, s.s3_endpoint_url, s.aws_region))
+
+    @cached_property
+    def history(self):
+        from shared.history.service import HistoryService
+
+        return HistoryService(self.settings, self.database, self.lake)

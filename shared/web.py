@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import math
 
@@ -43,3 +44,20 @@ def api_view(view):
 
 def query_params(app) -> dict:
     return app.current_request.query_params or {}
+
+
+def cacheable_response(body: bytes, content_type: str, headers: dict, final: bool, if_none_match: str | None):
+    """A response with an ``ETag`` and a long ``Cache-Control`` when ``final`` (its
+    content will not change), answering 304 to a matching ``If-None-Match``."""
+    headers = {"Content-Type": content_type, **headers}
+    if final:
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        headers["ETag"] = etag
+        headers["Cache-Control"] = "public, max-age=86400"
+        if if_none_match and (if_none_match.strip() == "*" or etag in [t.strip() for t in if_none_match.split(",")]):
+            del headers["Content-Type"]
+            return Response(body="", status_code=304, headers=headers)
+    else:
+        headers["Cache-Control"] = "max-age=60"
+    text = content_type.startswith(("application/json", "text/"))
+    return Response(body=body.decode() if text else body, status_code=200, headers=headers)

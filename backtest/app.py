@@ -1,0 +1,37 @@
+"""Backtest service: daily and Fibonacci N-day bars for a symbol and a date range."""
+
+from chalice import Chalice
+
+from shared.errors import ApiError
+from shared.history.formats import CONTENT_TYPES, encode
+from shared.history.service import market_today, parse_query
+from shared.runtime import Runtime
+from shared.web import api_view, cacheable_response, query_params
+
+app = Chalice(app_name="market-backtest")
+app.api.binary_types.append("application/vnd.apache.parquet")
+runtime = Runtime()
+
+
+@app.route("/api/backtest", methods=["GET"], cors=True)
+@api_view
+def get_backtest():
+    query = parse_query(query_params(app))
+    accept = app.current_request.headers.get("accept", "")
+    if query.format == "parquet" and "*/*" not in accept and CONTENT_TYPES["parquet"] not in accept:
+        # API Gateway only passes binary bodies to clients that ask for them.
+        raise ApiError(406, "accept_required", f"format=parquet needs 'Accept: {CONTENT_TYPES['parquet']}' (or */*)")
+    page = runtime.history.page(query)
+    # Only a range the caller bounded in the past is final enough to cache long.
+    past = query.end is not None and page.end < market_today()
+    headers = {"X-Source": page.source}
+    if page.next_cursor:
+        # CSV and Parquet bodies have no place for it.
+        headers["X-Next-Cursor"] = page.next_cursor
+    return cacheable_response(
+        encode(page, query.format),
+        CONTENT_TYPES[query.format],
+        headers,
+        final=past,
+        if_none_match=app.current_request.headers.get("if-none-match"),
+    )

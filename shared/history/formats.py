@@ -1,0 +1,55 @@
+"""A page of bars as JSON, CSV (for backtesting.py) or Parquet."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from shared.history.service import BarsPage
+
+CONTENT_TYPES = {
+    "json": "application/json",
+    "csv": "text/csv; charset=utf-8",
+    "parquet": "application/vnd.apache.parquet",
+}
+# backtesting.py's Backtest wants exactly these columns, with the date as index.
+COLUMNS = ["Date", "Open", "High", "Low", "Close", "Volume"]
+
+
+def _csv(page: BarsPage) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for b in page.bars:
+        writer.writerow([b["date"], b["open"], b["high"], b["low"], b["close"], b["volume"]])
+    return out.getvalue().encode()
+
+
+def _parquet(page: BarsPage) -> bytes:
+    import datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "Date": pa.array([datetime.date.fromisoformat(b["date"]) for b in page.bars], pa.date32()),
+            "Open": pa.array([b["open"] for b in page.bars], pa.float64()),
+            "High": pa.array([b["high"] for b in page.bars], pa.float64()),
+            "Low": pa.array([b["low"] for b in page.bars], pa.float64()),
+            "Close": pa.array([b["close"] for b in page.bars], pa.float64()),
+            "Volume": pa.array([b["volume"] for b in page.bars], pa.int64()),
+        }
+    )
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def encode(page: BarsPage, fmt: str) -> bytes:
+    if fmt == "csv":
+        return _csv(page)
+    if fmt == "parquet":
+        return _parquet(page)
+    return json.dumps(page.to_json(), separators=(",", ":")).encode()

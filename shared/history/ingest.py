@@ -1,0 +1,254 @@
+"""Load daily bars into both tiers: the batch layer's interface.
+
+    python -m shared.history.ingest --symbols AAPL,MSFT --from 2000-01-01 --to 2024-12-31
+    python -m shared.history.ingest --csv bars.csv [--symbol AAPL]
+
+From Polygon's aggregates endpoint (1/day, adjusted, every ``next_url`` page)
+or from a CSV file (``Date,Open,High,Low,Close,Volume``, with a ``Symbol``
+column or ``--symbol``). Every row is validated; rejected rows are reported
+by symbol and date. Writing is idempotent (a re-run changes nothing) and
+resumable (symbols finished by an interrupted run with the same arguments
+are skipped). One symbol's failure is reported without stopping the others.
+After loading, PostgreSQL is pruned to the recent window; the lake keeps all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from shared import polygon
+from shared.bars import DailyBar, problems
+from shared.cache import LocalBudget
+from shared.history import postgres
+from shared.history.lake import Lake, merge
+from shared.history.service import NEW_YORK, market_today, window_start
+from shared.polygon import BudgetExceeded
+from shared.symbols import parse_symbol
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Rejected:
+    symbol: str
+    day: str
+    reason: str
+
+
+@dataclass
+class SymbolResult:
+    symbol: str
+    rows: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+    lake_changed: bool = False
+    recent_rows_changed: int = 0
+    error: str | None = None
+    skipped: bool = False
+
+
+class WaitingBudget:
+    """A batch job waits for the allowance instead of giving up."""
+
+    def __init__(self, inner, sleep=time.sleep):
+        self.inner = inner
+        self.sleep = sleep
+
+    def acquire(self) -> None:
+        while True:
+            try:
+                return self.inner.acquire()
+            except BudgetExceeded as exc:
+                self.sleep(exc.retry_after_s)
+
+
+def validate(symbol: str, bars: list[DailyBar], today: date) -> tuple[list[DailyBar], list[Rejected]]:
+    good, rejected, seen = [], [], set()
+    for bar in bars:
+        reasons = problems(bar, today)
+        if bar.day in seen:
+            reasons.append("more than one row for this date")
+        if reasons:
+            rejected.append(Rejected(symbol, bar.day.isoformat(), "; ".join(reasons)))
+            continue
+        seen.add(bar.day)
+        good.append(bar)
+    return good, rejected
+
+
+def from_polygon(gateway, budget, settings, symbol: str, start: date, end: date) -> list[DailyBar]:
+    bars, next_url = [], None
+    while True:
+        results, next_url = polygon.call(
+            lambda u=next_url: gateway.daily_bars_page(symbol, start, end, u), budget, settings
+        )
+        for r in results:
+            try:
+                # t is 00:00 America/New_York of the session, in epoch milliseconds.
+                day = datetime.fromtimestamp(r["t"] / 1000, NEW_YORK).date()
+                bars.append(DailyBar(day, float(r["o"]), float(r["h"]), float(r["l"]), float(r["c"]), int(r["v"])))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise polygon.UpstreamError(polygon.BAD_RESPONSE, f"malformed aggregate row {r!r}: {exc}") from None
+        if not next_url:
+            return bars
+
+
+def from_csv(path: Path, symbol: str | None) -> tuple[dict[str, list[DailyBar]], list[Rejected]]:
+    """Rows by symbol, and the rows that could not even be read."""
+    out: dict[str, list[DailyBar]] = {}
+    unreadable = []
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        fields = {name.lower(): name for name in reader.fieldnames or []}
+        missing = {"date", "open", "high", "low", "close", "volume"} - set(fields)
+        if missing:
+            raise SystemExit(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+        sym_col = fields.get("symbol") or fields.get("ticker")
+        if not sym_col and not symbol:
+            raise SystemExit(f"{path}: no Symbol column; pass --symbol")
+        for line, row in enumerate(reader, start=2):
+            sym = (symbol or row[sym_col]).strip().upper()
+            try:
+                bar = DailyBar(
+                    date.fromisoformat(row[fields["date"]].strip()[:10]),
+                    float(row[fields["open"]]),
+                    float(row[fields["high"]]),
+                    float(row[fields["low"]]),
+                    float(row[fields["close"]]),
+                    int(float(row[fields["volume"]])),
+                )
+            except (TypeError, ValueError) as exc:
+                unreadable.append(Rejected(sym, row.get(fields["date"], f"line {line}"), f"unreadable row: {exc}"))
+                continue
+            out.setdefault(sym, []).append(bar)
+    return out, unreadable
+
+
+def store(symbol: str, bars: list[DailyBar], database: postgres.Database, lake: Lake, since: date) -> tuple[bool, int]:
+    """Write one symbol's bars to both tiers; returns (lake changed, recent rows changed)."""
+    existing = lake.read(symbol) or []
+    merged = merge(existing, bars)
+    lake_changed = merged != existing
+    if lake_changed:
+        lake.write(symbol, merged)
+    recent = [b for b in bars if b.day >= since]
+
+    def write(conn):
+        changed = postgres.upsert_bars(conn, symbol, recent)
+        if merged:
+            postgres.record_symbol(conn, symbol, merged[0].day, merged[-1].day)
+        return changed
+
+    return lake_changed, database.run(write)
+
+
+def run_key(args) -> str:
+    basis = f"{args.csv and Path(args.csv).resolve()}|{args.symbol}|{args.symbols}|{args.start}|{args.end}"
+    if args.csv:
+        basis += hashlib.sha256(Path(args.csv).read_bytes()).hexdigest()
+    return hashlib.sha256(basis.encode()).hexdigest()[:24]
+
+
+def main(argv=None, runtime=None) -> int:
+    parser = argparse.ArgumentParser(prog="ingest", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--symbols", help="comma-separated symbols to load from Polygon")
+    parser.add_argument("--from", dest="start", type=date.fromisoformat, help="first date (YYYY-MM-DD)")
+    parser.add_argument("--to", dest="end", type=date.fromisoformat, help="last date (default: today)")
+    parser.add_argument("--csv", help="load this CSV file instead of Polygon")
+    parser.add_argument("--symbol", help="the symbol of every row of a CSV without a Symbol column")
+    parser.add_argument("--force", action="store_true", help="redo symbols an earlier identical run finished")
+    args = parser.parse_args(argv)
+    if bool(args.csv) == bool(args.symbols):
+        parser.error("give either --symbols (with --from) or --csv")
+    if args.symbols and not args.start:
+        parser.error("--symbols needs --from")
+
+    if runtime is None:
+        from shared.runtime import Runtime
+
+        runtime = Runtime()
+    settings = runtime.settings
+    today = market_today()
+    since = window_start(settings, today)
+    key = run_key(args)
+    results: list[SymbolResult] = []
+    early_rejects: list[Rejected] = []
+
+    if args.csv:
+        loaded, early_rejects = from_csv(Path(args.csv), args.symbol and args.symbol.upper())
+        symbols = sorted(loaded)
+    else:
+        symbols = [parse_symbol(s) for s in args.symbols.split(",") if s.strip()]
+        budget = WaitingBudget(LocalBudget(settings.polygon_max_calls_per_min))
+
+    done = set()
+    if not args.force:
+        done = {
+            row[0]
+            for row in runtime.database.run(
+                lambda c: c.run("SELECT symbol FROM ingest_progress WHERE run_key = :k", k=key)
+            )
+        }
+
+    from tqdm import tqdm
+
+    for symbol in tqdm(symbols, desc="ingest", unit="symbol", disable=None, file=sys.stderr):
+        result = SymbolResult(symbol)
+        results.append(result)
+        if symbol in done:
+            result.skipped = True
+            continue
+        try:
+            if args.csv:
+                raw = loaded[symbol]
+            else:
+                raw = from_polygon(runtime.polygon, budget, settings, symbol, args.start, args.end or today)
+            result.rows = len(raw)
+            good, result.rejected = validate(symbol, raw, today)
+            result.lake_changed, result.recent_rows_changed = store(symbol, good, runtime.database, runtime.lake, since)
+            runtime.database.run(
+                lambda c, s=symbol: c.run(
+                    "INSERT INTO ingest_progress (run_key, symbol) VALUES (:k, :s) ON CONFLICT DO NOTHING", k=key, s=s
+                )
+            )
+        except Exception as exc:  # noqa: BLE001 - reported per symbol; the others go on
+            result.error = f"{type(exc).__name__}: {exc}"
+            log.debug("ingest of %s failed", symbol, exc_info=True)
+
+    pruned = runtime.database.run(lambda c: postgres.prune(c, since))
+    return report(results, early_rejects, pruned, since)
+
+
+def report(results: list[SymbolResult], early_rejects: list[Rejected], pruned: int, since: date) -> int:
+    for r in results:
+        if r.skipped:
+            print(f"{r.symbol}: skipped (finished by an earlier run with the same arguments; --force redoes it)")
+        elif r.error:
+            print(f"{r.symbol}: FAILED: {r.error}")
+        else:
+            print(
+                f"{r.symbol}: {r.rows} rows, {len(r.rejected)} rejected, lake "
+                f"{'updated' if r.lake_changed else 'unchanged'}, {r.recent_rows_changed} recent rows changed"
+            )
+    rejected = early_rejects + [x for r in results for x in r.rejected]
+    if rejected:
+        print(f"\nRejected rows ({len(rejected)}):")
+        for x in rejected:
+            print(f"  {x.symbol} {x.day}: {x.reason}")
+    print(f"\nRecent tier holds {since} onwards; {pruned} older rows pruned from PostgreSQL.")
+    failed = [r.symbol for r in results if r.error]
+    if failed:
+        print(f"{len(failed)} symbol(s) failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""The recent tier: daily bars for the last ``RECENT_YEARS`` years in PostgreSQL (pg8000)."""
+
+from __future__ import annotations
+
+from datetime import date
+from urllib.parse import parse_qs, unquote, urlparse
+
+from shared.bars import DailyBar
+
+# Each step runs once, in order; the version table makes re-running a no-op.
+MIGRATIONS = [
+    # The primary key is the range-scan index: (symbol, day) keeps one symbol's
+    # days adjacent, and INCLUDE lets a range be answered by an index-only scan.
+    """
+    CREATE TABLE daily_bars (
+        symbol text NOT NULL,
+        day date NOT NULL,
+        open double precision NOT NULL,
+        high double precision NOT NULL,
+        low double precision NOT NULL,
+        close double precision NOT NULL,
+        volume bigint NOT NULL,
+        CONSTRAINT daily_bars_pkey PRIMARY KEY (symbol, day) INCLUDE (open, high, low, close, volume)
+    )
+    """,
+    # Every symbol ever ingested, with the span of its full history (both tiers):
+    # tells an unknown symbol (404) from an empty range (200) in one lookup.
+    """
+    CREATE TABLE symbols (
+        symbol text PRIMARY KEY,
+        first_day date NOT NULL,
+        last_day date NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now()
+    )
+    """,
+    # Ingestion checkpoints, so an interrupted run resumes where it stopped.
+    """
+    CREATE TABLE ingest_progress (
+        run_key text NOT NULL,
+        symbol text NOT NULL,
+        finished_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (run_key, symbol)
+    )
+    """,
+]
+
+
+def connect(url: str, timeout_s: float):
+    import pg8000.native
+
+    parts = urlparse(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError(f"DATABASE_URL must start with postgresql://, got {parts.scheme}://")
+    where: dict = {"host": parts.hostname or "127.0.0.1", "port": parts.port or 5432}
+    socket_dir = parse_qs(parts.query).get("host", [""])[0]
+    if socket_dir.startswith("/"):
+        # libpq's form for a Unix socket: postgresql://user@/db?host=/run/postgresql
+        where = {"unix_sock": f"{socket_dir}/.s.PGSQL.{parts.port or 5432}"}
+    return pg8000.native.Connection(
+        user=unquote(parts.username or "postgres"),
+        password=unquote(parts.password) if parts.password else None,
+        **where,
+        database=(parts.path or "/postgres").lstrip("/") or "postgres",
+        timeout=timeout_s,
+        application_name="market-data",
+    )
+
+
+def migrate(conn) -> int:
+    """Bring the schema up to date; safe to run from many processes at once."""
+    conn.run("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
+    conn.run("BEGIN")
+    try:
+        # One migrator at a time: the others wait here, then find nothing to do.
+        conn.run("LOCK TABLE schema_version IN EXCLUSIVE MODE")
+        rows = conn.run("SELECT max(version) FROM schema_version")
+        current = rows[0][0] or 0
+        for version, statement in enumerate(MIGRATIONS, start=1):
+            if version > current:
+                conn.run(statement)
+                conn.run("INSERT INTO schema_version (version) VALUES (:v)", v=version)
+        conn.run("COMMIT")
+    except Exception:
+        conn.run("ROLLBACK")
+        raise
+    return len(MIGRATIONS)
+
+
+def read_bars(conn, symbol: str, start: date, end: date, limit: int | None = None) -> list[DailyBar]:
+    sql = (
+        "SELECT day, open, high, low, close, volume FROM daily_bars"
+        " WHERE symbol = :symbol AND day BETWEEN :start AND :end ORDER BY day"
+    )
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return [DailyBar(*row) for row in conn.run(sql, symbol=symbol, start=start, end=end)]
+
+
+def read_many(conn, symbols: list[str], start: date, end: date) -> dict[str, list[DailyBar]]:
+    """Bars of many symbols in one query (the alerts check uses this)."""
+    out: dict[str, list[DailyBar]] = {s: [] for s in symbols}
+    if not symbols:
+        return out
+    rows = conn.run(
+        "SELECT symbol, day, open, high, low, close, volume FROM daily_bars"
+        " WHERE symbol = ANY(:symbols) AND day BETWEEN :start AND :end ORDER BY symbol, day",
+        symbols=list(symbols),
+        start=start,
+        end=end,
+    )
+    for symbol, *bar in rows:
+        out[symbol].append(DailyBar(*bar))
+    return out
+
+
+def symbol_span(conn, symbol: str) -> tuple[date, date] | None:
+    rows = conn.run("SELECT first_day, last_day FROM symbols WHERE symbol = :s", s=symbol)
+    return (rows[0][0], rows[0][1]) if rows else None
+
+
+def upsert_bars(conn, symbol: str, bars: list[DailyBar]) -> int:
+    """Insert or correct bars; rows that are already equal are not touched. Returns rows changed."""
+    changed = 0
+    for chunk_start in range(0, len(bars), 1000):
+        chunk = bars[chunk_start : chunk_start + 1000]
+        rows = conn.run(
+            """
+            INSERT INTO daily_bars (symbol, day, open, high, low, close, volume)
+            SELECT :symbol, * FROM unnest(CAST(:days AS date[]), CAST(:opens AS float8[]), CAST(:highs AS float8[]),
+                                          CAST(:lows AS float8[]), CAST(:closes AS float8[]), CAST(:volumes AS int8[]))
+            ON CONFLICT (symbol, day) DO UPDATE SET
+                open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
+                close = EXCLUDED.close, volume = EXCLUDED.volume
+            WHERE (daily_bars.open, daily_bars.high, daily_bars.low, daily_bars.close, daily_bars.volume)
+                IS DISTINCT FROM (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume)
+            RETURNING 1
+            """,
+            symbol=symbol,
+            days=[b.day for b in chunk],
+            opens=[float(b.open) for b in chunk],
+            highs=[float(b.high) for b in chunk],
+            lows=[float(b.low) for b in chunk],
+            closes=[float(b.close) for b in chunk],
+            volumes=[int(b.volume) for b in chunk],
+        )
+        changed += len(rows)
+    return changed
+
+
+def record_symbol(conn, symbol: str, first_day: date, last_day: date) -> None:
+    conn.run(
+        """
+        INSERT INTO symbols (symbol, first_day, last_day) VALUES (:s, :f, :l)
+        ON CONFLICT (symbol) DO UPDATE SET
+            first_day = LEAST(symbols.first_day, EXCLUDED.first_day),
+            last_day = GREATEST(symbols.last_day, EXCLUDED.last_day),
+            updated_at = now()
+        WHERE symbols.first_day > EXCLUDED.first_day OR symbols.last_day < EXCLUDED.last_day
+        """,
+        s=symbol,
+        f=first_day,
+        l=last_day,
+    )
+
+
+def prune(conn, before: date) -> int:
+    """Drop bars older than the recent window; the lake keeps them."""
+    rows = conn.run("DELETE FROM daily_bars WHERE day < :before RETURNING 1", before=before)
+    return len(rows)
+
+
+class DatabaseUnavailable(Exception):
+    """PostgreSQL cannot be reached (or was unreachable moments ago)."""
+
+
+class Database:
+    """One lazily opened connection per container, migrated on first use.
+
+    A broken connection is dropped and reopened once; while the server is
+    unreachable, calls fail fast with ``DatabaseUnavailable`` for a few seconds.
+    """
+
+    def __init__(self, url: str, timeout_s: float, health=None):
+        from shared.health import DependencyHealth
+
+        self.url = url
+        self.timeout_s = timeout_s
+        self.health = health or DependencyHealth("PostgreSQL")
+        self._conn = None
+
+    def _connect(self):
+        conn = connect(self.url, self.timeout_s)
+        migrate(conn)
+        return conn
+
+    def run(self, work):
+        """``work(conn)`` with a healthy connection, or ``DatabaseUnavailable``."""
+        import pg8000.exceptions
+
+        if not self.health.available():
+            raise DatabaseUnavailable("PostgreSQL was unreachable moments ago")
+        for attempt in (1, 2):
+            try:
+                if self._conn is None:
+                    self._conn = self._connect()
+                return work(self._conn)
+            except (pg8000.exceptions.InterfaceError, OSError) as exc:
+                self.close()
+                if attempt == 2:
+                    self.health.failed(exc)
+                    raise DatabaseUnavailable(str(exc)) from exc
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001 - it is being thrown away anyway
+                pass
+            self._conn = None
