@@ -45,3 +45,18 @@ def synthetic_bars(symbol: str, start: date, days: int, base: float = 100.0) -> 
             price = close
         d += timedelta(days=1)
     return out
+
+
+def write_csv(path) -> int:
+    """The sample data as an ingestible CSV (Symbol,Date,Open,High,Low,Close,Volume)."""
+    import csv
+
+    rows = 0
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["Symbol", "Date", "Open", "High", "Low", "Close", "Volume"])
+        for symbol, bars in sorted(sample_bars().items()):
+            for b in bars:
+                writer.writerow([symbol, b.day.isoformat(), b.open, b.high, b.low, b.close, b.volume])
+                rows += 1
+    return rows

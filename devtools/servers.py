@@ -48,6 +48,9 @@ class PgServer:
     """A real PostgreSQL from the ``pgserver`` package, on a Unix socket."""
 
     def __init__(self):
+        import warnings
+
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
         import pgserver
 
         self._dir = tempfile.mkdtemp(prefix="pgserver-")

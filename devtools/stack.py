@@ -17,7 +17,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_POLYGON_PORT = int(os.environ.get("FAKE_POLYGON_PORT", "8790"))
-PORTS = {"quote": int(os.environ.get("QUOTE_PORT", "8001"))}
+MOTO_PORT = int(os.environ.get("MOTO_PORT", "8795"))
+PORTS = {
+    "quote": int(os.environ.get("QUOTE_PORT", "8001")),
+    "backtest": int(os.environ.get("BACKTEST_PORT", "8002")),
+}
 
 
 def say(message: str) -> None:
@@ -54,6 +58,57 @@ class Stack:
         # The fake has no rate limit of its own; keep the demo responsive.
         self.env.setdefault("POLYGON_MAX_CALLS_PER_MIN", "600")
         say(f"Polygon: fake server with sample data for {', '.join(sorted(fake.bars))} at {fake.url}")
+
+    def start_postgres(self) -> None:
+        if self.env.get("DATABASE_URL"):
+            say(f"PostgreSQL: using DATABASE_URL={self.env['DATABASE_URL']}")
+            return
+        from devtools.servers import PgServer
+
+        server = PgServer()
+        self.stoppers.append(server.stop)
+        self.env["DATABASE_URL"] = server.url
+        say(f"PostgreSQL: started pgserver at {server.url}")
+
+    def start_aws(self) -> None:
+        """moto's server for S3 (the lake), DynamoDB and SNS, unless a lake is configured."""
+        from devtools.servers import MotoServer
+
+        for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
+            self.env.setdefault(name, value)
+        self.env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+        server = MotoServer(MOTO_PORT)
+        self.stoppers.append(server.stop)
+        self.moto = server
+        say(f"AWS: moto server (S3, DynamoDB, SNS, SQS) at {server.url}")
+        if not self.env.get("LAKE_URI"):
+            server.client("s3").create_bucket(Bucket="market-lake")
+            self.env.update(LAKE_URI="s3://market-lake/history", S3_ENDPOINT_URL=server.url)
+        say(f"lake: {self.env['LAKE_URI']}")
+
+    def load_history(self) -> None:
+        """Ingest the sample data (idempotent: a second start changes nothing)."""
+        import tempfile
+
+        from devtools.sample_data import write_csv
+
+        # The sample ends in 2013-03: let 2008-2013 play the recent tier.
+        self.env.setdefault("RECENT_AS_OF", "2013-03-01")
+        path = Path(tempfile.mkdtemp()) / "sample.csv"
+        rows = write_csv(path)
+        say(f"ingesting {rows} sample rows into PostgreSQL (recent window) and the lake (all)")
+        proc = subprocess.run(
+            [sys.executable, "-m", "shared.history.ingest", "--csv", str(path)],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+        )
+        for line in proc.stdout.splitlines():
+            if line and not line.startswith("  "):
+                say("  " + line)
+        if proc.returncode != 0:
+            raise SystemExit(f"ingest failed:\n{proc.stdout}\n{proc.stderr}")
 
     def serve(self, service: str) -> None:
         port = PORTS[service]
@@ -98,8 +153,13 @@ def main() -> None:
     try:
         stack.start_redis()
         stack.start_polygon()
+        stack.start_postgres()
+        stack.start_aws()
+        stack.load_history()
         stack.serve("quote")
+        stack.serve("backtest")
         say(f"try: curl 'http://127.0.0.1:{PORTS['quote']}/api/quote?symbol=AAPL'")
+        say(f"     curl 'http://127.0.0.1:{PORTS['backtest']}/api/backtest?symbol=AAPL&start=2012-01-01&interval=5d'")
         say("Ctrl-C stops everything")
         while all(p.poll() is None for p in stack.processes):
             time.sleep(0.5)

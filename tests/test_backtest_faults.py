@@ -1,0 +1,59 @@
+"""The backtest service when a tier is down, and what a lake read costs on S3."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from chalice.test import Client
+
+from devtools.servers import free_port
+from tests.apps import ROOT, load_app
+
+
+@pytest.fixture
+def backtest_with(loaded_history, monkeypatch):
+    """A fresh app whose environment a test can change before the first request."""
+    module = load_app("backtest")
+
+    def make(**env):
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        module.runtime.reset()
+        return Client(module.app, project_dir=str(ROOT / "backtest"))
+
+    yield make
+    module.runtime.reset()
+
+
+def test_postgres_unreachable_answers_from_the_lake(backtest_with, loaded_history):
+    client = backtest_with(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/none", DATABASE_TIMEOUT_S="1")
+    response = client.http.get("/api/backtest?symbol=HIST&start=2021-01-01&end=2021-03-31")
+    body = json.loads(response.body)
+    assert response.status_code == 200
+    assert body["source"] == "lake"
+    assert len(body["bars"]) > 55
+    # An unknown symbol is still a 404 when only the lake can tell.
+    assert client.http.get("/api/backtest?symbol=NOPE").status_code == 404
+
+
+@pytest.mark.parametrize("loaded_history", ["s3"], indirect=True)
+def test_lake_unreachable_for_an_old_range_is_a_503(backtest_with, loaded_history):
+    client = backtest_with(S3_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}")
+    response = client.http.get("/api/backtest?symbol=HIST&start=2016-01-01&end=2016-12-31")
+    assert response.status_code == 503
+    assert json.loads(response.body)["error"]["code"] == "history_unavailable"
+    assert int(response.headers["Retry-After"]) >= 1
+    # The recent tier does not need the lake.
+    assert client.http.get("/api/backtest?symbol=HIST&start=2021-01-01&end=2021-03-31").status_code == 200
+
+
+@pytest.mark.parametrize("loaded_history", ["s3"], indirect=True)
+def test_full_history_from_s3_is_one_request(backtest_with, loaded_history, moto_server):
+    client = backtest_with()
+    before = len(moto_server.requests)
+    response = client.http.get("/api/backtest?symbol=OLD&start=2000-01-01&end=2005-12-31&limit=10000")
+    made = moto_server.requests[before:]
+    assert response.status_code == 200
+    assert len(json.loads(response.body)["bars"]) == 1000
+    assert made == [f"GET /{loaded_history['LAKE_URI'][5:].split('/')[0]}/market/daily_bars/symbol=OLD/data.parquet"]
