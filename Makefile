@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 REQS := requirements-dev.txt $(wildcard */requirements.txt)
 
-.PHONY: install test lint run bench package clean
+.PHONY: install test lint run bench ingest package clean
 
 install: $(VENV)/.installed
 
@@ -27,6 +27,9 @@ run: install
 
 bench: install
 	$(BIN)/python -m devtools.bench
+
+ingest: install
+	$(BIN)/python -m shared.history.ingest $(ARGS)
 
 package: install
 	$(BIN)/python -m devtools.packaging quote

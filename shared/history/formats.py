@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-import json
+
+import orjson
 
 from shared.history.service import BarsPage
 
@@ -27,23 +28,23 @@ def _csv(page: BarsPage) -> bytes:
 
 
 def _parquet(page: BarsPage) -> bytes:
-    import datetime
-
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    bars = page.bars
     table = pa.table(
         {
-            "Date": pa.array([datetime.date.fromisoformat(b["date"]) for b in page.bars], pa.date32()),
-            "Open": pa.array([b["open"] for b in page.bars], pa.float64()),
-            "High": pa.array([b["high"] for b in page.bars], pa.float64()),
-            "Low": pa.array([b["low"] for b in page.bars], pa.float64()),
-            "Close": pa.array([b["close"] for b in page.bars], pa.float64()),
-            "Volume": pa.array([b["volume"] for b in page.bars], pa.int64()),
+            # Casting the ISO strings in Arrow is far cheaper than parsing them here.
+            "Date": pa.array([b["date"] for b in bars], pa.string()).cast(pa.date32()),
+            "Open": pa.array([b["open"] for b in bars], pa.float64()),
+            "High": pa.array([b["high"] for b in bars], pa.float64()),
+            "Low": pa.array([b["low"] for b in bars], pa.float64()),
+            "Close": pa.array([b["close"] for b in bars], pa.float64()),
+            "Volume": pa.array([b["volume"] for b in bars], pa.int64()),
         }
     )
     sink = io.BytesIO()
-    pq.write_table(table, sink)
+    pq.write_table(table, sink, compression="snappy")
     return sink.getvalue()
 
 
@@ -52,4 +53,4 @@ def encode(page: BarsPage, fmt: str) -> bytes:
         return _csv(page)
     if fmt == "parquet":
         return _parquet(page)
-    return json.dumps(page.to_json(), separators=(",", ":")).encode()
+    return orjson.dumps(page.to_json())

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import date
 from urllib.parse import parse_qs, unquote, urlparse
 
-from shared.bars import DailyBar
+import orjson
+
+from shared.bars import DailyBar, make_bar
 
 # Each step runs once, in order; the version table makes re-running a no-op.
 MIGRATIONS = [
@@ -86,14 +88,27 @@ def migrate(conn) -> int:
     return len(MIGRATIONS)
 
 
+# pg8000 parses each date cell in Python, which makes a 5-year fetch cost ~10 ms;
+# PostgreSQL can hand over the same rows as one JSON text that a C parser reads
+# in a fraction of that (see make bench).
+_ROWS_AS_JSON = "json_agg(json_build_array(day, open, high, low, close, volume) ORDER BY day)::text"
+
+
+def _bars_from_json(text: str | None) -> list[DailyBar]:
+    if not text:
+        return []
+    return [make_bar((date.fromisoformat(r[0]), r[1], r[2], r[3], r[4], r[5])) for r in orjson.loads(text)]
+
+
 def read_bars(conn, symbol: str, start: date, end: date, limit: int | None = None) -> list[DailyBar]:
-    sql = (
+    inner = (
         "SELECT day, open, high, low, close, volume FROM daily_bars"
         " WHERE symbol = :symbol AND day BETWEEN :start AND :end ORDER BY day"
     )
     if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    return [DailyBar(*row) for row in conn.run(sql, symbol=symbol, start=start, end=end)]
+        inner += f" LIMIT {int(limit)}"
+    rows = conn.run(f"SELECT {_ROWS_AS_JSON} FROM ({inner}) AS page", symbol=symbol, start=start, end=end)
+    return _bars_from_json(rows[0][0])
 
 
 def read_many(conn, symbols: list[str], start: date, end: date) -> dict[str, list[DailyBar]]:
@@ -102,14 +117,14 @@ def read_many(conn, symbols: list[str], start: date, end: date) -> dict[str, lis
     if not symbols:
         return out
     rows = conn.run(
-        "SELECT symbol, day, open, high, low, close, volume FROM daily_bars"
-        " WHERE symbol = ANY(:symbols) AND day BETWEEN :start AND :end ORDER BY symbol, day",
+        f"SELECT symbol, {_ROWS_AS_JSON} FROM daily_bars"
+        " WHERE symbol = ANY(:symbols) AND day BETWEEN :start AND :end GROUP BY symbol",
         symbols=list(symbols),
         start=start,
         end=end,
     )
-    for symbol, *bar in rows:
-        out[symbol].append(DailyBar(*bar))
+    for symbol, text in rows:
+        out[symbol] = _bars_from_json(text)
     return out
 
 

@@ -194,9 +194,9 @@ class HistoryService:
             next_cursor = self.cursors.encode({"a": last.isoformat(), "e": end.isoformat(), "b": query.binding()})
         return BarsPage(query.symbol, query.interval, start, end, source, bars, next_cursor)
 
-    def _lake_read(self, symbol: str) -> list[DailyBar] | None:
+    def _lake_read(self, symbol: str, start: date | None = None, end: date | None = None) -> list[DailyBar] | None:
         try:
-            return self.lake.read(symbol)
+            return self.lake.read(symbol, start, end)
         except Exception as exc:  # noqa: BLE001 - any storage failure is a 503
             log.warning("lake read failed for %s: %s", symbol, exc)
             raise unavailable("history_unavailable", "historical data storage is unavailable", 5) from exc
@@ -206,9 +206,9 @@ class HistoryService:
         rows: list[DailyBar] = []
         sources = []
         if start < window or not pg_up:
-            if lake_bars is None:
-                lake_bars = self._lake_read(symbol) or []
             upto = end if not pg_up else min(end, window - timedelta(days=1))
+            if lake_bars is None:
+                lake_bars = self._lake_read(symbol, start, upto) or []
             rows = [b for b in lake_bars if start <= b.day <= upto][:need]
             sources.append("lake")
         if pg_up and end >= window and len(rows) < need:
