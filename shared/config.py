@@ -85,6 +85,9 @@ class Settings:
     alerts_max_rules_per_user: int = 100
     alerts_max_condition_len: int = 200
     alerts_local_interval_s: float = 60.0
+    # A quote older than this (served stale while Polygon is down) is not used.
+    alerts_max_quote_age_s: float = 900.0
+    aws_endpoint_url: str = ""
     # Run the check whatever the clock says (for demos on weekends and at night).
     alerts_ignore_market_hours: bool = False
 
@@ -121,6 +124,8 @@ class Settings:
             alerts_max_rules_per_user=_number(env, "ALERTS_MAX_RULES_PER_USER", d.alerts_max_rules_per_user, int, 1),
             alerts_max_condition_len=_number(env, "ALERTS_MAX_CONDITION_LEN", d.alerts_max_condition_len, int, 1),
             alerts_local_interval_s=_number(env, "ALERTS_LOCAL_INTERVAL_S", d.alerts_local_interval_s, float, 1),
+            alerts_max_quote_age_s=_number(env, "ALERTS_MAX_QUOTE_AGE_S", d.alerts_max_quote_age_s),
+            aws_endpoint_url=_text(env, "AWS_ENDPOINT_URL", ""),
             alerts_ignore_market_hours=_text(env, "ALERTS_IGNORE_MARKET_HOURS", "0").lower() in ("1", "true", "yes"),
         )
 

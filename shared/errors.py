@@ -10,15 +10,18 @@ class ApiError(Exception):
     header (used with 429 and 503).
     """
 
-    def __init__(self, status: int, code: str, message: str, retry_after_s: float | None = None):
+    def __init__(
+        self, status: int, code: str, message: str, retry_after_s: float | None = None, details: dict | None = None
+    ):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.retry_after_s = retry_after_s
+        self.details = details or {}
 
     def to_body(self) -> dict:
-        return {"error": {"code": self.code, "message": self.message}}
+        return {"error": {"code": self.code, "message": self.message, **self.details}}
 
 
 def bad_request(code: str, message: str) -> ApiError:

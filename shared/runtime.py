@@ -64,3 +64,25 @@ class Runtime:
         from shared.history.service import HistoryService
 
         return HistoryService(self.settings, self.database, self.lake)
+
+    def _aws(self, kind: str, service: str):
+        import boto3
+        from botocore.config import Config
+
+        s = self.settings
+        # Short timeouts and boto3's standard retries, which back off on throttling.
+        config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 4, "mode": "standard"})
+        make = boto3.resource if kind == "resource" else boto3.client
+        return make(service, region_name=s.aws_region, endpoint_url=s.aws_endpoint_url or None, config=config)
+
+    @cached_property
+    def alert_store(self):
+        from shared.alerts.store import AlertStore
+
+        return AlertStore(self._aws("resource", "dynamodb").Table(self.settings.alerts_table))
+
+    @cached_property
+    def publisher(self):
+        from shared.alerts.check import Publisher
+
+        return Publisher(self._aws("client", "sns"), self.settings.alerts_topic_arn)

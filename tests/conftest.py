@@ -226,3 +226,132 @@ def backtest_client(loaded_history):
     with Client(module.app, project_dir=str(ROOT / "backtest")) as client:
         yield client
     module.runtime.reset()
+
+
+# ---------------------------------------------------------------- alerts
+
+AUTH_SECRET = "test-signing-secret-0123456789abcdef"
+
+
+def bars_from_closes(closes: list[float], last_day: date, volume: int = 1_000_000):
+    """Weekday bars ending on ``last_day`` with these closes (oldest first)."""
+    from datetime import timedelta
+
+    from shared.bars import DailyBar
+
+    days, day = [], last_day
+    while len(days) < len(closes):
+        if day.weekday() < 5:
+            days.append(day)
+        day -= timedelta(days=1)
+    days.reverse()
+    return [DailyBar(d, c, c * 1.01, c * 0.99, c, volume) for d, c in zip(days, closes)]
+
+
+class AlertsWorld:
+    """A DynamoDB table, an SNS topic with an SQS queue subscribed, and daily bars, for one test."""
+
+    def __init__(self, moto, database_url: str):
+        import uuid
+
+        from devtools.fault_proxy import FaultProxy
+        from shared.alerts.store import create_table
+
+        self.moto = moto
+        self.proxy = FaultProxy(moto.url)  # boto3 -> proxy -> moto, so tests can inject faults
+        self.name = f"alerts-{uuid.uuid4().hex[:10]}"
+        self.dynamodb = moto.client("dynamodb")
+        create_table(self.dynamodb, self.name)
+        self.sns = moto.client("sns")
+        self.topic_arn = self.sns.create_topic(Name=self.name)["TopicArn"]
+        self.sqs = moto.client("sqs")
+        self.queue_url = self.sqs.create_queue(QueueName=self.name)["QueueUrl"]
+        queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self.sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        self.database_url = database_url
+
+    def env(self) -> dict:
+        return {
+            "ALERTS_TABLE": self.name,
+            "ALERTS_TOPIC_ARN": self.topic_arn,
+            "AWS_ENDPOINT_URL": self.proxy.url,
+            "AUTH_SECRET": AUTH_SECRET,
+            "DATABASE_URL": self.database_url,
+            "ALERTS_IGNORE_MARKET_HOURS": "1",
+        }
+
+    def load_bars(self, symbol: str, closes: list[float], last_day: date) -> None:
+        from shared.history import postgres
+
+        conn = postgres.connect(self.database_url, 5)
+        postgres.migrate(conn)
+        conn.run("DELETE FROM daily_bars WHERE symbol = :s", s=symbol)
+        bars = bars_from_closes(closes, last_day)
+        postgres.upsert_bars(conn, symbol, bars)
+        postgres.record_symbol(conn, symbol, bars[0].day, bars[-1].day)
+        conn.close()
+
+    def messages(self) -> list[dict]:
+        """Everything delivered to the queue so far (and removes it)."""
+        import json as _json
+
+        out = []
+        while True:
+            got = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            batch = got.get("Messages", [])
+            if not batch:
+                return out
+            for m in batch:
+                envelope = _json.loads(m["Body"])
+                out.append(
+                    {
+                        "subject": envelope.get("Subject"),
+                        "message": _json.loads(envelope["Message"]),
+                        "attributes": {k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()},
+                    }
+                )
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+    def close(self) -> None:
+        self.proxy.stop()
+        self.dynamodb.delete_table(TableName=self.name)
+        self.sns.delete_topic(TopicArn=self.topic_arn)
+        self.sqs.delete_queue(QueueUrl=self.queue_url)
+
+
+@pytest.fixture
+def alerts_world(monkeypatch, moto_server, database_url, redis_url, fake_polygon):
+    world = AlertsWorld(moto_server, database_url)
+    env = {
+        **world.env(),
+        "REDIS_URL": redis_url,
+        "POLYGON_BASE_URL": fake_polygon.url,
+        "POLYGON_MAX_CALLS_PER_MIN": "1000",
+        "POLYGON_RETRIES": "0",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    yield world
+    world.close()
+
+
+@pytest.fixture
+def alerts_app(alerts_world):
+    module = load_app("alerts")
+    module.runtime.reset()
+    yield module
+    module.runtime.reset()
+
+
+@pytest.fixture
+def alerts_client(alerts_app):
+    with Client(alerts_app.app, project_dir=str(ROOT / "alerts")) as client:
+        yield client
+
+
+def token_for(user: str, secret: str = AUTH_SECRET, ttl_s: float = 3600) -> dict:
+    from shared.alerts.auth import mint
+
+    return {"Authorization": f"Bearer {mint(secret, user, 'market-data', ttl_s)}"}

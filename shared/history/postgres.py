@@ -128,6 +128,28 @@ def read_many(conn, symbols: list[str], start: date, end: date) -> dict[str, lis
     return out
 
 
+def read_latest(conn, sessions: dict[str, int]) -> dict[str, list[DailyBar]]:
+    """The last ``sessions[symbol]`` bars of each symbol, in one query.
+
+    A LATERAL index scan per symbol, backwards from its newest day: it reads
+    only the rows asked for, however long the stored history is.
+    """
+    if not sessions:
+        return {}
+    symbols = sorted(sessions)
+    rows = conn.run(
+        f"""
+        SELECT w.symbol, (SELECT {_ROWS_AS_JSON} FROM (
+            SELECT day, open, high, low, close, volume FROM daily_bars b
+            WHERE b.symbol = w.symbol ORDER BY day DESC LIMIT w.k) AS latest)
+        FROM unnest(CAST(:symbols AS text[]), CAST(:counts AS int[])) AS w(symbol, k)
+        """,
+        symbols=symbols,
+        counts=[int(sessions[s]) for s in symbols],
+    )
+    return {symbol: _bars_from_json(text) for symbol, text in rows}
+
+
 def symbol_span(conn, symbol: str) -> tuple[date, date] | None:
     rows = conn.run("SELECT first_day, last_day FROM symbols WHERE symbol = :s", s=symbol)
     return (rows[0][0], rows[0][1]) if rows else None

@@ -1,0 +1,112 @@
+"""Alerts service: per-user watchlist rules, checked on a schedule, notified through SNS."""
+
+import logging
+
+from chalice import AuthResponse, Chalice, Cron
+
+from shared.alerts import auth
+from shared.alerts.check import run_check
+from shared.alerts.rules import validate
+from shared.alerts.store import NotFound, RuleLimitReached, public_rule
+from shared.errors import ApiError, bad_request, not_found
+from shared.runtime import Runtime
+from shared.web import api_view, json_response, query_params
+
+app = Chalice(app_name="market-alerts")
+app.log.setLevel(logging.INFO)
+runtime = Runtime()
+
+
+@app.authorizer()
+def bearer_token(auth_request):
+    settings = runtime.settings
+    try:
+        user = auth.verify(settings.auth_secret, auth_request.token, settings.auth_issuer)
+    except auth.AuthError:
+        return AuthResponse(routes=[], principal_id="anonymous")
+    return AuthResponse(routes=["*"], principal_id=user)
+
+
+def current_user() -> str:
+    return app.current_request.context["authorizer"]["principalId"]
+
+
+def json_body():
+    try:
+        return app.current_request.json_body
+    except Exception:  # noqa: BLE001 - Chalice raises BadRequestError with its own shape
+        raise bad_request("invalid_json", "the body is not valid JSON") from None
+
+
+def rule_not_found(rule_id: str) -> ApiError:
+    return not_found("rule_not_found", f"no rule {rule_id}")
+
+
+@app.route("/api/alerts/rules", methods=["POST"], authorizer=bearer_token, cors=True)
+@api_view
+def create_rule():
+    settings = runtime.settings
+    rule = validate(json_body(), settings.alerts_max_condition_len)
+    try:
+        item = runtime.alert_store.create_rule(current_user(), rule, settings.alerts_max_rules_per_user)
+    except RuleLimitReached as exc:
+        raise bad_request("too_many_rules", str(exc)) from None
+    return json_response(public_rule(item), 201, {"Location": f"/api/alerts/rules/{item['id']}"})
+
+
+@app.route("/api/alerts/rules", methods=["GET"], authorizer=bearer_token, cors=True)
+@api_view
+def list_rules():
+    rules = runtime.alert_store.list_rules(current_user())
+    return json_response({"rules": [public_rule(r) for r in sorted(rules, key=lambda r: r["created_at"])]})
+
+
+@app.route("/api/alerts/rules/{rule_id}", methods=["GET"], authorizer=bearer_token, cors=True)
+@api_view
+def get_rule(rule_id):
+    try:
+        return json_response(public_rule(runtime.alert_store.get_rule(current_user(), rule_id)))
+    except NotFound:
+        raise rule_not_found(rule_id) from None
+
+
+@app.route("/api/alerts/rules/{rule_id}", methods=["PATCH"], authorizer=bearer_token, cors=True)
+@api_view
+def change_rule(rule_id):
+    changes = validate(json_body(), runtime.settings.alerts_max_condition_len, partial=True)
+    try:
+        return json_response(public_rule(runtime.alert_store.update_rule(current_user(), rule_id, changes)))
+    except NotFound:
+        raise rule_not_found(rule_id) from None
+
+
+@app.route("/api/alerts/rules/{rule_id}", methods=["DELETE"], authorizer=bearer_token, cors=True)
+@api_view
+def delete_rule(rule_id):
+    try:
+        runtime.alert_store.delete_rule(current_user(), rule_id)
+    except NotFound:
+        raise rule_not_found(rule_id) from None
+    return json_response({"deleted": rule_id})
+
+
+@app.route("/api/alerts/events", methods=["GET"], authorizer=bearer_token, cors=True)
+@api_view
+def list_events():
+    params = query_params(app)
+    try:
+        limit = int(params.get("limit", "50"))
+    except ValueError:
+        raise bad_request("invalid_limit", "limit must be a whole number from 1 to 200") from None
+    if not 1 <= limit <= 200:
+        raise bad_request("invalid_limit", "limit must be from 1 to 200")
+    events, next_cursor = runtime.alert_store.list_events(current_user(), limit, params.get("cursor"))
+    return json_response({"events": events, "next_cursor": next_cursor})
+
+
+# Every 15 minutes, 13:00-21:59 UTC on weekdays: covers 09:30-16:00 New York in
+# both EST (UTC-5) and EDT (UTC-4); the handler checks the real market hours.
+@app.schedule(Cron("0/15", "13-21", "?", "*", "MON-FRI", "*"), name="alerts-check")
+def scheduled_check(event):
+    report = run_check(runtime.alert_store, runtime.quotes, runtime.database, runtime.publisher, runtime.settings)
+    return report.to_dict()

@@ -1,0 +1,106 @@
+"""An HTTP proxy that forwards to a real server and fails chosen requests on purpose.
+
+Tests put it between boto3 and moto's server to make DynamoDB throttle or SNS
+answer 500, over real HTTP, without patching any client.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlparse
+
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
+
+DYNAMODB_THROTTLE = (
+    400,
+    {"Content-Type": "application/x-amz-json-1.0"},
+    b'{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",'
+    b'"message":"The level of configured provisioned throughput for the table was exceeded."}',
+)
+SNS_INTERNAL_ERROR = (
+    500,
+    {"Content-Type": "text/xml"},
+    b"<ErrorResponse><Error><Type>Receiver</Type><Code>InternalError</Code>"
+    b"<Message>Internal failure</Message></Error><RequestId>fault</RequestId></ErrorResponse>",
+)
+
+
+@dataclass
+class Fault:
+    marker: bytes  # fail requests whose target header or body contains this
+    response: tuple[int, dict, bytes]
+    times: int | None  # None: until cleared
+    hits: int = 0
+
+
+class FaultProxy:
+    def __init__(self, upstream: str):
+        self.upstream = urlparse(upstream)
+        self.faults: list[Fault] = []
+        self.lock = threading.Lock()
+        handler = type("Handler", (_Handler,), {"proxy": self})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def fail(self, marker: str, response: tuple[int, dict, bytes], times: int | None = None) -> Fault:
+        fault = Fault(marker.encode(), response, times)
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    def match(self, target: bytes, body: bytes) -> tuple[int, dict, bytes] | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.marker in target or fault.marker in body:
+                    if fault.times is not None and fault.hits >= fault.times:
+                        continue
+                    fault.hits += 1
+                    return fault.response
+        return None
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    proxy: FaultProxy
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def _relay(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        target = (self.headers.get("X-Amz-Target") or "").encode()
+        canned = self.proxy.match(target, body)
+        if canned is not None:
+            status, headers, payload = canned
+        else:
+            upstream = self.proxy.upstream
+            conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
+            headers_out = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+            conn.request(self.command, self.path, body=body, headers=headers_out)
+            response = conn.getresponse()
+            status, payload = response.status, response.read()
+            headers = {k: v for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP | {"content-length"}}
+            conn.close()
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _relay  # noqa: N815 - the stdlib's names
+
+    def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
+        pass

@@ -1,0 +1,1 @@
+"""Per-user alert rules, their condition language and the scheduled check."""

@@ -1,0 +1,85 @@
+"""Alerts from the command line: tokens, one check, a local schedule, local setup.
+
+python -m shared.alerts.cli token --user alice [--days 30]
+python -m shared.alerts.cli check
+python -m shared.alerts.cli loop [--interval 60]      # what make run does: chalice local never fires schedules
+python -m shared.alerts.cli setup                     # create the table and topic (moto, or an empty account)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+
+from shared.alerts import auth
+from shared.alerts.check import run_check
+
+
+def check_once(runtime) -> dict:
+    report = run_check(runtime.alert_store, runtime.quotes, runtime.database, runtime.publisher, runtime.settings)
+    out = report.to_dict()
+    out["fired_rules"] = report.fired_rules
+    return out
+
+
+def setup(runtime) -> str:
+    """Create the table (if missing) and the topic; print the topic ARN."""
+    from shared.alerts.store import create_table
+
+    dynamodb = runtime._aws("client", "dynamodb")
+    name = runtime.settings.alerts_table
+    if name not in dynamodb.list_tables()["TableNames"]:
+        create_table(dynamodb, name)
+    topic = runtime._aws("client", "sns").create_topic(Name=f"{name}-notifications")["TopicArn"]
+    return topic
+
+
+def main(argv=None, runtime=None) -> int:
+    parser = argparse.ArgumentParser(prog="alerts", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    token = sub.add_parser("token", help="mint a bearer token for a user")
+    token.add_argument("--user", required=True)
+    token.add_argument("--days", type=float, default=30)
+    sub.add_parser("check", help="run one check now and print its report")
+    loop = sub.add_parser("loop", help="run a check every --interval seconds until interrupted")
+    loop.add_argument("--interval", type=float, default=None, help="default: ALERTS_LOCAL_INTERVAL_S")
+    sub.add_parser("setup", help="create the DynamoDB table and the SNS topic; prints the topic ARN")
+    args = parser.parse_args(argv)
+
+    if runtime is None:
+        from shared.runtime import Runtime
+
+        runtime = Runtime()
+    settings = runtime.settings
+    if args.command == "token":
+        try:
+            print(auth.mint(settings.auth_secret, args.user, settings.auth_issuer, args.days * 86400))
+        except auth.AuthError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    if args.command == "setup":
+        print(setup(runtime))
+        return 0
+    if args.command == "check":
+        print(json.dumps(check_once(runtime)))
+        return 0
+    interval = args.interval or settings.alerts_local_interval_s
+    try:
+        while True:
+            report = check_once(runtime)
+            stamp = time.strftime("%H:%M:%S")
+            print(f"[alerts {stamp}] {json.dumps({k: v for k, v in report.items() if k != 'fired_rules'})}", flush=True)
+            for fired in report["fired_rules"]:
+                print(f"[alerts {stamp}]   fired: {json.dumps(fired)}", flush=True)
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
+    sys.exit(main())

@@ -1,0 +1,332 @@
+"""Alert rules, events and firing records in one DynamoDB table.
+
+Keys (``pk``, ``sk``):
+
+| item | pk | sk |
+|---|---|---|
+| rule | ``USER#{user}`` | ``RULE#{id}`` |
+| a user's rule count | ``USER#{user}`` | ``META`` |
+| event (what fired) | ``USER#{user}`` | ``EVENT#{fired_at}#{rule id}`` |
+| firing record | ``FIRING#{firing id}`` | ``FIRING`` |
+
+"All rules of a user" is one query on ``pk``. "All enabled rules" is the sparse
+index ``enabled-rules`` (``gsi1pk`` = ``ENABLED#{shard}``, ``gsi1sk`` =
+``{symbol}#{id}``): only enabled rules carry its keys, spread over a few shards
+so no index partition gets hot; the check queries each shard, never scans.
+Firing records expire through DynamoDB TTL (``expires``) after 30 days.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+ENABLED_INDEX = "enabled-rules"
+SHARDS = 4
+FIRING_KEEP_S = 30 * 86400
+
+
+class RuleLimitReached(Exception):
+    pass
+
+
+class NotFound(Exception):
+    pass
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _shard(rule_id: str) -> int:
+    return int(hashlib.sha256(rule_id.encode()).hexdigest(), 16) % SHARDS
+
+
+def to_dynamo(value):
+    """Floats become Decimals (DynamoDB has no float type)."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_dynamo(v) for v in value]
+    return value
+
+
+def from_dynamo(value):
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() and "." not in str(value) else float(value)
+    if isinstance(value, dict):
+        return {k: from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_dynamo(v) for v in value]
+    return value
+
+
+PUBLIC_RULE_FIELDS = (
+    "id",
+    "symbol",
+    "condition",
+    "frequency",
+    "expires_at",
+    "enabled",
+    "created_at",
+    "updated_at",
+    "last_fired_at",
+    "last_error",
+)
+
+
+def public_rule(item: dict) -> dict:
+    return {k: from_dynamo(item.get(k)) for k in PUBLIC_RULE_FIELDS}
+
+
+@dataclass
+class AlertStore:
+    table: object  # boto3 DynamoDB Table resource
+
+    @property
+    def client(self):
+        # The resource's client: it converts plain Python values to DynamoDB's
+        # typed form itself (passing {"S": ...} would be wrapped once more).
+        return self.table.meta.client
+
+    # ----- rules
+
+    def create_rule(self, user: str, rule: dict, max_rules: int) -> dict:
+        rule_id = uuid.uuid4().hex[:16]
+        stamp = now_iso()
+        item = {
+            "pk": f"USER#{user}",
+            "sk": f"RULE#{rule_id}",
+            "type": "rule",
+            "id": rule_id,
+            "user": user,
+            "created_at": stamp,
+            "updated_at": stamp,
+            "armed": True,
+            "cycle": 0,
+            **rule,
+        }
+        item = self._index_keys(item)
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table.name,
+                            "Key": {"pk": f"USER#{user}", "sk": "META"},
+                            "UpdateExpression": "ADD rule_count :one",
+                            "ConditionExpression": "attribute_not_exists(rule_count) OR rule_count < :max",
+                            "ExpressionAttributeValues": {":one": 1, ":max": max_rules},
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table.name,
+                            "Item": {k: to_dynamo(v) for k, v in item.items() if v is not None},
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                ]
+            )
+        except self.client.exceptions.TransactionCanceledException as exc:
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                raise RuleLimitReached(f"a user may keep at most {max_rules} rules") from None
+            raise
+        return item
+
+    def _index_keys(self, item: dict) -> dict:
+        """Enabled rules carry the sparse index keys; disabled ones do not."""
+        item = dict(item)
+        if item.get("enabled"):
+            item["gsi1pk"] = f"ENABLED#{_shard(item['id'])}"
+            item["gsi1sk"] = f"{item['symbol']}#{item['id']}"
+        else:
+            item.pop("gsi1pk", None)
+            item.pop("gsi1sk", None)
+        return item
+
+    def get_rule(self, user: str, rule_id: str) -> dict:
+        item = self.table.get_item(Key={"pk": f"USER#{user}", "sk": f"RULE#{rule_id}"}, ConsistentRead=True).get("Item")
+        if item is None:
+            raise NotFound(rule_id)
+        return item
+
+    def list_rules(self, user: str) -> list[dict]:
+        from boto3.dynamodb.conditions import Key
+
+        return self._query_all(KeyConditionExpression=Key("pk").eq(f"USER#{user}") & Key("sk").begins_with("RULE#"))
+
+    def update_rule(self, user: str, rule_id: str, changes: dict) -> dict:
+        """Apply ``changes`` (user-editable fields); resets the trigger state."""
+        current = self.get_rule(user, rule_id)
+        item = {**current, **changes, "updated_at": now_iso(), "armed": True, "last_error": None}
+        item = {k: v for k, v in self._index_keys(item).items() if v is not None}
+        try:
+            self.table.put_item(Item=to_dynamo(item), ConditionExpression="attribute_exists(pk)")
+        except self.client.exceptions.ConditionalCheckFailedException:
+            raise NotFound(rule_id) from None
+        return item
+
+    def delete_rule(self, user: str, rule_id: str) -> None:
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Delete": {
+                            "TableName": self.table.name,
+                            "Key": {"pk": f"USER#{user}", "sk": f"RULE#{rule_id}"},
+                            "ConditionExpression": "attribute_exists(pk)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table.name,
+                            "Key": {"pk": f"USER#{user}", "sk": "META"},
+                            "UpdateExpression": "ADD rule_count :minus",
+                            "ExpressionAttributeValues": {":minus": -1},
+                        }
+                    },
+                ]
+            )
+        except self.client.exceptions.TransactionCanceledException:
+            raise NotFound(rule_id) from None
+
+    def enabled_rules(self) -> list[dict]:
+        from boto3.dynamodb.conditions import Key
+
+        rules = []
+        for shard in range(SHARDS):
+            rules.extend(
+                self._query_all(IndexName=ENABLED_INDEX, KeyConditionExpression=Key("gsi1pk").eq(f"ENABLED#{shard}"))
+            )
+        return rules
+
+    def set_rule_state(self, rule: dict, **state) -> None:
+        """Trigger state after a check (armed, cycle, enabled, last_fired_at, last_error)."""
+        names, values, sets, removes = {}, {}, [], []
+        if state.get("enabled") is False:
+            removes += ["gsi1pk", "gsi1sk"]
+        for i, (field, value) in enumerate(state.items()):
+            names[f"#f{i}"] = field
+            if value is None:
+                removes.append(f"#f{i}")
+            else:
+                values[f":v{i}"] = to_dynamo(value)
+                sets.append(f"#f{i} = :v{i}")
+        expression = ("SET " + ", ".join(sets) if sets else "") + (" REMOVE " + ", ".join(removes) if removes else "")
+        try:
+            self.table.update_item(
+                Key={"pk": rule["pk"], "sk": rule["sk"]},
+                UpdateExpression=expression.strip(),
+                ConditionExpression="attribute_exists(pk)",  # deleted meanwhile: leave it deleted
+                ExpressionAttributeNames=names,
+                **({"ExpressionAttributeValues": values} if values else {}),
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            pass
+
+    # ----- firings and events
+
+    def claim_firing(self, firing_id: str, rule: dict, event_key: str) -> dict | None:
+        """Record a firing before publishing it. None if it is new (ours to publish);
+        otherwise the existing record, whose status says what happened."""
+        record = {
+            "pk": f"FIRING#{firing_id}",
+            "sk": "FIRING",
+            "status": "publishing",
+            "rule_id": rule["id"],
+            "event_key": event_key,
+            "attempts": 1,
+            "created_at": now_iso(),
+            "expires": int(time.time()) + FIRING_KEEP_S,
+        }
+        try:
+            self.table.put_item(Item=record, ConditionExpression="attribute_not_exists(pk)")
+            return None
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return self.table.get_item(Key={"pk": f"FIRING#{firing_id}", "sk": "FIRING"}, ConsistentRead=True)["Item"]
+
+    def retry_firing(self, firing_id: str) -> bool:
+        """Take a failed firing back for another publish; False if someone else did."""
+        try:
+            self.table.update_item(
+                Key={"pk": f"FIRING#{firing_id}", "sk": "FIRING"},
+                UpdateExpression="SET #s = :publishing ADD attempts :one",
+                ConditionExpression="#s = :failed",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":publishing": "publishing", ":failed": "failed", ":one": 1},
+            )
+            return True
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+
+    def finish_firing(self, firing_id: str, status: str, message_id: str | None = None) -> None:
+        values = {":s": status}
+        expression = "SET #s = :s"
+        if message_id:
+            expression += ", message_id = :m"
+            values[":m"] = message_id
+        self.table.update_item(
+            Key={"pk": f"FIRING#{firing_id}", "sk": "FIRING"},
+            UpdateExpression=expression,
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=values,
+        )
+
+    def put_event(self, user: str, event_key: str, event: dict) -> None:
+        self.table.put_item(
+            Item=to_dynamo({"pk": f"USER#{user}", "sk": f"EVENT#{event_key}", "type": "event", **event})
+        )
+
+    def list_events(self, user: str, limit: int, start_after: str | None = None) -> tuple[list[dict], str | None]:
+        from boto3.dynamodb.conditions import Key
+
+        kwargs = {
+            "KeyConditionExpression": Key("pk").eq(f"USER#{user}") & Key("sk").begins_with("EVENT#"),
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if start_after:
+            kwargs["ExclusiveStartKey"] = {"pk": f"USER#{user}", "sk": f"EVENT#{start_after}"}
+        page = self.table.query(**kwargs)
+        events = [from_dynamo({k: v for k, v in e.items() if k not in ("pk", "sk", "type")}) for e in page["Items"]]
+        last = page.get("LastEvaluatedKey")
+        return events, (last["sk"][len("EVENT#") :] if last else None)
+
+    def _query_all(self, **kwargs) -> list[dict]:
+        items, start = [], None
+        while True:
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            page = self.table.query(**kwargs)
+            items.extend(page["Items"])
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return items
+
+
+def create_table(dynamodb, name: str) -> None:
+    """The table and its index, as the CloudFormation template declares them (local use and tests)."""
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "gsi1pk", "gsi1sk")],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": ENABLED_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                    {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
