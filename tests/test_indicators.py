@@ -1,0 +1,57 @@
+"""Indicators against values computed by hand (the arithmetic is in the comments)."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.alerts.condition import parse
+from shared.indicators import ema, rsi, sma
+
+
+def test_sma():
+    assert sma([1, 2, 3, 4, 5], 3) == pytest.approx(4.0)  # (3+4+5)/3
+    assert sma([1, 2], 3) is None
+
+
+def test_ema_seeded_with_sma():
+    # n=3, alpha=0.5; seed = (1+2+3)/3 = 2; then 0.5*4+0.5*2 = 3; then 0.5*5+0.5*3 = 4
+    assert ema([1, 2, 3, 4, 5], 3) == pytest.approx(4.0)
+    # n=2, alpha=2/3; seed = (10+11)/2 = 10.5; 2/3*12 + 1/3*10.5 = 11.5
+    assert ema([10, 11, 12], 2) == pytest.approx(11.5)
+    assert ema([1, 2], 3) is None
+
+
+def test_ema_uses_only_its_warmup_window():
+    # 3n+1 = 4 closes for n=1: earlier history must not change the value.
+    assert ema([100, 100, 1, 2, 3, 4], 1) == ema([1, 2, 3, 4], 1) == pytest.approx(4.0)
+
+
+def test_rsi_wilder():
+    # changes +1, -1, +2, -1 with n=2: first averages over (+1, -1): gain 0.5, loss 0.5
+    # then +2: gain (0.5*1+2)/2 = 1.25, loss 0.5/2 = 0.25
+    # then -1: gain 1.25/2 = 0.625, loss (0.25+1)/2 = 0.625  -> RS 1 -> RSI 50
+    assert rsi([10, 11, 10, 12, 11], 2) == pytest.approx(50.0)
+    # changes +1, +2: gain 1.5, loss 0 -> 100
+    assert rsi([1, 2, 4], 2) == pytest.approx(100.0)
+    # changes +2, -1 with n=2: gain 1, loss 0.5 -> RS 2 -> 100 - 100/3
+    assert rsi([10, 12, 11], 2) == pytest.approx(100 - 100 / 3)
+    assert rsi([1, 2], 2) is None
+
+
+def test_crosses_compares_the_previous_point_with_the_current():
+    condition = parse("close crosses above sma(2)")
+    # before: close 10 vs sma 10.5 (below); now: close 12 vs sma 11 (above)
+    series = {0: {"close": 12, "sma": 11}, 1: {"close": 10, "sma": 10.5}}
+    assert condition.evaluate(lambda op, p: series[p][op[1]]) is True
+    series[1]["close"] = 11  # already above before: no cross
+    assert condition.evaluate(lambda op, p: series[p][op[1]]) is False
+    below = parse("close crosses below sma(2)")
+    assert below.evaluate(lambda op, p: {0: 9, 1: 11}[p] if op[1] == "close" else 10) is True
+
+
+def test_and_or_and_parentheses():
+    values = {"close": 5, "volume": 100, "price": 7}
+    value = lambda op, p: values[op[1]]  # noqa: E731
+    assert parse("close < 6 and (volume > 1000 or price >= 7)").evaluate(value) is True
+    assert parse("close < 6 and volume > 1000 or price > 7").evaluate(value) is False
+    assert parse("(close > 6 or volume <= 100) and price <= 7").evaluate(value) is True
