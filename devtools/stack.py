@@ -21,6 +21,7 @@ MOTO_PORT = int(os.environ.get("MOTO_PORT", "8795"))
 PORTS = {
     "quote": int(os.environ.get("QUOTE_PORT", "8001")),
     "backtest": int(os.environ.get("BACKTEST_PORT", "8002")),
+    "alerts": int(os.environ.get("ALERTS_PORT", "8003")),
 }
 
 
@@ -110,6 +111,54 @@ class Stack:
         if proc.returncode != 0:
             raise SystemExit(f"ingest failed:\n{proc.stdout}\n{proc.stderr}")
 
+    def setup_alerts(self) -> None:
+        """Table and topic on moto, a queue subscribed to the topic so the messages
+        can be seen, a signing secret, and a token for a demo user."""
+        from shared.alerts.auth import mint
+        from shared.alerts.cli import setup
+        from shared.runtime import Runtime
+
+        self.env.setdefault("AUTH_SECRET", "local-dev-secret-not-for-production")
+        self.env.setdefault("AWS_ENDPOINT_URL", self.moto.url)
+        # Evaluate at any hour, so the demo does something on a weekend too.
+        self.env.setdefault("ALERTS_IGNORE_MARKET_HOURS", "1")
+        runtime = Runtime(self.env)
+        self.env["ALERTS_TOPIC_ARN"] = setup(runtime)
+        sqs = self.moto.client("sqs")
+        self.queue_url = sqs.create_queue(QueueName="alerts-demo")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self.moto.client("sns").subscribe(TopicArn=self.env["ALERTS_TOPIC_ARN"], Protocol="sqs", Endpoint=queue_arn)
+        settings = runtime.settings
+        self.token = mint(settings.auth_secret, "demo", settings.auth_issuer, 7 * 86400)
+        say(
+            f"alerts: table {settings.alerts_table}, topic {self.env['ALERTS_TOPIC_ARN']}, "
+            f"queue alerts-demo subscribed to it"
+        )
+
+    def run_alert_checks(self) -> None:
+        """chalice local never fires schedules: run the check every ALERTS_LOCAL_INTERVAL_S."""
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shared.alerts.cli", "loop"], cwd=ROOT, env=self.env, start_new_session=True
+        )
+        self.processes.append(proc)
+        sqs = self.moto.client("sqs")
+
+        def watch():
+            import json
+
+            while True:
+                got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=5)
+                for m in got.get("Messages", []):
+                    envelope = json.loads(m["Body"])
+                    say(f"SNS message: {envelope.get('Subject')} :: {envelope['Message']}")
+                    sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+        import threading
+
+        threading.Thread(target=watch, daemon=True, name="sqs-watch").start()
+
     def serve(self, service: str) -> None:
         port = PORTS[service]
         chalice = str(Path(sys.executable).parent / "chalice")
@@ -156,10 +205,16 @@ def main() -> None:
         stack.start_postgres()
         stack.start_aws()
         stack.load_history()
+        stack.setup_alerts()
         stack.serve("quote")
         stack.serve("backtest")
+        stack.serve("alerts")
+        stack.run_alert_checks()
         say(f"try: curl 'http://127.0.0.1:{PORTS['quote']}/api/quote?symbol=AAPL'")
         say(f"     curl 'http://127.0.0.1:{PORTS['backtest']}/api/backtest?symbol=AAPL&start=2012-01-01&interval=5d'")
+        say(f"     TOKEN={stack.token}")
+        say(f"     curl -H \"Authorization: Bearer $TOKEN\" 'http://127.0.0.1:{PORTS['alerts']}/api/alerts/rules'")
+        say(f"alert checks run every {stack.env.get('ALERTS_LOCAL_INTERVAL_S', '60')} s; SNS messages are printed here")
         say("Ctrl-C stops everything")
         while all(p.poll() is None for p in stack.processes):
             time.sleep(0.5)

@@ -141,9 +141,11 @@ def run_check(store: AlertStore, quotes, database, publisher: Publisher, setting
     now = now or datetime.now(UTC)
     report = CheckReport()
     is_open, why = market_status(now)
-    if not is_open and not settings.alerts_ignore_market_hours:
+    if not is_open:
         report.market = why
-        return report
+        if not settings.alerts_ignore_market_hours:
+            return report
+        report.market += " (ignored: ALERTS_IGNORE_MARKET_HOURS)"
     trading_day = now.astimezone(NEW_YORK).date()
 
     rules = store.enabled_rules()
