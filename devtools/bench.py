@@ -349,10 +349,164 @@ def bench_backtest(pg_url: str) -> None:
         moto.stop()
 
 
+def bench_alerts(redis_url: str, fake: FakePolygon, pg_url: str) -> None:
+    import io
+    import random
+
+    import redis
+
+    from devtools.servers import MotoServer, ThrowawayDatabase
+    from shared.alerts.check import run_check
+    from shared.alerts.store import create_table, to_dynamo
+    from shared.history import postgres
+    from shared.runtime import Runtime
+
+    print("\n== alerts check ==")
+    moto = MotoServer()
+    create_table(moto.client("dynamodb"), "bench-alerts")
+    topic = moto.client("sns").create_topic(Name="bench-alerts")["TopicArn"]
+    symbols = [f"A{i:04d}" for i in range(1000)]
+    bars = synthetic_bars("ALR", date(2022, 1, 3), 700, 50.0)
+    rng = random.Random(7)
+    # A realistic mix: most rules watch for something that rarely happens.
+    conditions = [
+        "rsi(14) < 15",
+        "price > ema(20) and rsi(14) > 85",
+        "close crosses above sma(20)",
+        "change_pct <= -3 or volume > 50000000",
+        "ema(200) > close and rsi(14) > 80",
+        "price < 1",
+        "close < sma(50)",
+    ]
+    try:
+        with ThrowawayDatabase(pg_url, "mds_bench_alerts") as db_url:
+            conn = postgres.connect(db_url, 30)
+            postgres.migrate(conn)
+            rows = "".join(f"{b.day},{b.open},{b.high},{b.low},{b.close},{b.volume}\n" for b in bars)
+            for symbol in symbols:
+                copy = "".join(f"{symbol},{line}" for line in rows.splitlines(keepends=True))
+                conn.run(
+                    "COPY daily_bars (symbol, day, open, high, low, close, volume) FROM STDIN WITH (FORMAT csv)",
+                    stream=io.StringIO(copy),
+                )
+            conn.run("VACUUM ANALYZE daily_bars")
+            conn.close()
+            env = {
+                "REDIS_URL": redis_url,
+                "POLYGON_BASE_URL": fake.url,
+                "POLYGON_MAX_CALLS_PER_MIN": "100000",
+                "DATABASE_URL": db_url,
+                "ALERTS_TABLE": "bench-alerts",
+                "ALERTS_TOPIC_ARN": topic,
+                "AWS_ENDPOINT_URL": moto.url,
+                "AUTH_SECRET": "bench",
+                "ALERTS_IGNORE_MARKET_HOURS": "1",
+                "ALERTS_FIRE_CONCURRENCY": "1",
+            }
+            runtime = Runtime(env)
+            import boto3
+            from botocore.config import Config
+
+            from shared.alerts.store import AlertStore
+
+            # moto answers a 10,000-item index query far slower than DynamoDB: a long timeout here only.
+            slow_ok = Config(read_timeout=300, retries={"max_attempts": 4, "mode": "standard"})
+            store = AlertStore(
+                boto3.resource("dynamodb", endpoint_url=moto.url, region_name="us-east-1", config=slow_ok).Table(
+                    "bench-alerts"
+                )
+            )
+            with store.table.batch_writer() as batch:
+                for i in range(10000):
+                    rule = {
+                        "pk": f"USER#u{i % 500}",
+                        "sk": f"RULE#r{i:05d}",
+                        "type": "rule",
+                        "id": f"r{i:05d}",
+                        "user": f"u{i % 500}",
+                        "symbol": symbols[i % 1000],
+                        "condition": rng.choice(conditions),
+                        "frequency": "once_per_bar",
+                        "enabled": True,
+                        "armed": True,
+                        "cycle": 0,
+                        "created_at": "2026-01-01T00:00:00Z",
+                        "updated_at": "2026-01-01T00:00:00Z",
+                    }
+                    batch.put_item(Item=to_dynamo(store._index_keys(rule)))
+            raw = redis.Redis.from_url(redis_url)
+            raw.flushdb()
+            fake.reset()
+            for symbol in symbols:
+                fake.set_snapshot(
+                    symbol,
+                    {
+                        "ticker": symbol,
+                        "updated": 1,
+                        "prevDay": {"c": 50.0},
+                        "lastTrade": {"p": 50.5, "t": 1_700_000_000_000_000_000},
+                    },
+                )
+            from shared.alerts.condition import parse
+
+            quote_symbols = sorted(
+                {it["symbol"] for it in store.enabled_rules() if parse(it["condition"]).needs_quote()}
+            )
+            for symbol in quote_symbols[:500]:  # half of them are already cached
+                runtime.quotes.get(symbol)
+            fake.reset()
+            for symbol in symbols:
+                fake.set_snapshot(
+                    symbol,
+                    {
+                        "ticker": symbol,
+                        "updated": 1,
+                        "prevDay": {"c": 50.0},
+                        "lastTrade": {"p": 50.5, "t": 1_700_000_000_000_000_000},
+                    },
+                )
+            pg_calls = []
+
+            class CountingDatabase:
+                def run(self, work):
+                    pg_calls.append(1)
+                    return runtime.database.run(work)
+
+            before = len(moto.requests)
+            t0 = time.perf_counter()
+            report = run_check(store, runtime.quotes, CountingDatabase(), runtime.publisher, runtime.settings)
+            wall = time.perf_counter() - t0
+            aws = moto.requests[before:]
+            uncached = len(quote_symbols) - 500
+            queries = sum(1 for r in aws if r.startswith("POST"))
+            print(
+                f"10,000 rules on 1,000 symbols: wall {wall:.2f}s (goal < 5 s: {verdict(wall < 5)}); "
+                f"checked {report.checked}, fired {report.fired}, skipped {report.skipped}, failed {report.failed}"
+            )
+            print(f"  phases (s): {report.timings}")
+            print(
+                f"  upstream quote calls {fake.count()} for {uncached} uncached symbols "
+                f"(goal <= uncached: {verdict(fake.count() <= uncached)})"
+            )
+            print(
+                f"  PostgreSQL round trips {len(pg_calls)} (goal constant: {verdict(len(pg_calls) == 1)}); "
+                f"AWS requests {queries} of which {report.fired * 4} for {report.fired} firings "
+                f"(claim, publish, finish, event) plus the rule-state updates"
+            )
+            t0 = time.perf_counter()
+            again = run_check(store, runtime.quotes, CountingDatabase(), runtime.publisher, runtime.settings)
+            print(
+                f"  the same check again (all quotes cached, today's firings done): {time.perf_counter() - t0:.2f}s, "
+                f"fired {again.fired}; phases (s): {again.timings}"
+            )
+    finally:
+        moto.stop()
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--samples", type=int, default=5000)
-    parser.add_argument("--only", choices=["quote", "backtest"], default=None)
+    parser.add_argument("--only", choices=["quote", "backtest", "alerts"], default=None)
     args = parser.parse_args(argv)
     server = None
     redis_url = os.environ.get("REDIS_URL")
@@ -367,13 +521,15 @@ def main(argv=None) -> None:
     try:
         if args.only in (None, "quote"):
             bench_quote(redis_url, fake, args.samples)
-        if args.only in (None, "backtest"):
-            if not pg_url:
-                from devtools.servers import PgServer
+        if args.only in (None, "backtest", "alerts") and not pg_url:
+            from devtools.servers import PgServer
 
-                pg = PgServer()
-                pg_url = pg.url
+            pg = PgServer()
+            pg_url = pg.url
+        if args.only in (None, "backtest"):
             bench_backtest(pg_url)
+        if args.only in (None, "alerts"):
+            bench_alerts(redis_url, fake, pg_url)
     finally:
         fake.stop()
         if server:

@@ -110,7 +110,7 @@ def check(service: str, out_dir: Path, stage: str = "dev", root: Path = ROOT) ->
     with zipfile.ZipFile(zip_path) as zf:
         names = zf.namelist()
         unzipped = sum(info.file_size for info in zf.infolist())
-    tops = {name.split("/")[0] for name in names}
+    tops = {name.split("/")[0].removesuffix(".py") for name in names}
     if "shared/__init__.py" not in names:
         problems.append("shared/ is missing from the zip (the vendor/shared symlink was not followed)")
     for dist in sorted(transitive_distributions(runtime_requirements(service, root))):

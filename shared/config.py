@@ -87,6 +87,9 @@ class Settings:
     alerts_local_interval_s: float = 60.0
     # A quote older than this (served stale while Polygon is down) is not used.
     alerts_max_quote_age_s: float = 900.0
+    # Firings published at once. moto's TransactWriteItems is not thread-safe, so
+    # the local stack and the tests use 1; DynamoDB itself is fine with more.
+    alerts_fire_concurrency: int = 8
     aws_endpoint_url: str = ""
     # Run the check whatever the clock says (for demos on weekends and at night).
     alerts_ignore_market_hours: bool = False
@@ -126,6 +129,7 @@ class Settings:
             alerts_local_interval_s=_number(env, "ALERTS_LOCAL_INTERVAL_S", d.alerts_local_interval_s, float, 1),
             alerts_max_quote_age_s=_number(env, "ALERTS_MAX_QUOTE_AGE_S", d.alerts_max_quote_age_s),
             aws_endpoint_url=_text(env, "AWS_ENDPOINT_URL", ""),
+            alerts_fire_concurrency=_number(env, "ALERTS_FIRE_CONCURRENCY", d.alerts_fire_concurrency, int, 1),
             alerts_ignore_market_hours=_text(env, "ALERTS_IGNORE_MARKET_HOURS", "0").lower() in ("1", "true", "yes"),
         )
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -42,6 +44,7 @@ class CheckReport:
     delivery_failed: int = 0
     reasons: Counter = field(default_factory=Counter)
     fired_rules: list[dict] = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -53,6 +56,7 @@ class CheckReport:
             "skipped": self.skipped,
             "delivery_failed": self.delivery_failed,
             "reasons": dict(self.reasons),
+            "timings": self.timings,
         }
 
 
@@ -98,8 +102,22 @@ class Evaluation:
         self.bars = bars
         self.closes = [b.close for b in bars]
         self.quote = quote
+        self._memo: dict = {}
 
     def value(self, operand: tuple, point: int) -> float:
+        # Many rules share a symbol and an indicator: compute each once per check.
+        key = (operand, point)
+        if key not in self._memo:
+            try:
+                self._memo[key] = self._value(operand, point)
+            except MissingData as exc:
+                self._memo[key] = exc
+        found = self._memo[key]
+        if isinstance(found, MissingData):
+            raise found
+        return found
+
+    def _value(self, operand: tuple, point: int) -> float:
         kind, name = operand[0], operand[1]
         if kind == "field" and name in ("price", "change_pct"):
             if point == 0:
@@ -147,8 +165,11 @@ def run_check(store: AlertStore, quotes, database, publisher: Publisher, setting
             return report
         report.market += " (ignored: ALERTS_IGNORE_MARKET_HOURS)"
     trading_day = now.astimezone(NEW_YORK).date()
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
 
     rules = store.enabled_rules()
+    timings["rules_s"] = round(time.perf_counter() - started, 3)
     report.rules = len(rules)
     parsed = []
     for rule in rules:
@@ -179,6 +200,8 @@ def run_check(store: AlertStore, quotes, database, publisher: Publisher, setting
         for symbol, error in errors.items():
             quote_error[symbol] = error.code
 
+    timings["quotes_s"] = round(time.perf_counter() - started - sum(timings.values()), 3)
+
     # One query for the daily bars of every symbol, as many as its rules need.
     sessions: dict[str, int] = {}
     for rule, condition in parsed:
@@ -190,6 +213,10 @@ def run_check(store: AlertStore, quotes, database, publisher: Publisher, setting
         log.error("check without daily bars, PostgreSQL unavailable: %s", exc)
         bars_for = None
 
+    timings["bars_s"] = round(time.perf_counter() - started - sum(timings.values()), 3)
+
+    evaluations: dict[str, Evaluation] = {}
+    decisions = []
     for rule, condition in parsed:
         symbol = rule["symbol"]
         try:
@@ -197,11 +224,13 @@ def run_check(store: AlertStore, quotes, database, publisher: Publisher, setting
                 raise MissingData("history_unavailable")
             if condition.needs_quote() and symbol in quote_error:
                 raise MissingData(quote_error[symbol])
-            evaluation = Evaluation(bars_for.get(symbol, []), quote_for.get(symbol))
+            evaluation = evaluations.get(symbol)
+            if evaluation is None:
+                evaluation = evaluations[symbol] = Evaluation(bars_for.get(symbol, []), quote_for.get(symbol))
             holds = condition.evaluate(evaluation.value)
-            report.checked += 1
             values = {label(op): evaluation.value(op, 0) for op in condition.operands()}
-            decide(store, publisher, rule, holds, values, evaluation, trading_day, report)
+            report.checked += 1
+            decisions.append((rule, holds, values, evaluation))
         except MissingData as exc:
             reason = str(exc)
             # An unknown symbol will not fix itself: that is a failure to report, not a skip.
@@ -215,40 +244,63 @@ def run_check(store: AlertStore, quotes, database, publisher: Publisher, setting
             log.exception("rule %s failed", rule.get("id"))
             report.failed += 1
             report.reasons[type(exc).__name__] += 1
+    timings["evaluate_s"] = round(time.perf_counter() - started - sum(timings.values()), 3)
+
+    # Firing is network-bound (DynamoDB, SNS): rules are independent, so in parallel.
+    def act(decision):
+        rule = decision[0]
+        try:
+            return rule, decide(store, publisher, *decision, trading_day)
+        except Exception as exc:  # noqa: BLE001 - counted and logged below; the others go on
+            log.exception("firing rule %s failed", rule.get("id"))
+            return rule, f"error:{type(exc).__name__}"
+
+    with ThreadPoolExecutor(settings.alerts_fire_concurrency, thread_name_prefix="alerts-fire") as pool:
+        for rule, outcome in pool.map(act, decisions):
+            if outcome in ("sent", "already_sent", "unknown"):
+                report.fired += outcome == "sent"
+                report.fired_rules.append({"rule": rule["id"], "symbol": rule["symbol"], "outcome": outcome})
+            elif outcome == "failed":
+                report.delivery_failed += 1
+                report.reasons["delivery_failed"] += 1
+            elif outcome and outcome.startswith("error:"):
+                report.failed += 1
+                report.reasons[outcome[len("error:") :]] += 1
+    timings["fire_s"] = round(time.perf_counter() - started - sum(timings.values()), 3)
+    report.timings = timings
     log.info("alerts check: %s", json.dumps(report.to_dict()))
     return report
 
 
-def decide(store, publisher, rule, holds: bool, values: dict, evaluation: Evaluation, trading_day, report) -> None:
+def decide(store, publisher, rule, holds: bool, values: dict, evaluation: Evaluation, trading_day) -> str | None:
+    """Apply the rule's frequency; returns the firing's outcome, or None when nothing fires."""
     frequency = rule.get("frequency", "once_per_bar")
     if frequency == "on_change":
         armed = bool(rule.get("armed", True))
         if not holds:
             if not armed:  # the condition turned false: re-arm for the next time it turns true
                 store.set_rule_state(rule, armed=True, cycle=int(rule.get("cycle", 0)) + 1)
-            return
+            return None
         if not armed:
-            return
+            return None
     elif not holds:
-        return
+        return None
     elif frequency == "once_per_bar" and rule.get("last_fired_day") == trading_day.isoformat():
-        return  # fired today already: no need to even ask the firing record
-    outcome = fire(store, publisher, rule, values, evaluation, trading_day)
-    if outcome in ("sent", "already_sent", "unknown"):
-        report.fired += outcome == "sent"
-        report.fired_rules.append({"rule": rule["id"], "symbol": rule["symbol"], "outcome": outcome})
-        state = {"last_fired_at": now_iso(), "last_fired_day": trading_day.isoformat(), "last_error": None}
-        if frequency == "once":
-            state["enabled"] = False
-        elif frequency == "on_change":
-            state["armed"] = False
-        store.set_rule_state(rule, **state)
-    else:
-        report.delivery_failed += 1
-        report.reasons["delivery_failed"] += 1
+        return None  # fired today already: no need to even ask the firing record
+    state = {"last_fired_at": now_iso(), "last_fired_day": trading_day.isoformat(), "last_error": None}
+    if frequency == "once":
+        state["enabled"] = False
+    elif frequency == "on_change":
+        state["armed"] = False
+    outcome = fire(store, publisher, rule, values, evaluation, trading_day, state)
+    if outcome in ("already_sent", "unknown"):
+        store.set_rule_state(rule, **state)  # catch up with a firing an earlier run made
+    return outcome
 
 
-def fire(store: AlertStore, publisher: Publisher, rule: dict, values: dict, evaluation: Evaluation, trading_day) -> str:
+def fire(
+    store: AlertStore, publisher: Publisher, rule: dict, values: dict, evaluation: Evaluation, trading_day, state: dict
+) -> str:
     """Publish one firing at most once.
 
     The firing record is written with a conditional put *before* publishing. A
@@ -282,6 +334,6 @@ def fire(store: AlertStore, publisher: Publisher, rule: dict, values: dict, eval
     status, message_id = publisher.publish(
         subject_for(rule, values), message, {"user": rule["user"], "symbol": rule["symbol"]}
     )
-    store.finish_firing(fid, status, message_id)
-    store.put_event(rule["user"], event_key, {**message, "delivery": status, "message_id": message_id})
+    event = {**message, "delivery": status, "message_id": message_id}
+    store.record_firing(fid, status, message_id, rule, event_key, event, state if status != "failed" else None)
     return status
