@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 REQS := requirements-dev.txt $(wildcard */requirements.txt)
 
-.PHONY: install test lint run bench ingest package clean
+.PHONY: install test lint run bench ingest package stage-config deploy-quote deploy-backtest deploy-alerts clean
 
 install: $(VENV)/.installed
 
@@ -31,8 +31,16 @@ bench: install
 ingest: install
 	$(BIN)/python -m shared.history.ingest $(ARGS)
 
+STAGE ?= prod
+
 package: install
-	$(BIN)/python -m devtools.packaging quote
+	$(BIN)/python -m devtools.packaging quote backtest alerts --stage $(STAGE)
+
+deploy-quote deploy-backtest deploy-alerts: deploy-%: install
+	$(BIN)/python -m devtools.deploy $* --stage $(STAGE) --bucket "$(DEPLOY_BUCKET)"
+
+stage-config: install
+	$(BIN)/python -m devtools.stage_config --stage $(STAGE)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .hypothesis

@@ -221,7 +221,9 @@ def load_synthetic_history(symbols: list[str], bars, database_url: str, lake, si
     postgres.migrate(conn)
     recent = [b for b in bars if b.day >= since]
     rows = "".join(f"{b.day},{b.open},{b.high},{b.low},{b.close},{b.volume}\n" for b in recent)
-    lake.write(symbols[0], bars)
+    from shared.history import lake_writer
+
+    lake_writer.write(lake, symbols[0], bars)
     blob = lake.store.get(f"daily_bars/symbol={symbols[0]}/data.parquet")
     for symbol in symbols:
         copy = "".join(f"{symbol},{line}" for line in rows.splitlines(keepends=True))
@@ -236,7 +238,7 @@ def load_synthetic_history(symbols: list[str], bars, database_url: str, lake, si
             l=bars[-1].day,
         )
         if symbol != symbols[0]:
-            lake.store.put(f"daily_bars/symbol={symbol}/data.parquet", blob)
+            lake_writer.put(lake.store, f"daily_bars/symbol={symbol}/data.parquet", blob)
     conn.run("VACUUM ANALYZE daily_bars")
     conn.close()
 
@@ -357,7 +359,8 @@ def bench_alerts(redis_url: str, fake: FakePolygon, pg_url: str) -> None:
 
     from devtools.servers import MotoServer, ThrowawayDatabase
     from shared.alerts.check import run_check
-    from shared.alerts.store import create_table, to_dynamo
+    from shared.alerts.cli import create_table
+    from shared.alerts.store import to_dynamo
     from shared.history import postgres
     from shared.runtime import Runtime
 

@@ -8,6 +8,7 @@ would deploy a Lambda that fails on its first import. This catches both.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import subprocess
@@ -101,9 +102,40 @@ def build(service: str, out_dir: Path, stage: str = "dev", root: Path = ROOT) ->
         shutil.rmtree(work, ignore_errors=True)
 
 
-def check(service: str, out_dir: Path, stage: str = "dev", root: Path = ROOT) -> PackageReport:
+def add_throttling(template_path: Path, service: str, root: Path = ROOT) -> None:
+    """API Gateway stage throttling, which Chalice's config cannot express (deploy.json says why)."""
+    settings_file = root / service / ".chalice" / "deploy.json"
+    if not settings_file.exists():
+        return
+    throttling = json.loads(settings_file.read_text())["throttling"]
+    template = json.loads(template_path.read_text())
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Api":
+            resource["Properties"]["MethodSettings"] = [
+                {
+                    "ResourcePath": "/*",
+                    "HttpMethod": "*",
+                    "ThrottlingRateLimit": throttling["rate_per_s"],
+                    "ThrottlingBurstLimit": throttling["burst"],
+                }
+            ]
+    template_path.write_text(json.dumps(template, indent=2))
+
+
+def lint(template_path: Path) -> list[str]:
+    """cfn-lint errors (not warnings) in a template."""
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "cfn-lint"), str(template_path)], capture_output=True, text=True, timeout=300
+    )
+    if proc.returncode & 2 or proc.returncode & 1:
+        return [f"cfn-lint: {proc.stdout.strip() or proc.stderr.strip()}"]
+    return []
+
+
+def check(service: str, out_dir: Path, stage: str = "prod", root: Path = ROOT) -> PackageReport:
     zip_path, output = build(service, out_dir, stage, root)
-    problems = []
+    add_throttling(out_dir / "sam.json", service, root)
+    problems = lint(out_dir / "sam.json")
     if "Could not install dependencies" in output:
         missing = output.split("Could not install dependencies:", 1)[1].split("You will have to", 1)[0]
         problems.append("chalice could not install dependencies: " + " ".join(missing.split()))
@@ -130,7 +162,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Package services and check their zips.")
     parser.add_argument("services", nargs="+")
     parser.add_argument("--out", default=str(ROOT / "build"))
-    parser.add_argument("--stage", default="dev")
+    parser.add_argument("--stage", default="prod")
     args = parser.parse_args(argv)
     failed = False
     for service in args.services:
@@ -138,6 +170,11 @@ def main(argv=None) -> int:
         shutil.rmtree(out, ignore_errors=True)
         report = check(service, out, args.stage)
         print(report.summary())
+        if report.zipped_bytes > DIRECT_UPLOAD_LIMIT:
+            print(
+                f"  {service}: over the 50 MB that 'chalice deploy' uploads directly: deploy it with "
+                f"'make deploy-{service}' (CloudFormation through an S3 bucket)"
+            )
         failed |= bool(report.problems)
     return 1 if failed else 0
 

@@ -164,7 +164,7 @@ class Stack:
         port = PORTS[service]
         chalice = str(Path(sys.executable).parent / "chalice")
         proc = subprocess.Popen(
-            [chalice, "local", "--port", str(port), "--stage", "dev"],
+            [chalice, "local", "--port", str(port), "--stage", "local"],
             cwd=ROOT / service,
             env=self.env,
             start_new_session=True,

@@ -91,6 +91,13 @@ class Settings:
     # the local stack and the tests use 1; DynamoDB itself is fine with more.
     alerts_fire_concurrency: int = 8
     aws_endpoint_url: str = ""
+
+    # --- secrets at run time (production): SSM SecureString parameter names and
+    # the RDS-managed Secrets Manager secret; never the values themselves.
+    polygon_api_key_param: str = ""
+    auth_secret_param: str = ""
+    cursor_secret_param: str = ""
+    database_secret_arn: str = ""
     # Run the check whatever the clock says (for demos on weekends and at night).
     alerts_ignore_market_hours: bool = False
 
@@ -129,15 +136,29 @@ class Settings:
             alerts_local_interval_s=_number(env, "ALERTS_LOCAL_INTERVAL_S", d.alerts_local_interval_s, float, 1),
             alerts_max_quote_age_s=_number(env, "ALERTS_MAX_QUOTE_AGE_S", d.alerts_max_quote_age_s),
             aws_endpoint_url=_text(env, "AWS_ENDPOINT_URL", ""),
+            polygon_api_key_param=_text(env, "POLYGON_API_KEY_PARAM", ""),
+            auth_secret_param=_text(env, "AUTH_SECRET_PARAM", ""),
+            cursor_secret_param=_text(env, "CURSOR_SECRET_PARAM", ""),
+            database_secret_arn=_text(env, "DATABASE_SECRET_ARN", ""),
             alerts_fire_concurrency=_number(env, "ALERTS_FIRE_CONCURRENCY", d.alerts_fire_concurrency, int, 1),
             alerts_ignore_market_hours=_text(env, "ALERTS_IGNORE_MARKET_HOURS", "0").lower() in ("1", "true", "yes"),
         )
 
     def redacted(self) -> dict:
         """The settings as a dict that is safe to log."""
+        from urllib.parse import urlparse
+
         secret = {"polygon_api_key", "auth_secret", "cursor_secret"}
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
             out[f.name] = ("***" if value else "") if f.name in secret else value
+        url = urlparse(self.database_url)
+        if url.password:
+            out["database_url"] = self.database_url.replace(f":{url.password}@", ":***@")
         return out
+
+    def with_secrets(self, values: dict) -> Settings:
+        from dataclasses import replace
+
+        return replace(self, **values)

@@ -26,7 +26,12 @@ class Runtime:
 
     @cached_property
     def settings(self) -> Settings:
-        return Settings.from_env(self._env)
+        settings = Settings.from_env(self._env)
+        if settings.polygon_api_key_param or settings.auth_secret_param or settings.cursor_secret_param:
+            from shared.secrets import resolve_parameters
+
+            settings = resolve_parameters(settings, self._aws_for(settings, "client", "ssm"))
+        return settings
 
     @cached_property
     def redis(self):
@@ -50,7 +55,14 @@ class Runtime:
     def database(self):
         from shared.history.postgres import Database
 
-        return Database(self.settings.database_url, self.settings.database_timeout_s)
+        url = self.settings.database_url
+        if self.settings.database_secret_arn:
+            from shared.history.credentials import database_url_with_secret
+
+            url = database_url_with_secret(
+                url, self.settings.database_secret_arn, self._aws("client", "secretsmanager")
+            )
+        return Database(url, self.settings.database_timeout_s)
 
     @cached_property
     def lake(self):
@@ -66,10 +78,13 @@ class Runtime:
         return HistoryService(self.settings, self.database, self.lake)
 
     def _aws(self, kind: str, service: str):
+        return self._aws_for(self.settings, kind, service)
+
+    @staticmethod
+    def _aws_for(s: Settings, kind: str, service: str):
         import boto3
         from botocore.config import Config
 
-        s = self.settings
         # Short timeouts and boto3's standard retries, which back off on throttling.
         config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 4, "mode": "standard"})
         make = boto3.resource if kind == "resource" else boto3.client

@@ -93,7 +93,7 @@ def quote_app(quote_env):
 
 @pytest.fixture
 def quote_client(quote_app):
-    with Client(quote_app.app, project_dir=str(ROOT / "quote")) as client:
+    with Client(quote_app.app, stage_name="local", project_dir=str(ROOT / "quote")) as client:
         yield client
 
 
@@ -223,7 +223,7 @@ def loaded_history(request, pg_server_url, moto_server, history_polygon, tmp_pat
 def backtest_client(loaded_history):
     module = load_app("backtest")
     module.runtime.reset()
-    with Client(module.app, project_dir=str(ROOT / "backtest")) as client:
+    with Client(module.app, stage_name="local", project_dir=str(ROOT / "backtest")) as client:
         yield client
     module.runtime.reset()
 
@@ -255,7 +255,7 @@ class AlertsWorld:
         import uuid
 
         from devtools.fault_proxy import FaultProxy
-        from shared.alerts.store import create_table
+        from shared.alerts.cli import create_table
 
         self.moto = moto
         self.proxy = FaultProxy(moto.url)  # boto3 -> proxy -> moto, so tests can inject faults
@@ -348,7 +348,7 @@ def alerts_app(alerts_world):
 
 @pytest.fixture
 def alerts_client(alerts_app):
-    with Client(alerts_app.app, project_dir=str(ROOT / "alerts")) as client:
+    with Client(alerts_app.app, stage_name="local", project_dir=str(ROOT / "alerts")) as client:
         yield client
 
 

@@ -20,7 +20,7 @@ def backtest_with(loaded_history, monkeypatch):
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         module.runtime.reset()
-        return Client(module.app, project_dir=str(ROOT / "backtest"))
+        return Client(module.app, stage_name="local", project_dir=str(ROOT / "backtest"))
 
     yield make
     module.runtime.reset()

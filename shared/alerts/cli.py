@@ -16,6 +16,7 @@ import time
 
 from shared.alerts import auth
 from shared.alerts.check import run_check
+from shared.alerts.store import ENABLED_INDEX
 
 
 def check_once(runtime) -> dict:
@@ -27,8 +28,6 @@ def check_once(runtime) -> dict:
 
 def setup(runtime) -> str:
     """Create the table (if missing) and the topic; print the topic ARN."""
-    from shared.alerts.store import create_table
-
     dynamodb = runtime._aws("client", "dynamodb")
     name = runtime.settings.alerts_table
     if name not in dynamodb.list_tables()["TableNames"]:
@@ -78,6 +77,26 @@ def main(argv=None, runtime=None) -> int:
             time.sleep(interval)
     except KeyboardInterrupt:
         return 0
+
+
+def create_table(dynamodb, name: str) -> None:
+    """The table and its index, as the CloudFormation template declares them (local use and tests)."""
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "gsi1pk", "gsi1sk")],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": ENABLED_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                    {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ from pathlib import Path
 from shared import polygon
 from shared.bars import DailyBar, problems
 from shared.cache import LocalBudget
-from shared.history import postgres
-from shared.history.lake import Lake, merge
+from shared.history import lake_writer, postgres
+from shared.history.lake import Lake
 from shared.history.service import NEW_YORK, market_today, window_start
 from shared.polygon import BudgetExceeded
 from shared.symbols import parse_symbol
@@ -134,10 +134,10 @@ def from_csv(path: Path, symbol: str | None) -> tuple[dict[str, list[DailyBar]],
 def store(symbol: str, bars: list[DailyBar], database: postgres.Database, lake: Lake, since: date) -> tuple[bool, int]:
     """Write one symbol's bars to both tiers; returns (lake changed, recent rows changed)."""
     existing = lake.read(symbol) or []
-    merged = merge(existing, bars)
+    merged = lake_writer.merge(existing, bars)
     lake_changed = merged != existing
     if lake_changed:
-        lake.write(symbol, merged)
+        lake_writer.write(lake, symbol, merged)
     recent = [b for b in bars if b.day >= since]
 
     def write(conn):

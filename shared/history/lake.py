@@ -15,15 +15,14 @@ One symbol's history is one object, read with one request: on S3 a single
 ``GetObject``. pyarrow's own S3 file system was measured making 3 HEAD and
 2 GET requests for ``read_table`` and a HEAD before every GET even for
 ``open_input_stream``, so S3 goes through boto3 (which the Lambda runtime
-provides); a local lake goes through ``pyarrow.fs``. Writes replace an object
-whole: S3 ``PutObject`` is atomic, and a local file is written under a hidden
-name and renamed, so a reader never sees half a file.
+provides); a local lake goes through ``pyarrow.fs``. Writing is in
+``lake_writer`` (used by ingestion only, so the serving Lambda's code, and its
+IAM policy, can only read).
 """
 
 from __future__ import annotations
 
 import io
-import uuid
 from datetime import date
 from typing import Protocol
 from urllib.parse import urlparse
@@ -36,8 +35,6 @@ FILE = "data.parquet"
 
 class ObjectStore(Protocol):
     def get(self, key: str) -> bytes | None: ...
-    def put(self, key: str, data: bytes) -> None: ...
-    def list(self, prefix: str) -> list[str]: ...
 
 
 class S3Store:
@@ -47,27 +44,15 @@ class S3Store:
         self.client = client
         self.requests = 0  # for benchmarks and tests: requests this store has made
 
-    def _key(self, key: str) -> str:
+    def key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def get(self, key: str) -> bytes | None:
         self.requests += 1
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+            return self.client.get_object(Bucket=self.bucket, Key=self.key(key))["Body"].read()
         except self.client.exceptions.NoSuchKey:
             return None
-
-    def put(self, key: str, data: bytes) -> None:
-        self.requests += 1
-        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
-
-    def list(self, prefix: str) -> list[str]:
-        out, start = [], len(self._key(""))
-        paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
-            self.requests += 1
-            out.extend(item["Key"][start:] for item in page.get("Contents", []))
-        return out
 
 
 class LocalStore:
@@ -85,27 +70,6 @@ class LocalStore:
                 return f.read()
         except FileNotFoundError:
             return None
-
-    def put(self, key: str, data: bytes) -> None:
-        self.requests += 1
-        path = f"{self.root}/{key}"
-        folder, name = path.rsplit("/", 1)
-        self.fs.create_dir(folder, recursive=True)
-        # A leading dot hides the partial file from pyarrow, DuckDB and Athena.
-        temporary = f"{folder}/.{name}.{uuid.uuid4().hex}"
-        with self.fs.open_output_stream(temporary) as f:
-            f.write(data)
-        self.fs.move(temporary, path)
-
-    def list(self, prefix: str) -> list[str]:
-        from pyarrow import fs
-
-        base = f"{self.root}/{prefix}"
-        try:
-            infos = self.fs.get_file_info(fs.FileSelector(base, recursive=True))
-        except FileNotFoundError:
-            return []
-        return [i.path[len(self.root) + 1 :] for i in infos if i.type == fs.FileType.File]
 
 
 def open_store(uri: str, s3_endpoint_url: str = "", region: str = "us-east-1") -> ObjectStore:
@@ -153,37 +117,3 @@ class Lake:
         days = map(date.fromisoformat, table.column("date").cast("string").to_pylist())
         columns = [table.column(name).to_pylist() for name in ("open", "high", "low", "close", "volume")]
         return list(map(make_bar, zip(days, *columns)))
-
-    def write(self, symbol: str, bars: list[DailyBar]) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        bars = sorted(bars, key=lambda b: b.day)
-        table = pa.table(
-            {
-                "date": pa.array([b.day for b in bars], pa.date32()),
-                "open": pa.array([b.open for b in bars], pa.float64()),
-                "high": pa.array([b.high for b in bars], pa.float64()),
-                "low": pa.array([b.low for b in bars], pa.float64()),
-                "close": pa.array([b.close for b in bars], pa.float64()),
-                "volume": pa.array([b.volume for b in bars], pa.int64()),
-            }
-        )
-        sink = io.BytesIO()
-        pq.write_table(table, sink, compression="snappy")
-        self.store.put(key_for(symbol), sink.getvalue())
-
-    def symbols(self) -> list[str]:
-        out = []
-        for key in self.store.list(f"{TABLE}/"):
-            parts = key.split("/")
-            if len(parts) == 3 and parts[1].startswith("symbol=") and parts[2] == FILE:
-                out.append(parts[1][len("symbol=") :])
-        return sorted(out)
-
-
-def merge(existing: list[DailyBar], incoming: list[DailyBar]) -> list[DailyBar]:
-    """Existing bars with incoming ones added or replacing the same day."""
-    by_day: dict[date, DailyBar] = {b.day: b for b in existing}
-    by_day.update((b.day, b) for b in incoming)
-    return [by_day[d] for d in sorted(by_day)]

@@ -1,0 +1,81 @@
+"""Write the stateful stack's outputs into each service's stage configuration.
+
+    python -m devtools.stage_config --stage prod                 # reads stack market-data-prod
+    python -m devtools.stage_config --stage prod --outputs o.json  # or saved describe-stacks outputs
+
+As Chalice's media-query sample does: the stateful stack is created once, and its
+outputs (endpoints, names, subnets) become each stage's environment and VPC
+settings in ``<service>/.chalice/config.json``. No secret is written: only the
+names of the SSM parameters and the ARN of the database secret.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# service -> environment variable -> stack output
+ENVIRONMENT = {
+    "quote": {"REDIS_URL": "RedisUrl"},
+    "backtest": {"DATABASE_URL": "DatabaseUrl", "DATABASE_SECRET_ARN": "DatabaseSecretArn", "LAKE_URI": "LakeUri"},
+    "alerts": {
+        "REDIS_URL": "RedisUrl",
+        "DATABASE_URL": "DatabaseUrl",
+        "DATABASE_SECRET_ARN": "DatabaseSecretArn",
+        "ALERTS_TABLE": "AlertsTable",
+        "ALERTS_TOPIC_ARN": "AlertsTopicArn",
+    },
+}
+SECRET_PARAMETERS = {
+    "quote": {"POLYGON_API_KEY_PARAM": "polygon-api-key"},
+    "backtest": {"CURSOR_SECRET_PARAM": "cursor-secret"},
+    "alerts": {"POLYGON_API_KEY_PARAM": "polygon-api-key", "AUTH_SECRET_PARAM": "auth-secret"},
+}
+
+
+def apply(outputs: dict[str, str], stage: str, root: Path = ROOT) -> list[Path]:
+    written = []
+    for service, variables in ENVIRONMENT.items():
+        path = root / service / ".chalice" / "config.json"
+        config = json.loads(path.read_text())
+        settings = config["stages"].setdefault(stage, {})
+        env = settings.setdefault("environment_variables", {})
+        env.update({name: outputs[key] for name, key in variables.items()})
+        env.update({name: f"{outputs['ParameterPrefix']}{leaf}" for name, leaf in SECRET_PARAMETERS[service].items()})
+        settings["subnet_ids"] = outputs["SubnetIds"].split(",")
+        settings["security_group_ids"] = [outputs["LambdaSecurityGroupId"]]
+        settings.setdefault("autogen_policy", False)
+        settings.setdefault("iam_policy_file", f"policy-{stage}.json")
+        path.write_text(json.dumps(config, indent=2) + "\n")
+        written.append(path)
+    return written
+
+
+def stack_outputs(stack: str) -> dict[str, str]:
+    import boto3
+
+    described = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--stage", default="prod")
+    parser.add_argument("--stack", default=None, help="default: market-data-<stage>")
+    parser.add_argument("--outputs", default=None, help="a JSON file of OutputKey -> OutputValue instead of AWS")
+    args = parser.parse_args(argv)
+    outputs = (
+        json.loads(Path(args.outputs).read_text())
+        if args.outputs
+        else stack_outputs(args.stack or f"market-data-{args.stage}")
+    )
+    for path in apply(outputs, args.stage):
+        print(f"updated {path.relative_to(ROOT)} (stage {args.stage})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

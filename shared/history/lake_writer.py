@@ -1,0 +1,85 @@
+"""Writing the lake: ingestion only (the serving Lambda never writes).
+
+Writes replace an object whole: S3 ``PutObject`` is atomic, and a local file is
+written under a hidden name and renamed, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from datetime import date
+
+from shared.bars import DailyBar
+from shared.history.lake import FILE, TABLE, Lake, LocalStore, S3Store, key_for
+
+
+def put(store, key: str, data: bytes) -> None:
+    store.requests += 1
+    if isinstance(store, S3Store):
+        store.client.put_object(Bucket=store.bucket, Key=store.key(key), Body=data)
+        return
+    assert isinstance(store, LocalStore)
+    path = f"{store.root}/{key}"
+    folder, name = path.rsplit("/", 1)
+    store.fs.create_dir(folder, recursive=True)
+    # A leading dot hides the partial file from pyarrow, DuckDB and Athena.
+    temporary = f"{folder}/.{name}.{uuid.uuid4().hex}"
+    with store.fs.open_output_stream(temporary) as f:
+        f.write(data)
+    store.fs.move(temporary, path)
+
+
+def list_keys(store, prefix: str) -> list[str]:
+    if isinstance(store, S3Store):
+        out, start = [], len(store.key(""))
+        for page in store.client.get_paginator("list_objects_v2").paginate(
+            Bucket=store.bucket, Prefix=store.key(prefix)
+        ):
+            store.requests += 1
+            out.extend(item["Key"][start:] for item in page.get("Contents", []))
+        return out
+    from pyarrow import fs
+
+    try:
+        infos = store.fs.get_file_info(fs.FileSelector(f"{store.root}/{prefix}", recursive=True))
+    except FileNotFoundError:
+        return []
+    return [i.path[len(store.root) + 1 :] for i in infos if i.type == fs.FileType.File]
+
+
+def write(lake: Lake, symbol: str, bars: list[DailyBar]) -> None:
+    """Replace a symbol's whole history file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    bars = sorted(bars, key=lambda b: b.day)
+    table = pa.table(
+        {
+            "date": pa.array([b.day for b in bars], pa.date32()),
+            "open": pa.array([b.open for b in bars], pa.float64()),
+            "high": pa.array([b.high for b in bars], pa.float64()),
+            "low": pa.array([b.low for b in bars], pa.float64()),
+            "close": pa.array([b.close for b in bars], pa.float64()),
+            "volume": pa.array([b.volume for b in bars], pa.int64()),
+        }
+    )
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="snappy")
+    put(lake.store, key_for(symbol), sink.getvalue())
+
+
+def symbols(lake: Lake) -> list[str]:
+    out = []
+    for key in list_keys(lake.store, f"{TABLE}/"):
+        parts = key.split("/")
+        if len(parts) == 3 and parts[1].startswith("symbol=") and parts[2] == FILE:
+            out.append(parts[1][len("symbol=") :])
+    return sorted(out)
+
+
+def merge(existing: list[DailyBar], incoming: list[DailyBar]) -> list[DailyBar]:
+    """Existing bars with incoming ones added or replacing the same day."""
+    by_day: dict[date, DailyBar] = {b.day: b for b in existing}
+    by_day.update((b.day, b) for b in incoming)
+    return [by_day[d] for d in sorted(by_day)]

@@ -1,0 +1,175 @@
+"""Offline deployment checks: packages, least-privilege policies, templates, secrets, stage config."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from devtools.iam_scan import BASELINE, service_actions
+from devtools.packaging import LAMBDA_LIMIT_UNZIPPED, check
+from devtools.stage_config import apply
+from tests.apps import ROOT
+
+SERVICES = ["quote", "backtest", "alerts"]
+
+
+def policy_actions(service: str, stage: str) -> list[tuple[str, object]]:
+    policy = json.loads((ROOT / service / ".chalice" / f"policy-{stage}.json").read_text())
+    out = []
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        out.extend((action, statement["Resource"]) for action in actions)
+    return out
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+@pytest.mark.parametrize("service", SERVICES)
+def test_policy_grants_exactly_the_calls_the_code_makes(service, stage):
+    granted = policy_actions(service, stage)
+    actions = {a for a, _ in granted}
+    assert not [a for a in actions if "*" in a], "no wildcard actions"
+    needed = set(service_actions(service))
+    missing = needed - actions
+    extra = actions - needed - BASELINE
+    assert not missing, f"{service} calls {missing} but its {stage} policy does not grant them"
+    assert not extra, f"{service}'s {stage} policy grants {extra} that its code never calls"
+    for action, resource in granted:
+        if action.split(":")[0] in ("s3", "dynamodb", "sns", "ssm", "secretsmanager"):
+            assert resource != "*", f"{action} must name its resources"
+            assert stage in json.dumps(resource) or "rds!db" in json.dumps(resource)
+
+
+def test_the_scan_sees_calls_made_outside_app_py():
+    assert "s3:GetObject" in service_actions("backtest")  # in shared/history/lake.py
+    assert "s3:PutObject" not in service_actions("backtest")  # ingestion only, never the Lambda
+    assert {"dynamodb:Query", "dynamodb:PutItem", "sns:Publish"} <= set(service_actions("alerts"))
+    assert "dynamodb:CreateTable" not in service_actions("alerts")  # the local CLI's, not the Lambda's
+    assert set(service_actions("quote")) == {"ssm:GetParameters"}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_chalice_config_uses_the_policy_files(service):
+    config = json.loads((ROOT / service / ".chalice" / "config.json").read_text())
+    for name, stage in config["stages"].items():
+        assert stage["autogen_policy"] is False
+        assert (ROOT / service / ".chalice" / stage["iam_policy_file"]).exists()
+        assert "log_retention_in_days" not in stage  # Chalice issue 2079: breaks the template
+        env = json.dumps(stage.get("environment_variables", {})).lower()
+        for secret_word in ("password", 'api_key":', 'secret":'):
+            assert secret_word not in env, f"{service}/{name} carries a secret in config.json"
+    for stage in ("dev", "prod"):
+        assert config["stages"][stage]["subnet_ids"] and config["stages"][stage]["security_group_ids"]
+
+
+def test_stateful_template_passes_cfn_lint():
+    proc = subprocess.run(
+        [
+            str(ROOT / ".venv" / "bin" / "cfn-lint") if (ROOT / ".venv/bin/cfn-lint").exists() else "cfn-lint",
+            str(ROOT / "infra" / "stateful.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("service", ["backtest", "alerts"])
+def test_each_service_packages_within_lambda_limits(service, tmp_path):
+    report = check(service, tmp_path / "out", "prod")
+    assert report.problems == []
+    assert report.unzipped_bytes < LAMBDA_LIMIT_UNZIPPED
+    with zipfile.ZipFile(report.zip_path) as zf:
+        tops = {n.split("/")[0] for n in zf.namelist()}
+    assert "shared" in tops and "boto3" not in tops and "botocore" not in tops
+    if service == "backtest":
+        assert "pyarrow" in tops
+    template = json.loads(report.template_path.read_text())
+    apis = [r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Api"]
+    assert apis[0]["Properties"]["MethodSettings"][0]["ThrottlingRateLimit"] > 0
+    functions = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
+    assert all(f["Runtime"] == "python3.12" and f.get("VpcConfig") for f in functions)
+    resources = template["Resources"]
+    assert resources["APIHandler"]["Properties"]["ReservedConcurrentExecutions"] >= 1
+    if service == "alerts":
+        # One check at a time: a slow check must not overlap the next one.
+        assert resources["AlertsCheck"]["Properties"]["ReservedConcurrentExecutions"] == 1
+        assert resources["AlertsCheck"]["Properties"]["Timeout"] == 120
+
+
+def test_deploy_dry_run_points_cloudformation_at_the_artifact_bucket():
+    proc = subprocess.run(
+        [sys.executable, "-m", "devtools.deploy", "quote", "--stage", "prod", "--dry-run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    packaged = json.loads((ROOT / "build" / "prod" / "quote" / "packaged.json").read_text())
+    [function] = [r for r in packaged["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
+    assert function["Properties"]["CodeUri"]["Key"].startswith("quote/prod/")
+    without_bucket = subprocess.run(
+        [sys.executable, "-m", "devtools.deploy", "quote", "--stage", "prod"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert without_bucket.returncode == 2 and "DEPLOY_BUCKET" in without_bucket.stderr
+
+
+def test_stage_config_takes_the_stack_outputs(tmp_path):
+    for service in SERVICES:
+        shutil.copytree(
+            ROOT / service / ".chalice", tmp_path / service / ".chalice", ignore=shutil.ignore_patterns("deployments")
+        )
+    outputs = {
+        "SubnetIds": "subnet-aaa,subnet-bbb",
+        "LambdaSecurityGroupId": "sg-123",
+        "RedisUrl": "redis://cache:6379/0",
+        "DatabaseUrl": "postgresql://market@db:5432/market",
+        "DatabaseSecretArn": "arn:aws:secretsmanager:x:1:secret:rds!db-1",
+        "LakeUri": "s3://lake/history",
+        "AlertsTable": "market-alerts-prod",
+        "AlertsTopicArn": "arn:aws:sns:x:1:t",
+        "ParameterPrefix": "/market-data/prod/",
+    }
+    apply(outputs, "prod", root=tmp_path)
+    alerts = json.loads((tmp_path / "alerts" / ".chalice" / "config.json").read_text())["stages"]["prod"]
+    assert alerts["subnet_ids"] == ["subnet-aaa", "subnet-bbb"] and alerts["security_group_ids"] == ["sg-123"]
+    env = alerts["environment_variables"]
+    assert (
+        env["ALERTS_TOPIC_ARN"] == "arn:aws:sns:x:1:t" and env["AUTH_SECRET_PARAM"] == "/market-data/prod/auth-secret"
+    )
+    assert env["DATABASE_SECRET_ARN"].endswith("rds!db-1")
+
+
+def test_secrets_come_from_ssm_and_secrets_manager_at_run_time(moto_server, monkeypatch):
+    from shared.runtime import Runtime
+
+    ssm = moto_server.client("ssm")
+    ssm.put_parameter(Name="/market-data/t/polygon-api-key", Value="pk-123", Type="SecureString", Overwrite=True)
+    ssm.put_parameter(Name="/market-data/t/auth-secret", Value="s3cret", Type="SecureString", Overwrite=True)
+    secrets = moto_server.client("secretsmanager")
+    arn = secrets.create_secret(
+        Name="rds!db-test-" + str(id(ssm)), SecretString=json.dumps({"username": "market", "password": "p@ss:word"})
+    )["ARN"]
+    env = {
+        "AWS_ENDPOINT_URL": moto_server.url,
+        "POLYGON_API_KEY_PARAM": "/market-data/t/polygon-api-key",
+        "AUTH_SECRET_PARAM": "/market-data/t/auth-secret",
+        "DATABASE_SECRET_ARN": arn,
+        "DATABASE_URL": "postgresql://market@db.example:5432/market",
+    }
+    runtime = Runtime(env)
+    assert runtime.settings.polygon_api_key == "pk-123"
+    assert runtime.settings.auth_secret == "s3cret"
+    assert "pk-123" not in json.dumps(runtime.settings.redacted(), default=str)
+    assert runtime.database.url == "postgresql://market:p%40ss%3Aword@db.example:5432/market"
+    missing = Runtime({**env, "AUTH_SECRET_PARAM": "/market-data/t/nope"})
+    with pytest.raises(ValueError, match="not found"):
+        missing.settings  # noqa: B018 - reading it is the test
