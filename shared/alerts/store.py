@@ -237,7 +237,7 @@ class AlertStore:
         try:
             self.table.update_item(**self._state_update(rule, state))
         except self.client.exceptions.ConditionalCheckFailedException:
-            pass
+            return  # the rule was deleted meanwhile: nothing to update
 
     # ----- firings and events
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from urllib.parse import parse_qs, unquote, urlparse
 
 import orjson
 
 from shared.bars import DailyBar, make_bar
+
+log = logging.getLogger(__name__)
 
 # Each step runs once, in order; the version table makes re-running a no-op.
 MIGRATIONS = [
@@ -251,6 +254,6 @@ class Database:
         if self._conn is not None:
             try:
                 self._conn.close()
-            except Exception:  # noqa: BLE001 - it is being thrown away anyway
-                pass
+            except Exception as exc:  # noqa: BLE001 - it is being thrown away anyway
+                log.debug("closing a broken PostgreSQL connection: %s", exc)
             self._conn = None
