@@ -211,6 +211,11 @@ class FakePolygon:
             self.snapshots.clear()
             self.delay_s = 0.0
 
+    def reset_calls(self) -> None:
+        """Zero the call counts, keeping data, snapshots and faults."""
+        with self._lock:
+            self.calls.clear()
+
     def count(self, symbol: str | None = None, kind: str = "snapshot") -> int:
         with self._lock:
             if symbol is None:

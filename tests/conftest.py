@@ -19,17 +19,22 @@ from devtools.sample_data import synthetic_bars
 from tests.apps import ROOT, load_app
 
 
-@pytest.fixture(scope="session")
-def redis_server_url():
-    url = os.environ.get("REDIS_URL")
+def configured_or_throwaway(variable: str, start):
+    """The server named by ``variable``, or a throwaway real one for the session."""
+    url = os.environ.get(variable)
     if url:
         yield url
         return
-    from devtools.servers import RedisLiteServer
-
-    server = RedisLiteServer()
+    server = start()
     yield server.url
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server_url():
+    from devtools.servers import RedisLiteServer
+
+    yield from configured_or_throwaway("REDIS_URL", RedisLiteServer)
 
 
 @pytest.fixture
@@ -102,16 +107,9 @@ def quote_client(quote_app):
 
 @pytest.fixture(scope="session")
 def pg_server_url():
-    """``DATABASE_URL`` names a running server; without it a throwaway pgserver starts."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        yield url
-        return
     from devtools.servers import PgServer
 
-    server = PgServer()
-    yield server.url
-    server.stop()
+    yield from configured_or_throwaway("DATABASE_URL", PgServer)
 
 
 @pytest.fixture

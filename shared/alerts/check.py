@@ -165,11 +165,16 @@ def run_check(store: AlertStore, quotes, database, publisher: Publisher, setting
             return report
         report.market += " (ignored: ALERTS_IGNORE_MARKET_HOURS)"
     trading_day = now.astimezone(NEW_YORK).date()
-    started = time.perf_counter()
     timings: dict[str, float] = {}
+    mark = [time.perf_counter()]
+
+    def lap(phase: str) -> None:
+        now = time.perf_counter()
+        timings[phase] = round(now - mark[0], 3)
+        mark[0] = now
 
     rules = store.enabled_rules()
-    timings["rules_s"] = round(time.perf_counter() - started, 3)
+    lap("rules_s")
     report.rules = len(rules)
     parsed = []
     for rule in rules:
@@ -200,7 +205,7 @@ def run_check(store: AlertStore, quotes, database, publisher: Publisher, setting
         for symbol, error in errors.items():
             quote_error[symbol] = error.code
 
-    timings["quotes_s"] = round(time.perf_counter() - started - sum(timings.values()), 3)
+    lap("quotes_s")
 
     # One query for the daily bars of every symbol, as many as its rules need.
     sessions: dict[str, int] = {}
@@ -213,7 +218,7 @@ def run_check(store: AlertStore, quotes, database, publisher: Publisher, setting
         log.error("check without daily bars, PostgreSQL unavailable: %s", exc)
         bars_for = None
 
-    timings["bars_s"] = round(time.perf_counter() - started - sum(timings.values()), 3)
+    lap("bars_s")
 
     evaluations: dict[str, Evaluation] = {}
     decisions = []
@@ -244,7 +249,7 @@ def run_check(store: AlertStore, quotes, database, publisher: Publisher, setting
             log.exception("rule %s failed", rule.get("id"))
             report.failed += 1
             report.reasons[type(exc).__name__] += 1
-    timings["evaluate_s"] = round(time.perf_counter() - started - sum(timings.values()), 3)
+    lap("evaluate_s")
 
     # Firing is network-bound (DynamoDB, SNS): rules are independent, so in parallel.
     def act(decision):
@@ -266,7 +271,7 @@ def run_check(store: AlertStore, quotes, database, publisher: Publisher, setting
             elif outcome and outcome.startswith("error:"):
                 report.failed += 1
                 report.reasons[outcome[len("error:") :]] += 1
-    timings["fire_s"] = round(time.perf_counter() - started - sum(timings.values()), 3)
+    lap("fire_s")
     report.timings = timings
     log.info("alerts check: %s", json.dumps(report.to_dict()))
     return report
