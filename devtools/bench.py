@@ -394,7 +394,6 @@ def bench_alerts(redis_url: str, fake: FakePolygon, pg_url: str) -> None:
                 "AWS_ENDPOINT_URL": moto.url,
                 "AUTH_SECRET": "bench",
                 "ALERTS_IGNORE_MARKET_HOURS": "1",
-                "ALERTS_FIRE_CONCURRENCY": "1",
             }
             runtime = Runtime(env)
             import boto3
@@ -474,8 +473,8 @@ def bench_alerts(redis_url: str, fake: FakePolygon, pg_url: str) -> None:
             )
             print(
                 f"  PostgreSQL round trips {len(pg_calls)} (goal constant: {verdict(len(pg_calls) == 1)}); "
-                f"AWS requests {queries}: {len(aws) - 3 * report.fired} to read the rules, "
-                f"3 per firing x {report.fired} (claim, publish, one transaction for outcome, event and state)"
+                f"AWS requests {queries}: {len(aws) - 5 * report.fired} to read the rules, "
+                f"5 per firing x {report.fired} (claim, publish, event, outcome, rule state)"
             )
             t0 = time.perf_counter()
             again = run_check(store, runtime.quotes, CountingDatabase(), runtime.publisher, runtime.settings)

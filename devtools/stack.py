@@ -122,7 +122,6 @@ class Stack:
         self.env.setdefault("AWS_ENDPOINT_URL", self.moto.url)
         # Evaluate at any hour, so the demo does something on a weekend too.
         self.env.setdefault("ALERTS_IGNORE_MARKET_HOURS", "1")
-        self.env.setdefault("ALERTS_FIRE_CONCURRENCY", "1")  # moto's transactions are not thread-safe
         runtime = Runtime(self.env)
         self.env["ALERTS_TOPIC_ARN"] = setup(runtime)
         sqs = self.moto.client("sqs")

@@ -87,8 +87,7 @@ class Settings:
     alerts_local_interval_s: float = 60.0
     # A quote older than this (served stale while Polygon is down) is not used.
     alerts_max_quote_age_s: float = 900.0
-    # Firings published at once. moto's TransactWriteItems is not thread-safe, so
-    # the local stack and the tests use 1; DynamoDB itself is fine with more.
+    # Firings published at once (each is a few DynamoDB writes and one SNS publish).
     alerts_fire_concurrency: int = 8
     aws_endpoint_url: str = ""
 

@@ -278,7 +278,6 @@ class AlertsWorld:
             "AUTH_SECRET": AUTH_SECRET,
             "DATABASE_URL": self.database_url,
             "ALERTS_IGNORE_MARKET_HOURS": "1",
-            "ALERTS_FIRE_CONCURRENCY": "1",  # moto's transactions are not thread-safe
         }
 
     def load_bars(self, symbol: str, closes: list[float], last_day: date) -> None:
