@@ -88,17 +88,27 @@ def quote_env(monkeypatch, redis_url, fake_polygon):
     return monkeypatch
 
 
-@pytest.fixture
-def quote_app(quote_env):
-    module = load_app("quote")
+def fresh_app(service: str):
+    """The service's app module with its clients rebuilt from the current environment."""
+    module = load_app(service)
     module.runtime.reset()
     yield module
     module.runtime.reset()
 
 
+def local_client(module, service: str) -> Client:
+    """Chalice's test client on the ``local`` stage, whose config sets nothing the tests set."""
+    return Client(module.app, stage_name="local", project_dir=str(ROOT / service))
+
+
+@pytest.fixture
+def quote_app(quote_env):
+    yield from fresh_app("quote")
+
+
 @pytest.fixture
 def quote_client(quote_app):
-    with Client(quote_app.app, stage_name="local", project_dir=str(ROOT / "quote")) as client:
+    with local_client(quote_app, "quote") as client:
         yield client
 
 
@@ -219,11 +229,9 @@ def loaded_history(request, pg_server_url, moto_server, history_polygon, tmp_pat
 
 @pytest.fixture(scope="module")
 def backtest_client(loaded_history):
-    module = load_app("backtest")
-    module.runtime.reset()
-    with Client(module.app, stage_name="local", project_dir=str(ROOT / "backtest")) as client:
-        yield client
-    module.runtime.reset()
+    for module in fresh_app("backtest"):
+        with local_client(module, "backtest") as client:
+            yield client
 
 
 # ---------------------------------------------------------------- alerts
@@ -337,15 +345,12 @@ def alerts_world(monkeypatch, moto_server, database_url, redis_url, fake_polygon
 
 @pytest.fixture
 def alerts_app(alerts_world):
-    module = load_app("alerts")
-    module.runtime.reset()
-    yield module
-    module.runtime.reset()
+    yield from fresh_app("alerts")
 
 
 @pytest.fixture
 def alerts_client(alerts_app):
-    with Client(alerts_app.app, stage_name="local", project_dir=str(ROOT / "alerts")) as client:
+    with local_client(alerts_app, "alerts") as client:
         yield client
 
 

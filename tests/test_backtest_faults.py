@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from chalice.test import Client
 
 from devtools.servers import free_port
-from tests.apps import ROOT, load_app
+from tests.apps import load_app
+from tests.conftest import local_client
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def backtest_with(loaded_history, monkeypatch):
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         module.runtime.reset()
-        return Client(module.app, stage_name="local", project_dir=str(ROOT / "backtest"))
+        return local_client(module, "backtest")
 
     yield make
     module.runtime.reset()
