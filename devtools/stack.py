@@ -198,6 +198,9 @@ class Stack:
 
 def main() -> None:
     stack = Stack()
+    # A shell that starts us in the background sets SIGINT to "ignore", and we
+    # would inherit that: Ctrl-C (and kill -INT) must always stop the stack.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         stack.start_redis()
