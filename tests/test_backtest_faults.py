@@ -57,3 +57,29 @@ def test_full_history_from_s3_is_one_request(backtest_with, loaded_history, moto
     assert response.status_code == 200
     assert len(json.loads(response.body)["bars"]) == 1000
     assert made == [f"GET /{loaded_history['LAKE_URI'][5:].split('/')[0]}/market/daily_bars/symbol=OLD/data.parquet"]
+
+
+def test_postgres_failing_mid_request_still_fills_the_recent_part_from_the_lake(loaded_history, history_bars):
+    """PostgreSQL answers the symbol lookup, then drops before the bars of a range across the seam."""
+    from datetime import date
+
+    from shared.history.postgres import DatabaseUnavailable
+    from shared.history.service import HistoryService, parse_query
+    from shared.runtime import Runtime
+
+    runtime = Runtime()
+    calls = []
+
+    class DropsAfterFirstCall:
+        def run(self, work):
+            calls.append(work)
+            if len(calls) > 1:
+                raise DatabaseUnavailable("connection lost")
+            return runtime.database.run(work)
+
+    service = HistoryService(runtime.settings, DropsAfterFirstCall(), runtime.lake)
+    page = service.page(parse_query({"symbol": "HIST", "start": "2019-06-01", "end": "2020-06-30", "limit": "10000"}))
+    expected = [b.day.isoformat() for b in history_bars["HIST"] if date(2019, 6, 1) <= b.day <= date(2020, 6, 30)]
+    assert [b["date"] for b in page.bars] == expected
+    assert page.source == "lake"
+    runtime.reset()

@@ -217,9 +217,8 @@ class HistoryService:
                 recent = self.database.run(lambda c: postgres.read_bars(c, symbol, pg_from, end, need - len(rows)))
                 sources.append("postgres")
             except DatabaseUnavailable:
-                if lake_bars is None:
-                    lake_bars = self._lake_read(symbol) or []
-                recent = [b for b in lake_bars if pg_from <= b.day <= end][: need - len(rows)]
+                # Read the recent part from the lake: what was read above stops at the seam.
+                recent = (self._lake_read(symbol, pg_from, end) or [])[: need - len(rows)]
                 if "lake" not in sources:
                     sources.append("lake")
             rows.extend(recent)
