@@ -4,17 +4,17 @@ import logging
 
 from chalice import AuthResponse, Chalice, Cron
 
-from shared.alerts import auth
-from shared.alerts.check import run_check
-from shared.alerts.rules import validate
-from shared.alerts.store import NotFound, RuleLimitReached, public_rule
+from chalicelib import auth
+from chalicelib.check import run_check
+from chalicelib.rules import validate
+from chalicelib.runtime import AlertsRuntime
+from chalicelib.store import NotFound, RuleLimitReached, public_rule
 from shared.errors import ApiError, bad_request, not_found
-from shared.runtime import Runtime
 from shared.web import api_view, json_response, query_params
 
 app = Chalice(app_name="market-alerts")
 app.log.setLevel(logging.INFO)
-runtime = Runtime()
+runtime = AlertsRuntime()
 
 
 @app.authorizer()

@@ -2,15 +2,15 @@
 
 from chalice import Chalice
 
+from chalicelib.formats import CONTENT_TYPES, encode
+from chalicelib.runtime import BacktestRuntime
+from chalicelib.service import market_today, parse_query
 from shared.errors import ApiError
-from shared.history.formats import CONTENT_TYPES, encode
-from shared.history.service import market_today, parse_query
-from shared.runtime import Runtime
 from shared.web import api_view, cacheable_response, query_params
 
 app = Chalice(app_name="market-backtest")
 app.api.binary_types.append("application/vnd.apache.parquet")
-runtime = Runtime()
+runtime = BacktestRuntime()
 
 
 @app.route("/api/backtest", methods=["GET"], cors=True)

@@ -205,13 +205,13 @@ def load_synthetic_history(symbols: list[str], bars, database_url: str, lake, si
     """The same 30-year series under many names: per-request cost does not depend on the prices."""
     import io
 
-    from shared.history import postgres
+    from shared import postgres
 
     conn = postgres.connect(database_url, 30)
     postgres.migrate(conn)
     recent = [b for b in bars if b.day >= since]
     rows = "".join(f"{b.day},{b.open},{b.high},{b.low},{b.close},{b.volume}\n" for b in recent)
-    from shared.history import lake_writer
+    from batch import lake_writer
 
     lake_writer.write(lake, symbols[0], bars)
     blob = lake.store.get(f"daily_bars/symbol={symbols[0]}/data.parquet")
@@ -239,7 +239,7 @@ def measure_backtest(module, db_url: str, moto, symbol: str, bars, since: date, 
     import boto3
     import pyarrow.parquet as pq
 
-    from shared.history import postgres
+    from shared import postgres
 
     context = LambdaContext()
     as_of = bars[-1].day
@@ -294,8 +294,8 @@ def measure_backtest(module, db_url: str, moto, symbol: str, bars, since: date, 
 
 
 def bench_backtest(pg_url: str) -> None:
+    from backtest.chalicelib.lake import Lake, open_store
     from devtools.servers import MotoServer, ThrowawayDatabase
-    from shared.history.lake import Lake, open_store
     from tests.apps import load_app
 
     print("\n== backtest service ==")
@@ -347,12 +347,12 @@ def bench_alerts(redis_url: str, fake: FakePolygon, pg_url: str) -> None:
 
     import redis
 
+    from alerts.chalicelib.check import run_check
+    from alerts.chalicelib.cli import create_table
+    from alerts.chalicelib.runtime import AlertsRuntime
+    from alerts.chalicelib.store import to_dynamo
     from devtools.servers import MotoServer, ThrowawayDatabase
-    from shared.alerts.check import run_check
-    from shared.alerts.cli import create_table
-    from shared.alerts.store import to_dynamo
-    from shared.history import postgres
-    from shared.runtime import Runtime
+    from shared import postgres
 
     print("\n== alerts check ==")
     moto = MotoServer()
@@ -395,11 +395,11 @@ def bench_alerts(redis_url: str, fake: FakePolygon, pg_url: str) -> None:
                 "AUTH_SECRET": "bench",
                 "ALERTS_IGNORE_MARKET_HOURS": "1",
             }
-            runtime = Runtime(env)
+            runtime = AlertsRuntime(env)
             import boto3
             from botocore.config import Config
 
-            from shared.alerts.store import AlertStore
+            from alerts.chalicelib.store import AlertStore
 
             # moto answers a 10,000-item index query far slower than DynamoDB: a long timeout here only.
             slow_ok = Config(read_timeout=300, retries={"max_attempts": 4, "mode": "standard"})
@@ -440,7 +440,7 @@ def bench_alerts(redis_url: str, fake: FakePolygon, pg_url: str) -> None:
                         "lastTrade": {"p": 50.5, "t": 1_700_000_000_000_000_000},
                     },
                 )
-            from shared.alerts.condition import parse
+            from alerts.chalicelib.condition import parse
 
             quote_symbols = sorted(
                 {it["symbol"] for it in store.enabled_rules() if parse(it["condition"]).needs_quote()}

@@ -85,6 +85,8 @@ def build(service: str, out_dir: Path, stage: str = "dev", root: Path = ROOT) ->
         ignore = shutil.ignore_patterns("__pycache__", "deployments", "venv", "*.pyc")
         shutil.copytree(root / service, work / service, symlinks=True, ignore=ignore)
         shutil.copytree(root / "shared", work / "shared", ignore=ignore)
+        # Another app's code, the batch side or the dev tools must never reach a zip;
+        # they are left out of the copy and checked for in the zip all the same.
         env = {"AWS_DEFAULT_REGION": "us-east-1", "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"}
         proc = subprocess.run(
             [str(Path(sys.executable).parent / "chalice"), "package", "--stage", stage, str(out_dir)],
@@ -145,6 +147,7 @@ def check(service: str, out_dir: Path, stage: str = "prod", root: Path = ROOT) -
     tops = {name.split("/")[0].removesuffix(".py") for name in names}
     if "shared/__init__.py" not in names:
         problems.append("shared/ is missing from the zip (the vendor/shared symlink was not followed)")
+    problems.extend(ownership_problems(service, names, root))
     for dist in sorted(transitive_distributions(runtime_requirements(service, root))):
         modules = top_level_modules(dist)
         if not modules:
@@ -156,6 +159,32 @@ def check(service: str, out_dir: Path, stage: str = "prod", root: Path = ROOT) -
     if unzipped > LAMBDA_LIMIT_UNZIPPED:
         problems.append(f"unzipped size {unzipped / 2**20:.0f} MB is over Lambda's 250 MB")
     return PackageReport(service, zip_path, out_dir / "sam.json", zip_path.stat().st_size, unzipped, problems)
+
+
+def _python_files(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder.parent)) for p in folder.rglob("*.py") if "__pycache__" not in p.parts}
+
+
+def ownership_problems(service: str, names: list[str], root: Path = ROOT) -> list[str]:
+    """A zip holds its own app's ``chalicelib/`` and ``shared/``, and no other project code."""
+    problems = []
+    own = _python_files(root / service / "chalicelib") if (root / service / "chalicelib").is_dir() else set()
+    in_zip = {n for n in names if n.startswith("chalicelib/") and n.endswith(".py")}
+    if in_zip != own:
+        foreign = sorted(in_zip - own)
+        if foreign:
+            problems.append(f"chalicelib/ in the zip holds code that is not {service}'s: {', '.join(foreign)}")
+        lost = sorted(own - in_zip)
+        if lost:
+            problems.append(f"{service}'s own code is missing from the zip: {', '.join(lost)}")
+    shared = _python_files(root / "shared")
+    stray = sorted(n for n in names if n.startswith("shared/") and n.endswith(".py") and n not in shared)
+    if stray:
+        problems.append(f"shared/ in the zip holds files that are not in shared/: {', '.join(stray)}")
+    tops = {n.split("/")[0] for n in names}
+    for folder in sorted(tops & ({"batch", "devtools", "tests", "quote", "backtest", "alerts", "web"} - {service})):
+        problems.append(f"{folder}/ is in the zip: only {service}'s app.py, chalicelib/ and shared/ belong there")
+    return problems
 
 
 def main(argv=None) -> int:

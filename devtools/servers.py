@@ -83,7 +83,7 @@ class ThrowawayDatabase:
         self.url = with_database(server_url, self.name)
 
     def __enter__(self) -> str:
-        from shared.history.postgres import connect
+        from shared.postgres import connect
 
         admin = connect(self.server_url, 10)
         admin.run(f'CREATE DATABASE "{self.name}"')
@@ -91,7 +91,7 @@ class ThrowawayDatabase:
         return self.url
 
     def __exit__(self, *exc) -> None:
-        from shared.history.postgres import connect
+        from shared.postgres import connect
 
         admin = connect(self.server_url, 10)
         admin.run(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')

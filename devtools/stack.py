@@ -99,7 +99,7 @@ class Stack:
         rows = write_csv(path)
         say(f"ingesting {rows} sample rows into PostgreSQL (recent window) and the lake (all)")
         proc = subprocess.run(
-            [sys.executable, "-m", "shared.history.ingest", "--csv", str(path)],
+            [sys.executable, "-m", "batch.ingest", "--csv", str(path)],
             cwd=ROOT,
             env=self.env,
             capture_output=True,
@@ -114,15 +114,15 @@ class Stack:
     def setup_alerts(self) -> None:
         """Table and topic on moto, a queue subscribed to the topic so the messages
         can be seen, a signing secret, and a token for a demo user."""
-        from shared.alerts.auth import mint
-        from shared.alerts.cli import setup
-        from shared.runtime import Runtime
+        from alerts.chalicelib.auth import mint
+        from alerts.chalicelib.cli import setup
+        from alerts.chalicelib.runtime import AlertsRuntime
 
         self.env.setdefault("AUTH_SECRET", "local-dev-secret-not-for-production")
         self.env.setdefault("AWS_ENDPOINT_URL", self.moto.url)
         # Evaluate at any hour, so the demo does something on a weekend too.
         self.env.setdefault("ALERTS_IGNORE_MARKET_HOURS", "1")
-        runtime = Runtime(self.env)
+        runtime = AlertsRuntime(self.env)
         self.env["ALERTS_TOPIC_ARN"] = setup(runtime)
         sqs = self.moto.client("sqs")
         self.queue_url = sqs.create_queue(QueueName="alerts-demo")["QueueUrl"]
@@ -140,7 +140,7 @@ class Stack:
     def run_alert_checks(self) -> None:
         """chalice local never fires schedules: run the check every ALERTS_LOCAL_INTERVAL_S."""
         proc = subprocess.Popen(
-            [sys.executable, "-m", "shared.alerts.cli", "loop"], cwd=ROOT, env=self.env, start_new_session=True
+            [sys.executable, "-m", "alerts.chalicelib.cli", "loop"], cwd=ROOT, env=self.env, start_new_session=True
         )
         self.processes.append(proc)
         sqs = self.moto.client("sqs")

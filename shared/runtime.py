@@ -1,7 +1,9 @@
 """Clients created lazily, once per Lambda container (or per CLI process).
 
-Nothing connects at import time; each app builds one ``Runtime`` and asks it
-for what it needs. Tests call ``reset()`` after changing the environment.
+Nothing connects at import time. This builds only the clients that two or more
+services use (settings, Redis, Polygon, the quote path, PostgreSQL); each app
+subclasses it in its own ``chalicelib/runtime.py`` for its own clients. Tests
+call ``reset()`` after changing the environment.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ class Runtime:
         with self._lock:
             if "database" in self.__dict__:
                 self.__dict__["database"].close()
-            for name in [n for n, v in type(self).__dict__.items() if isinstance(v, cached_property)]:
-                self.__dict__.pop(name, None)
+            for cls in type(self).__mro__:
+                for name, value in vars(cls).items():
+                    if isinstance(value, cached_property):
+                        self.__dict__.pop(name, None)
 
     @cached_property
     def settings(self) -> Settings:
@@ -53,29 +57,16 @@ class Runtime:
 
     @cached_property
     def database(self):
-        from shared.history.postgres import Database
+        from shared.postgres import Database
 
         url = self.settings.database_url
         if self.settings.database_secret_arn:
-            from shared.history.credentials import database_url_with_secret
+            from shared.credentials import database_url_with_secret
 
             url = database_url_with_secret(
                 url, self.settings.database_secret_arn, self._aws("client", "secretsmanager")
             )
         return Database(url, self.settings.database_timeout_s)
-
-    @cached_property
-    def lake(self):
-        from shared.history.lake import Lake, open_store
-
-        s = self.settings
-        return Lake(open_store(s.lake_uri, s.s3_endpoint_url, s.aws_region))
-
-    @cached_property
-    def history(self):
-        from shared.history.service import HistoryService
-
-        return HistoryService(self.settings, self.database, self.lake)
 
     def _aws(self, kind: str, service: str):
         return self._aws_for(self.settings, kind, service)
@@ -89,15 +80,3 @@ class Runtime:
         config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 4, "mode": "standard"})
         make = boto3.resource if kind == "resource" else boto3.client
         return make(service, region_name=s.aws_region, endpoint_url=s.aws_endpoint_url or None, config=config)
-
-    @cached_property
-    def alert_store(self):
-        from shared.alerts.store import AlertStore
-
-        return AlertStore(self._aws("resource", "dynamodb").Table(self.settings.alerts_table))
-
-    @cached_property
-    def publisher(self):
-        from shared.alerts.check import Publisher
-
-        return Publisher(self._aws("client", "sns"), self.settings.alerts_topic_arn)

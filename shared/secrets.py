@@ -3,7 +3,8 @@
 The configuration names the parameters (``POLYGON_API_KEY_PARAM``,
 ``AUTH_SECRET_PARAM``, ``CURSOR_SECRET_PARAM``); the values never appear in
 ``config.json``, the environment or the logs. All of a service's parameters
-come in one ``GetParameters`` call at cold start.
+come in one ``GetParameters`` call at cold start. The database password comes
+from the secret RDS manages (``shared.credentials``).
 """
 
 from __future__ import annotations

@@ -195,10 +195,10 @@ def history_polygon(history_bars):
 
 
 def ingest(argv: list[str]) -> int:
-    from shared.history.ingest import main
-    from shared.runtime import Runtime
+    from backtest.chalicelib.runtime import BacktestRuntime
+    from batch.ingest import main
 
-    runtime = Runtime()
+    runtime = BacktestRuntime()
     try:
         return main(argv, runtime=runtime)
     finally:
@@ -260,8 +260,8 @@ class AlertsWorld:
     def __init__(self, moto, database_url: str):
         import uuid
 
+        from alerts.chalicelib.cli import create_table
         from devtools.fault_proxy import FaultProxy
-        from shared.alerts.cli import create_table
 
         self.moto = moto
         self.proxy = FaultProxy(moto.url)  # boto3 -> proxy -> moto, so tests can inject faults
@@ -289,14 +289,15 @@ class AlertsWorld:
         }
 
     def load_bars(self, symbol: str, closes: list[float], last_day: date) -> None:
-        from shared.history import postgres
+        from batch import postgres_writer
+        from shared import postgres
 
         conn = postgres.connect(self.database_url, 5)
         postgres.migrate(conn)
         conn.run("DELETE FROM daily_bars WHERE symbol = :s", s=symbol)
         bars = bars_from_closes(closes, last_day)
-        postgres.upsert_bars(conn, symbol, bars)
-        postgres.record_symbol(conn, symbol, bars[0].day, bars[-1].day)
+        postgres_writer.upsert_bars(conn, symbol, bars)
+        postgres_writer.record_symbol(conn, symbol, bars[0].day, bars[-1].day)
         conn.close()
 
     def messages(self) -> list[dict]:
@@ -355,6 +356,6 @@ def alerts_client(alerts_app):
 
 
 def token_for(user: str, secret: str = AUTH_SECRET, ttl_s: float = 3600) -> dict:
-    from shared.alerts.auth import mint
+    from alerts.chalicelib.auth import mint
 
     return {"Authorization": f"Bearer {mint(secret, user, 'market-data', ttl_s)}"}

@@ -126,7 +126,7 @@ def test_rules_per_user_are_limited(alerts_client, monkeypatch):
 
 def test_cli_mints_a_token_the_service_accepts(alerts_client, alerts_world):
     proc = subprocess.run(
-        [sys.executable, "-m", "shared.alerts.cli", "token", "--user", "carol"],
+        [sys.executable, "-m", "alerts.chalicelib.cli", "token", "--user", "carol"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from alerts.chalicelib.check import run_check
 from devtools.fault_proxy import DYNAMODB_THROTTLE, SNS_INTERNAL_ERROR
-from shared.alerts.check import run_check
 from tests.conftest import token_for
 from tests.test_quote_api import ticker
 

@@ -63,11 +63,11 @@ def test_postgres_failing_mid_request_still_fills_the_recent_part_from_the_lake(
     """PostgreSQL answers the symbol lookup, then drops before the bars of a range across the seam."""
     from datetime import date
 
-    from shared.history.postgres import DatabaseUnavailable
-    from shared.history.service import HistoryService, parse_query
-    from shared.runtime import Runtime
+    from backtest.chalicelib.runtime import BacktestRuntime
+    from backtest.chalicelib.service import HistoryService, parse_query
+    from shared.postgres import DatabaseUnavailable
 
-    runtime = Runtime()
+    runtime = BacktestRuntime()
     calls = []
 
     class DropsAfterFirstCall:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.alerts.condition import parse
-from shared.indicators import ema, rsi, sma
+from alerts.chalicelib.condition import parse
+from alerts.chalicelib.indicators import ema, rsi, sma
 
 
 def test_sma():

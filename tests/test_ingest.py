@@ -8,8 +8,8 @@ from datetime import date
 
 import pytest
 
-from shared.history import postgres
-from shared.history.lake import Lake, open_store
+from backtest.chalicelib.lake import Lake, open_store
+from shared import postgres
 from tests.apps import ROOT
 from tests.conftest import ingest
 
@@ -130,7 +130,7 @@ def test_cli_entry_point_runs_as_a_module(ingest_env):
         [
             sys.executable,
             "-m",
-            "shared.history.ingest",
+            "batch.ingest",
             "--symbols",
             "OLD",
             "--from",
@@ -145,6 +145,6 @@ def test_cli_entry_point_runs_as_a_module(ingest_env):
     )
     assert proc.returncode == 0, proc.stderr
     assert "OLD: 1000 rows" in proc.stdout
-    bad = subprocess.run([sys.executable, "-m", "shared.history.ingest"], cwd=ROOT, capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, "-m", "batch.ingest"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2
     assert "give either --symbols" in bad.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.packaging import check
+from devtools.packaging import check, ownership_problems
 from tests.apps import ROOT
 
 pytestmark = pytest.mark.slow
@@ -31,13 +31,37 @@ def test_quote_zip_holds_shared_and_every_dependency(tmp_path):
         "app.py",
         "shared/__init__.py",
         "shared/quotes.py",
+        "shared/cache.py",
+        "shared/polygon.py",
         "massive/__init__.py",
         "redis/__init__.py",
         "tenacity/__init__.py",
         "urllib3/__init__.py",
     ):
         assert module in names
-    assert not any(n.startswith(("boto3/", "botocore/", "devtools/", "tests/")) for n in names)
+    assert not any(n.startswith(("boto3/", "botocore/", "devtools/", "tests/", "batch/")) for n in names)
+    # The quote service's zip carries its own concern and shared/: no alerts or history code.
+    assert not any(n.startswith("chalicelib/") for n in names)
+    with zipfile.ZipFile(report.zip_path) as zf:
+        ours = [n for n in names if n.startswith("shared/") or n == "app.py"]
+        text = "\n".join(zf.read(n).decode() for n in ours if n.endswith(".py"))
+    for foreign in ("class AlertStore", "def run_check", "class HistoryService", "class Lake", "def parse_query"):
+        assert foreign not in text, f"the quote zip holds {foreign!r}"
+
+
+def test_the_ownership_check_reports_foreign_and_missing_code():
+    shared = ["shared/__init__.py", "shared/config.py"]
+    assert ownership_problems("quote", ["app.py", *shared]) == []
+    foreign = ownership_problems("quote", ["app.py", *shared, "chalicelib/__init__.py", "chalicelib/check.py"])
+    assert any("not quote's" in p and "chalicelib/check.py" in p for p in foreign), foreign
+    backtest_without_lake = [
+        "app.py",
+        *shared,
+        *(f"chalicelib/{n}" for n in ("__init__.py", "service.py", "formats.py", "runtime.py")),
+    ]
+    missing = ownership_problems("backtest", backtest_without_lake)
+    assert any("missing" in p and "chalicelib/lake.py" in p for p in missing), missing
+    assert any("batch/" in p for p in ownership_problems("alerts", ["batch/ingest.py"]))
 
 
 def test_a_symlink_outside_vendor_is_reported(tmp_path):

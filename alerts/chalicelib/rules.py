@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from shared.alerts.condition import ConditionError, parse
 from shared.errors import ApiError, bad_request
 from shared.symbols import parse_symbol
+
+from .condition import ConditionError, parse
 
 FREQUENCIES = ("once", "once_per_bar", "on_change")
 FIELDS = {"symbol", "condition", "frequency", "expires_at", "enabled"}

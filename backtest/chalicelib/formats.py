@@ -7,7 +7,7 @@ import io
 
 import orjson
 
-from shared.history.service import BarsPage
+from .service import BarsPage
 
 CONTENT_TYPES = {
     "json": "application/json",

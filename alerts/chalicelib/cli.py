@@ -1,9 +1,9 @@
 """Alerts from the command line: tokens, one check, a local schedule, local setup.
 
-python -m shared.alerts.cli token --user alice [--days 30]
-python -m shared.alerts.cli check
-python -m shared.alerts.cli loop [--interval 60]      # what make run does: chalice local never fires schedules
-python -m shared.alerts.cli setup                     # create the table and topic (moto, or an empty account)
+python -m alerts.chalicelib.cli token --user alice [--days 30]
+python -m alerts.chalicelib.cli check
+python -m alerts.chalicelib.cli loop [--interval 60]      # what make run does: chalice local never fires schedules
+python -m alerts.chalicelib.cli setup                     # create the table and topic (moto, or an empty account)
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import logging
 import sys
 import time
 
-from shared.alerts import auth
-from shared.alerts.check import run_check
-from shared.alerts.store import ENABLED_INDEX
+from . import auth
+from .check import run_check
+from .store import ENABLED_INDEX
 
 
 def check_once(runtime) -> dict:
@@ -49,9 +49,9 @@ def main(argv=None, runtime=None) -> int:
     args = parser.parse_args(argv)
 
     if runtime is None:
-        from shared.runtime import Runtime
+        from .runtime import AlertsRuntime
 
-        runtime = Runtime()
+        runtime = AlertsRuntime()
     settings = runtime.settings
     if args.command == "token":
         try:

@@ -1,7 +1,7 @@
 """Load daily bars into both tiers: the batch layer's interface.
 
-    python -m shared.history.ingest --symbols AAPL,MSFT --from 2000-01-01 --to 2024-12-31
-    python -m shared.history.ingest --csv bars.csv [--symbol AAPL]
+    python -m batch.ingest --symbols AAPL,MSFT --from 2000-01-01 --to 2024-12-31
+    python -m batch.ingest --csv bars.csv [--symbol AAPL]
 
 From Polygon's aggregates endpoint (1/day, adjusted, every ``next_url`` page)
 or from a CSV file (``Date,Open,High,Low,Close,Volume``, with a ``Symbol``
@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
+from backtest.chalicelib.lake import Lake
+from backtest.chalicelib.service import NEW_YORK, market_today, window_start
+from batch import lake_writer, postgres_writer
 from shared import polygon
 from shared.bars import DailyBar, problems
 from shared.cache import LocalBudget
-from shared.history import lake_writer, postgres
-from shared.history.lake import Lake
-from shared.history.service import NEW_YORK, market_today, window_start
 from shared.polygon import BudgetExceeded
 from shared.symbols import parse_symbol
 
@@ -131,7 +131,7 @@ def from_csv(path: Path, symbol: str | None) -> tuple[dict[str, list[DailyBar]],
     return out, unreadable
 
 
-def store(symbol: str, bars: list[DailyBar], database: postgres.Database, lake: Lake, since: date) -> tuple[bool, int]:
+def store(symbol: str, bars: list[DailyBar], database, lake: Lake, since: date) -> tuple[bool, int]:
     """Write one symbol's bars to both tiers; returns (lake changed, recent rows changed)."""
     existing = lake.read(symbol) or []
     merged = lake_writer.merge(existing, bars)
@@ -141,9 +141,9 @@ def store(symbol: str, bars: list[DailyBar], database: postgres.Database, lake: 
     recent = [b for b in bars if b.day >= since]
 
     def write(conn):
-        changed = postgres.upsert_bars(conn, symbol, recent)
+        changed = postgres_writer.upsert_bars(conn, symbol, recent)
         if merged:
-            postgres.record_symbol(conn, symbol, merged[0].day, merged[-1].day)
+            postgres_writer.record_symbol(conn, symbol, merged[0].day, merged[-1].day)
         return changed
 
     return lake_changed, database.run(write)
@@ -171,9 +171,9 @@ def main(argv=None, runtime=None) -> int:
         parser.error("--symbols needs --from")
 
     if runtime is None:
-        from shared.runtime import Runtime
+        from backtest.chalicelib.runtime import BacktestRuntime
 
-        runtime = Runtime()
+        runtime = BacktestRuntime()
     settings = runtime.settings
     today = market_today()
     since = window_start(settings, today)
@@ -222,7 +222,7 @@ def main(argv=None, runtime=None) -> int:
             result.error = f"{type(exc).__name__}: {exc}"
             log.debug("ingest of %s failed", symbol, exc_info=True)
 
-    pruned = runtime.database.run(lambda c: postgres.prune(c, since))
+    pruned = runtime.database.run(lambda c: postgres_writer.prune(c, since))
     return report(results, early_rejects, pruned, since)
 
 

@@ -10,8 +10,8 @@ import io
 import uuid
 from datetime import date
 
+from backtest.chalicelib.lake import FILE, TABLE, Lake, LocalStore, S3Store, key_for
 from shared.bars import DailyBar
-from shared.history.lake import FILE, TABLE, Lake, LocalStore, S3Store, key_for
 
 
 def put(store, key: str, data: bytes) -> None:

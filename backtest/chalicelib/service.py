@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from shared import postgres
 from shared.bars import DailyBar, aggregate, parse_interval
 from shared.config import Settings
 from shared.errors import bad_request, not_found, unavailable
-from shared.history import postgres
-from shared.history.lake import Lake
-from shared.history.postgres import DatabaseUnavailable
+from shared.postgres import DatabaseUnavailable
 from shared.symbols import parse_symbol
+
+from .lake import Lake
 
 log = logging.getLogger(__name__)
 NEW_YORK = ZoneInfo("America/New_York")

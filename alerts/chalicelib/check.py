@@ -20,11 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from shared.alerts.condition import ConditionError, label, parse
-from shared.alerts.market_hours import NEW_YORK, market_status
-from shared.alerts.store import AlertStore, now_iso
-from shared.history import postgres
-from shared.indicators import ema, rsi, sma
+from shared import postgres
+
+from .condition import ConditionError, label, parse
+from .indicators import ema, rsi, sma
+from .market_hours import NEW_YORK, market_status
+from .store import AlertStore, now_iso
 
 log = logging.getLogger(__name__)
 

@@ -1,1 +1,0 @@
-"""Per-user alert rules, their condition language and the scheduled check."""
