@@ -4,8 +4,11 @@ PYTHON ?= $(shell pyenv which python3.12 2>/dev/null || command -v python3.12 ||
 VENV := .venv
 BIN := $(VENV)/bin
 REQS := requirements-dev.txt $(wildcard */requirements.txt)
+CHROMIUM ?= /usr/bin/chromium
+WEB_DEPS := web/node_modules/.package-lock.json
 
-.PHONY: install test lint run bench ingest package stage-config deploy-quote deploy-backtest deploy-alerts clean
+.PHONY: install web-deps browser test lint run bench ingest package stage-config \
+        deploy-quote deploy-backtest deploy-alerts deploy-web clean
 
 install: $(VENV)/.installed
 
@@ -16,20 +19,39 @@ $(VENV)/.installed: $(REQS)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+# The dashboard's one dependency (lightweight-charts), exactly as web/package-lock.json pins it.
+web-deps: $(WEB_DEPS)
+
+$(WEB_DEPS): web/package.json web/package-lock.json
+	@command -v npm >/dev/null || { echo "make: npm is needed for the dashboard's chart library: install Node.js and npm (Debian: apt-get install nodejs npm)"; exit 1; }
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The browser tests drive Debian's Chromium through Playwright (Playwright's own
+# browser download cannot work here). Installed from Debian when we can, else one line says how.
+browser:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; \
+	  fi; \
+	  test -x $(CHROMIUM) || { echo "make: the browser tests need Chromium at $(CHROMIUM): run 'sudo apt-get install chromium' (or set CHROMIUM=/path/to/chromium)"; exit 1; }; \
+	}
+
 lint: install
 	$(BIN)/ruff check .
 
-test: lint
-	$(BIN)/python -m pytest
+test: lint web-deps browser
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
 
-run: install
+run: install web-deps
 	$(BIN)/python -m devtools.stack
 
-bench: install
-	$(BIN)/python -m devtools.bench
+bench: install web-deps browser
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m devtools.bench $(ARGS)
 
 ingest: install
-	$(BIN)/python -m shared.history.ingest $(ARGS)
+	$(BIN)/python -m batch.ingest $(ARGS)
 
 STAGE ?= prod
 
@@ -39,8 +61,11 @@ package: install
 deploy-quote deploy-backtest deploy-alerts: deploy-%: install
 	$(BIN)/python -m devtools.deploy $* --stage $(STAGE) --bucket "$(DEPLOY_BUCKET)"
 
+deploy-web: install web-deps
+	$(BIN)/python -m devtools.deploy_web --stage $(STAGE)
+
 stage-config: install
 	$(BIN)/python -m devtools.stage_config --stage $(STAGE)
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .hypothesis
+	rm -rf $(VENV) build .pytest_cache .hypothesis web/node_modules

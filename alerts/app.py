@@ -10,7 +10,7 @@ from chalicelib.rules import validate
 from chalicelib.runtime import AlertsRuntime
 from chalicelib.store import NotFound, RuleLimitReached, public_rule
 from shared.errors import ApiError, bad_request, not_found
-from shared.web import api_view, json_response, query_params
+from shared.web import CORS, api_view, json_response, query_params
 
 app = Chalice(app_name="market-alerts")
 app.log.setLevel(logging.INFO)
@@ -42,7 +42,7 @@ def rule_not_found(rule_id: str) -> ApiError:
     return not_found("rule_not_found", f"no rule {rule_id}")
 
 
-@app.route("/api/alerts/rules", methods=["POST"], authorizer=bearer_token, cors=True)
+@app.route("/api/alerts/rules", methods=["POST"], authorizer=bearer_token, cors=CORS)
 @api_view
 def create_rule():
     settings = runtime.settings
@@ -54,14 +54,14 @@ def create_rule():
     return json_response(public_rule(item), 201, {"Location": f"/api/alerts/rules/{item['id']}"})
 
 
-@app.route("/api/alerts/rules", methods=["GET"], authorizer=bearer_token, cors=True)
+@app.route("/api/alerts/rules", methods=["GET"], authorizer=bearer_token, cors=CORS)
 @api_view
 def list_rules():
     rules = runtime.alert_store.list_rules(current_user())
     return json_response({"rules": [public_rule(r) for r in sorted(rules, key=lambda r: r["created_at"])]})
 
 
-@app.route("/api/alerts/rules/{rule_id}", methods=["GET"], authorizer=bearer_token, cors=True)
+@app.route("/api/alerts/rules/{rule_id}", methods=["GET"], authorizer=bearer_token, cors=CORS)
 @api_view
 def get_rule(rule_id):
     try:
@@ -70,7 +70,7 @@ def get_rule(rule_id):
         raise rule_not_found(rule_id) from None
 
 
-@app.route("/api/alerts/rules/{rule_id}", methods=["PATCH"], authorizer=bearer_token, cors=True)
+@app.route("/api/alerts/rules/{rule_id}", methods=["PATCH"], authorizer=bearer_token, cors=CORS)
 @api_view
 def change_rule(rule_id):
     changes = validate(json_body(), runtime.settings.alerts_max_condition_len, partial=True)
@@ -80,7 +80,7 @@ def change_rule(rule_id):
         raise rule_not_found(rule_id) from None
 
 
-@app.route("/api/alerts/rules/{rule_id}", methods=["DELETE"], authorizer=bearer_token, cors=True)
+@app.route("/api/alerts/rules/{rule_id}", methods=["DELETE"], authorizer=bearer_token, cors=CORS)
 @api_view
 def delete_rule(rule_id):
     try:
@@ -90,7 +90,7 @@ def delete_rule(rule_id):
     return json_response({"deleted": rule_id})
 
 
-@app.route("/api/alerts/events", methods=["GET"], authorizer=bearer_token, cors=True)
+@app.route("/api/alerts/events", methods=["GET"], authorizer=bearer_token, cors=CORS)
 @api_view
 def list_events():
     params = query_params(app)

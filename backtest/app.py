@@ -6,14 +6,14 @@ from chalicelib.formats import CONTENT_TYPES, encode
 from chalicelib.runtime import BacktestRuntime
 from chalicelib.service import market_today, parse_query
 from shared.errors import ApiError
-from shared.web import api_view, cacheable_response, query_params
+from shared.web import CORS, api_view, cacheable_response, query_params
 
 app = Chalice(app_name="market-backtest")
 app.api.binary_types.append("application/vnd.apache.parquet")
 runtime = BacktestRuntime()
 
 
-@app.route("/api/backtest", methods=["GET"], cors=True)
+@app.route("/api/backtest", methods=["GET"], cors=CORS)
 @api_view
 def get_backtest():
     query = parse_query(query_params(app))

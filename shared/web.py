@@ -7,11 +7,20 @@ import hashlib
 import logging
 import math
 
-from chalice import Response
+from chalice import CORSConfig, Response
 
 from shared.errors import ApiError
 
 log = logging.getLogger(__name__)
+
+# Every route's CORS: the dashboard may be served from another origin (locally
+# it is), reads these headers, and need not repeat a preflight for ten minutes.
+CORS = CORSConfig(
+    allow_origin="*",
+    allow_headers=["If-None-Match"],
+    expose_headers=["ETag", "Retry-After", "X-Next-Cursor", "X-Source"],
+    max_age=600,
+)
 
 
 def json_response(body, status: int = 200, headers: dict | None = None) -> Response:

@@ -89,6 +89,12 @@ def test_daily_alias_and_defaults(backtest_client, history_bars):
         ("symbol=HIST&format=xml", "invalid_format"),
         ("start=2021-01-01", "missing_symbol"),
         ("symbol=HIST&cursor=bogus", "invalid_cursor"),
+        ("symbol=HIST&period=2y", "invalid_period"),
+        ("symbol=HIST&period=5y&start=2020-01-01", "conflicting_parameters"),
+        ("symbol=HIST&overlays=sma(0)", "invalid_overlay"),
+        ("symbol=HIST&overlays=sma(201)", "invalid_overlay"),
+        ("symbol=HIST&overlays=wma(5)", "invalid_overlay"),
+        ("symbol=HIST&overlays=sma(1),sma(2),sma(3),ema(4),ema(5)", "invalid_overlay"),
     ],
 )
 def test_bad_input_is_a_400(backtest_client, query, code):
@@ -188,3 +194,74 @@ def test_past_range_gets_an_etag_and_304(backtest_client):
     assert again.body in (b"", "")
     changed = backtest_client.http.get(f"/api/backtest?{query}&interval=3d", headers={"If-None-Match": etag})
     assert changed.status_code == 200
+
+
+def test_periods_count_back_from_the_latest_bar_and_all_starts_at_the_first(backtest_client, history_bars):
+    bars = history_bars["HIST"]
+    last = bars[-1].day
+    _, body = get(backtest_client, "symbol=HIST&period=5y&limit=10000")
+    assert body["start"] == (last.replace(year=last.year - 5) + timedelta(days=1)).isoformat()
+    assert body["bars"][-1]["date"] == last.isoformat()
+    _, everything = get(backtest_client, "symbol=HIST&period=all&limit=10000")
+    assert everything["start"] == bars[0].day.isoformat()
+    assert [b["date"] for b in everything["bars"]] == [b.day.isoformat() for b in bars]
+    assert everything["available"] == {"first": bars[0].day.isoformat(), "last": last.isoformat()}
+    assert everything["source"] == "lake+postgres"
+
+
+def test_a_cursor_is_bound_to_its_period(backtest_client):
+    _, first = get(backtest_client, "symbol=HIST&period=all&limit=100")
+    response, body = get(backtest_client, f"symbol=HIST&period=5y&limit=100&cursor={first['next_cursor']}")
+    assert response.status_code == 400 and body["error"]["code"] == "cursor_mismatch"
+
+
+@pytest.mark.parametrize("interval", ["1d", "5d", "34d"])
+def test_overlays_are_the_alerts_indicators_at_each_bars_last_session(backtest_client, history_bars, interval):
+    """sma(n)/ema(n) at a bar (rounded to 6 decimals) are shared.indicators' values on the daily closes up to the bar's last
+    session: the same numbers a rule such as close < sma(50) compares, warm-up read before the page."""
+    from shared.indicators import ema, sma
+
+    query = f"symbol=HIST&start=2019-06-03&end=2020-03-31&interval={interval}&overlays=sma(50),EMA(20),sma(1)"
+    response, body = get(backtest_client, query + "&limit=10000")
+    assert response.status_code == 200
+    assert list(body["overlays"]) == ["sma(50)", "ema(20)", "sma(1)"]
+    daily = history_bars["HIST"]
+    index = {b.day.isoformat(): i for i, b in enumerate(daily)}
+    closes = [b.close for b in daily]
+    for j, bar in enumerate(body["bars"]):
+        last = index[bar.get("end_date", bar["date"])]
+        assert body["overlays"]["sma(50)"][j] == pytest.approx(sma(closes[: last + 1], 50), abs=5e-7)
+        assert body["overlays"]["ema(20)"][j] == pytest.approx(ema(closes[: last + 1], 20), abs=5e-7)
+        assert body["overlays"]["sma(1)"][j] == pytest.approx(bar["close"])
+    # Pages carry the same values as the whole answer: each page reads its own warm-up.
+    pages, cursor = [], None
+    while True:
+        _, page = get(backtest_client, query + "&limit=9" + (f"&cursor={cursor}" if cursor else ""))
+        pages.extend(page["overlays"]["sma(50)"])
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert pages == body["overlays"]["sma(50)"]
+
+
+def test_overlays_lack_values_only_where_history_is_too_short(backtest_client, history_bars):
+    first = history_bars["HIST"][0].day
+    _, body = get(backtest_client, f"symbol=HIST&start={first}&end={first + timedelta(days=20)}&overlays=sma(5)")
+    values = body["overlays"]["sma(5)"]
+    assert values[:4] == [None] * 4 and None not in values[4:]
+    _, plain = get(backtest_client, "symbol=HIST&start=2021-01-01&end=2021-02-01")
+    assert plain["overlays"] == {}
+
+
+def test_overlays_are_columns_of_the_csv_and_parquet(backtest_client):
+    import pyarrow.parquet as pq
+
+    query = "symbol=HIST&start=2021-01-01&end=2021-06-30&interval=3d&overlays=sma(10),ema(5)"
+    _, body = get(backtest_client, query)
+    response, _ = get(backtest_client, query + "&format=csv")
+    lines = response.body.decode().splitlines()
+    assert lines[0] == "Date,Open,High,Low,Close,Volume,SMA_10,EMA_5"
+    assert float(lines[-1].split(",")[6]) == body["overlays"]["sma(10)"][-1]
+    parquet = backtest_client.http.get(f"/api/backtest?{query}&format=parquet", headers={"Accept": "*/*"})
+    table = pq.read_table(io.BytesIO(parquet.body))
+    assert table.column("EMA_5").to_pylist() == body["overlays"]["ema(5)"]

@@ -67,11 +67,12 @@ def test_chalice_config_uses_the_policy_files(service):
         assert config["stages"][stage]["subnet_ids"] and config["stages"][stage]["security_group_ids"]
 
 
-def test_stateful_template_passes_cfn_lint():
+@pytest.mark.parametrize("template", ["stateful.yaml", "web.yaml"])
+def test_infra_templates_pass_cfn_lint(template):
     proc = subprocess.run(
         [
             str(ROOT / ".venv" / "bin" / "cfn-lint") if (ROOT / ".venv/bin/cfn-lint").exists() else "cfn-lint",
-            str(ROOT / "infra" / "stateful.yaml"),
+            str(ROOT / "infra" / template),
         ],
         capture_output=True,
         text=True,
@@ -94,6 +95,9 @@ def test_each_service_packages_within_lambda_limits(service, tmp_path):
     template = json.loads(report.template_path.read_text())
     apis = [r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Api"]
     assert apis[0]["Properties"]["MethodSettings"][0]["ThrottlingRateLimit"] > 0
+    # A refused token (401/403) must reach a page on another origin as a 401/403, not a CORS failure.
+    responses = apis[0]["Properties"]["GatewayResponses"]
+    assert responses["DEFAULT_4XX"]["ResponseParameters"]["Headers"]["Access-Control-Allow-Origin"] == "'*'"
     functions = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
     assert all(f["Runtime"] == "python3.12" and f.get("VpcConfig") for f in functions)
     resources = template["Resources"]
@@ -173,3 +177,32 @@ def test_secrets_come_from_ssm_and_secrets_manager_at_run_time(moto_server, monk
     missing = Runtime({**env, "AUTH_SECRET_PARAM": "/market-data/t/nope"})
     with pytest.raises(ValueError, match="not found"):
         missing.settings  # noqa: B018 - reading it is the test
+
+
+def test_deploy_web_dry_run_writes_the_stage_urls_into_the_config(tmp_path):
+    endpoints = {s: f"https://{s}123.execute-api.us-east-1.amazonaws.com/api/" for s in ("quote", "backtest", "alerts")}
+    (tmp_path / "endpoints.json").write_text(json.dumps(endpoints))
+    base = [
+        sys.executable,
+        "-m",
+        "devtools.deploy_web",
+        "--stage",
+        "t",
+        "--dry-run",
+        "--endpoints",
+        str(tmp_path / "endpoints.json"),
+    ]
+    proc = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "/api/backtest* -> https://backtest123.execute-api.us-east-1.amazonaws.com/api" in proc.stdout
+    site = ROOT / "build" / "web" / "t"
+    # Through CloudFront: every service at the distribution's own origin.
+    assert set(json.loads((site / "config.json").read_text()).values()) == {"https://DISTRIBUTION.cloudfront.net"}
+    assert {"index.html", "app.css", "src/main.js", "vendor/lightweight-charts.mjs"} <= {
+        str(p.relative_to(site)) for p in site.rglob("*") if p.is_file()
+    }
+    direct = subprocess.run(base + ["--direct"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert direct.returncode == 0, direct.stderr
+    config = json.loads((site / "config.json").read_text())
+    # The page adds "/api/quote" to the stage URL, as API Gateway serves it.
+    assert config["quote"] == "https://quote123.execute-api.us-east-1.amazonaws.com/api"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alerts.chalicelib.condition import parse
-from alerts.chalicelib.indicators import ema, rsi, sma
+from shared.indicators import ema, ema_series, rsi, sma, sma_series
 
 
 def test_sma():
@@ -55,3 +57,21 @@ def test_and_or_and_parentheses():
     assert parse("close < 6 and (volume > 1000 or price >= 7)").evaluate(value) is True
     assert parse("close < 6 and volume > 1000 or price > 7").evaluate(value) is False
     assert parse("(close > 6 or volume <= 100) and price <= 7").evaluate(value) is True
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    closes=st.lists(st.floats(min_value=0.01, max_value=1e5), min_size=0, max_size=120),
+    n=st.integers(min_value=1, max_value=30),
+)
+def test_series_equal_the_pointwise_indicators(closes, n):
+    """The chart's overlay series are the alerts' sma/ema at every point, not an approximation."""
+    for series, pointwise in ((sma_series, sma), (ema_series, ema)):
+        values = series(closes, n)
+        assert len(values) == len(closes)
+        for i, value in enumerate(values):
+            expected = pointwise(closes[: i + 1], n)
+            if expected is None:
+                assert value is None
+            else:
+                assert value == pytest.approx(expected, rel=1e-9, abs=1e-9)

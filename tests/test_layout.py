@@ -47,8 +47,8 @@ def test_shared_imports_nothing_from_an_app_or_the_batch_side(path):
 def test_the_rule_catches_a_module_only_one_service_uses(tmp_path):
     """The check above could pass by finding nothing: show it sees a one-service module."""
     found = users()
-    indicators = ROOT / "alerts" / "chalicelib" / "indicators.py"
-    assert [name for name, files in found.items() if indicators in files] == ["alerts"]
+    condition = ROOT / "alerts" / "chalicelib" / "condition.py"
+    assert [name for name, files in found.items() if condition in files] == ["alerts"]
     history_service = ROOT / "backtest" / "chalicelib" / "service.py"
     assert sorted(name for name, files in found.items() if history_service in files) == ["backtest", "batch"]
     assert ROOT / "shared" / "quotes.py" not in found["backtest"]

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from shared import postgres
+from shared.indicators import ema, rsi, sma
 
 from .condition import ConditionError, label, parse
-from .indicators import ema, rsi, sma
 from .market_hours import NEW_YORK, market_status
 from .store import AlertStore, now_iso
 

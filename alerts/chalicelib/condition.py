@@ -27,7 +27,7 @@ from functools import lru_cache
 from lark import Lark, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from .indicators import MAX_PERIOD
+from shared.indicators import MAX_PERIOD
 
 GRAMMAR = r"""
 ?start: or_expr
@@ -140,7 +140,7 @@ class Condition:
 
     def sessions_needed(self) -> int:
         """Daily bars needed for the current point (the previous point needs one more)."""
-        from .indicators import warmup
+        from shared.indicators import warmup
 
         need = 1
         for op in self.operands():

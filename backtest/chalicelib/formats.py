@@ -14,16 +14,26 @@ CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
     "parquet": "application/vnd.apache.parquet",
 }
-# backtesting.py's Backtest wants exactly these columns, with the date as index.
+# backtesting.py's Backtest wants exactly these columns, with the date as index;
+# overlays, when asked for, follow them as SMA_50, EMA_20 (names it can use as
+# self.data.SMA_50).
 COLUMNS = ["Date", "Open", "High", "Low", "Close", "Volume"]
+
+
+def overlay_column(name: str) -> str:
+    kind, n = name.rstrip(")").split("(")
+    return f"{kind.upper()}_{n}"
 
 
 def _csv(page: BarsPage) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for b in page.bars:
-        writer.writerow([b["date"], b["open"], b["high"], b["low"], b["close"], b["volume"]])
+    names = list(page.overlays)
+    writer.writerow(COLUMNS + [overlay_column(n) for n in names])
+    columns = [page.overlays[n] for n in names]
+    for i, b in enumerate(page.bars):
+        extra = ["" if c[i] is None else c[i] for c in columns]
+        writer.writerow([b["date"], b["open"], b["high"], b["low"], b["close"], b["volume"], *extra])
     return out.getvalue().encode()
 
 
@@ -41,6 +51,7 @@ def _parquet(page: BarsPage) -> bytes:
             "Low": pa.array([b["low"] for b in bars], pa.float64()),
             "Close": pa.array([b["close"] for b in bars], pa.float64()),
             "Volume": pa.array([b["volume"] for b in bars], pa.int64()),
+            **{overlay_column(n): pa.array(values, pa.float64()) for n, values in page.overlays.items()},
         }
     )
     sink = io.BytesIO()

@@ -6,6 +6,12 @@ Routing by the recent window ``[window_start, as_of]``:
 - a range across it reads the lake before ``window_start`` and PostgreSQL
   from ``window_start`` on, so the seam has no missing and no doubled day;
 - PostgreSQL unreachable: everything from the lake, which holds all of it.
+
+Overlays (``sma(n)``, ``ema(n)``) are computed on daily closes with the same
+definitions the alerts check uses (``shared.indicators``), reading as many
+sessions before the page as their warm-up needs, and are reported at each
+bar's last session: on a 5d chart, ``sma(50)`` at a bar is the daily SMA on the
+day the bar closes, which is what ``close < sma(50)`` compares on that day.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ import hashlib
 import hmac
 import json
 import logging
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -23,6 +30,7 @@ from shared import postgres
 from shared.bars import DailyBar, aggregate, parse_interval
 from shared.config import Settings
 from shared.errors import bad_request, not_found, unavailable
+from shared.indicators import MAX_PERIOD, ema_series, sma_series, warmup
 from shared.postgres import DatabaseUnavailable
 from shared.symbols import parse_symbol
 
@@ -33,6 +41,11 @@ NEW_YORK = ZoneInfo("America/New_York")
 MAX_LIMIT = 10000
 DEFAULT_LIMIT = 1000
 FORMATS = ("json", "csv", "parquet")
+# How far back from the end a range reaches when the caller gives a period instead of a start.
+PERIODS = {"1y": 1, "5y": 5, "10y": 10, "all": None}
+OVERLAY_KINDS = ("sma", "ema")
+MAX_OVERLAYS = 4
+_OVERLAY = re.compile(r"^(sma|ema)\((\d{1,3})\)$")
 
 
 def market_today() -> date:
@@ -61,11 +74,45 @@ class BarsQuery:
     limit: int
     cursor: str | None
     format: str
+    period: str | None = None
+    overlays: tuple[tuple[str, int], ...] = ()
 
     def binding(self) -> str:
-        """What a cursor is tied to: the same symbol, interval and range as asked."""
+        """What a cursor is tied to: the same symbol, interval and range as asked.
+
+        ``limit``, ``format`` and ``overlays`` may change from page to page."""
         raw = f"{self.symbol}|{self.interval}|{self.start}|{self.end}"
+        if self.period:
+            raw += f"|{self.period}"
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def overlay_name(overlay: tuple[str, int]) -> str:
+    return f"{overlay[0]}({overlay[1]})"
+
+
+def parse_overlays(raw: str | None) -> tuple[tuple[str, int], ...]:
+    """``sma(50),ema(20)``: at most four, each 1 <= n <= 200, de-duplicated in order."""
+    if not raw or not raw.strip():
+        return ()
+    found: list[tuple[str, int]] = []
+    for part in raw.split(","):
+        text = part.strip().lower().replace(" ", "")
+        if not text:
+            continue
+        match = _OVERLAY.match(text)
+        if not match or not 1 <= int(match.group(2)) <= MAX_PERIOD:
+            raise bad_request(
+                "invalid_overlay",
+                f"an overlay is sma(n) or ema(n) with 1 <= n <= {MAX_PERIOD}, e.g. overlays=sma(50),ema(20); "
+                f"got {part.strip()!r}",
+            )
+        overlay = (match.group(1), int(match.group(2)))
+        if overlay not in found:
+            found.append(overlay)
+    if len(found) > MAX_OVERLAYS:
+        raise bad_request("invalid_overlay", f"at most {MAX_OVERLAYS} overlays per request, got {len(found)}")
+    return tuple(found)
 
 
 def _parse_date(params: dict, name: str) -> date | None:
@@ -94,7 +141,15 @@ def parse_query(params: dict) -> BarsQuery:
     fmt = (params.get("format") or "json").lower()
     if fmt not in FORMATS:
         raise bad_request("invalid_format", f"format must be one of {', '.join(FORMATS)}")
-    return BarsQuery(symbol, interval, sessions, start, end, limit, params.get("cursor") or None, fmt)
+    period = params.get("period") or None
+    if period is not None:
+        period = period.strip().lower()
+        if period not in PERIODS:
+            raise bad_request("invalid_period", f"period must be one of {', '.join(PERIODS)}, got {params['period']!r}")
+        if start is not None:
+            raise bad_request("conflicting_parameters", "give either 'start' or 'period', not both")
+    overlays = parse_overlays(params.get("overlays"))
+    return BarsQuery(symbol, interval, sessions, start, end, limit, params.get("cursor") or None, fmt, period, overlays)
 
 
 @dataclass
@@ -106,6 +161,10 @@ class BarsPage:
     source: str
     bars: list[dict]
     next_cursor: str | None
+    # The symbol's whole stored history, so a client can offer "all" and say what exists.
+    available: tuple[date, date] | None = None
+    # Overlay name -> one value per bar (None while the indicator lacks history).
+    overlays: dict[str, list[float | None]] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return {
@@ -114,7 +173,13 @@ class BarsPage:
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
             "source": self.source,
+            "available": (
+                {"first": self.available[0].isoformat(), "last": self.available[1].isoformat()}
+                if self.available
+                else None
+            ),
             "bars": self.bars,
+            "overlays": self.overlays,
             "next_cursor": self.next_cursor,
         }
 
@@ -167,7 +232,12 @@ class HistoryService:
             raise not_found("unknown_symbol", f"no history is stored for {query.symbol}")
 
         end = query.end or span[1]
-        start = query.start or years_before(end, 1) + timedelta(days=1)
+        if query.start:
+            start = query.start
+        elif query.period == "all":
+            start = span[0]
+        else:
+            start = years_before(end, PERIODS[query.period or "1y"]) + timedelta(days=1)
         if start > end:
             raise bad_request("invalid_range", f"start {start} is after end {end} (the latest bar)")
         fetch_from = start
@@ -193,7 +263,29 @@ class HistoryService:
         if more and bars:
             last = rows[-1].day
             next_cursor = self.cursors.encode({"a": last.isoformat(), "e": end.isoformat(), "b": query.binding()})
-        return BarsPage(query.symbol, query.interval, start, end, source, bars, next_cursor)
+        overlays = {}
+        if query.overlays and rows:
+            before = self._warmup(query, rows[0].day, span, pg_up, lake_bars)
+            overlays = overlay_values(query.overlays, before, rows, query.sessions)
+        return BarsPage(query.symbol, query.interval, start, end, source, bars, next_cursor, span, overlays)
+
+    def _warmup(self, query: BarsQuery, first: date, span, pg_up: bool, lake_bars) -> list[DailyBar]:
+        """The daily bars just before ``first`` that the overlays' warm-up needs.
+
+        Counted in stored sessions, as the alerts check counts them: the range is
+        estimated from the calendar and widened until it holds enough bars or
+        reaches the symbol's first day.
+        """
+        need = max(n if kind == "sma" else warmup(n) for kind, n in query.overlays) - 1
+        if need <= 0 or first <= span[0]:
+            return []
+        days = int(need * 1.5) + 10
+        while True:
+            since = max(span[0], first - timedelta(days=days))
+            bars, _ = self._read(query.symbol, since, first - timedelta(days=1), 10**9, pg_up, lake_bars)
+            if len(bars) >= need or since == span[0]:
+                return bars[-need:]
+            days *= 2
 
     def _lake_read(self, symbol: str, start: date | None = None, end: date | None = None) -> list[DailyBar] | None:
         try:
@@ -224,3 +316,17 @@ class HistoryService:
                     sources.append("lake")
             rows.extend(recent)
         return rows, "+".join(sources) if sources else "postgres"
+
+
+def overlay_values(
+    overlays: tuple[tuple[str, int], ...], before: list[DailyBar], rows: list[DailyBar], sessions: int
+) -> dict[str, list[float | None]]:
+    """Each overlay at the last session of each N-day bar of ``rows``."""
+    closes = [b.close for b in before] + [b.close for b in rows]
+    offset = len(before)
+    ends = [offset + min(i + sessions, len(rows)) - 1 for i in range(0, len(rows), sessions)]
+    out = {}
+    for overlay in overlays:
+        series = (sma_series if overlay[0] == "sma" else ema_series)(closes, overlay[1])
+        out[overlay_name(overlay)] = [None if series[i] is None else round(series[i], 6) for i in ends]
+    return out

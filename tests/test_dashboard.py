@@ -1,0 +1,413 @@
+"""The dashboard in a real browser (Debian's Chromium through Playwright) against the
+real local stack: the three apps under ``chalice local``, Redis, PostgreSQL, moto,
+the fake Polygon and the page's own server, as ``make run`` starts them.
+
+Every console error fails a test, except the HTTP errors a test provokes on
+purpose (a refused token, a bad condition, a stopped service), which it names.
+Each panel's screenshot is saved under ``docs/screenshots/`` for the README.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.apps import ROOT
+
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+INTERVALS = ["1d", "3d", "5d", "8d", "13d", "21d", "34d"]
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# As the workplace's machines need it: no sandbox as root, no background network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+# ---------------------------------------------------------------- the stack and the browser
+
+
+@pytest.fixture(scope="module")
+def stack(redis_server_url, pg_server_url):
+    import redis
+
+    from devtools.servers import ThrowawayDatabase, free_ports
+    from devtools.stack import DEFAULT_PORTS, Stack
+
+    base = redis_server_url.rsplit("/", 1)[0] if redis_server_url.rsplit("/", 1)[-1].isdigit() else redis_server_url
+    redis_url = f"{base}/12"
+    redis.Redis.from_url(redis_url).flushdb()
+    with ThrowawayDatabase(pg_server_url) as database_url:
+        env = {k: v for k, v in os.environ.items() if k not in ("POLYGON_API_KEY", "LAKE_URI", "AWS_ENDPOINT_URL")}
+        env.update(REDIS_URL=redis_url, DATABASE_URL=database_url)
+        stack = Stack(ports=free_ports(DEFAULT_PORTS), env=env, quiet=True)
+        try:
+            stack.start(check_loop=False)
+            yield stack
+        finally:
+            stack.stop()
+            redis.Redis.from_url(redis_url).flushdb()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"the browser tests need Chromium at {CHROMIUM}: run 'sudo apt-get install chromium'", False)
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Console:
+    """Console errors and uncaught exceptions of one page."""
+
+    def __init__(self, page):
+        self.errors: list[str] = []
+        self.expected: list[str] = []
+        page.on("console", lambda message: message.type == "error" and self.errors.append(message.text))
+        page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
+
+    def expect(self, text: str) -> None:
+        """An error this test provokes on purpose, e.g. "status of 403"."""
+        self.expected.append(text)
+
+    def unexpected(self) -> list[str]:
+        return [e for e in self.errors if not any(x in e for x in self.expected)]
+
+
+def open_page(browser, stack, width=1280, height=1000, timezone="America/Los_Angeles", clock=False):
+    context = browser.new_context(viewport={"width": width, "height": height}, timezone_id=timezone, locale="en-US")
+    page = context.new_page()
+    console = Console(page)
+    if clock:
+        page.clock.install()
+    page.goto(stack.web.url)
+    page.wait_for_selector("#watchlist[data-state=ready]")
+    page.wait_for_selector("#chart[data-state=ready]")
+    return context, page, console
+
+
+@pytest.fixture
+def dashboard(browser, stack):
+    opened = []
+
+    def make(**kwargs):
+        context, page, console = open_page(browser, stack, **kwargs)
+        opened.append((context, console))
+        return page, console
+
+    yield make
+    problems = [error for _, console in opened for error in console.unexpected()]
+    for context, _ in opened:
+        context.close()
+    assert not problems, f"console errors: {problems}"
+
+
+def api(stack, service: str, path: str, headers: dict | None = None):
+    request = urllib.request.Request(f"{stack.url(service)}{path}", headers=headers or {})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read()), dict(response.headers)
+
+
+def all_bars(stack, query: str) -> list[dict]:
+    bars, cursor = [], None
+    while True:
+        body, _ = api(stack, "backtest", f"/api/backtest?{query}" + (f"&cursor={cursor}" if cursor else ""))
+        bars.extend(body["bars"])
+        cursor = body["next_cursor"]
+        if not cursor:
+            return bars
+
+
+def show_chart(page) -> None:
+    """Submit the chart form and wait until that load is drawn."""
+    loads = int(page.get_attribute("#chart", "data-loads") or 0)
+    page.click("#chart-form button[type=submit]")
+    page.wait_for_function(f"() => Number(document.querySelector('#chart').dataset.loads) > {loads}")
+
+
+def sign_in(page, token: str) -> None:
+    page.fill("#token", token)
+    page.click("#signin button[type=submit]")
+    page.wait_for_selector("#alerts-body:not([hidden])")
+    page.wait_for_selector("#rules-table[data-count]")
+
+
+def shoot(locator, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    locator.screenshot(path=str(SCREENSHOTS / name))
+
+
+# ---------------------------------------------------------------- watchlist
+
+
+def test_watchlist_shows_what_the_quote_api_returns(dashboard, stack):
+    page, _ = dashboard()
+    answers = []
+    page.on("response", lambda r: "/api/quote?" in r.url and answers.append(r))
+    rows = page.locator("#watch-table tbody tr")
+    symbols = [rows.nth(i).get_attribute("data-symbol") for i in range(rows.count())]
+    assert symbols == ["AAPL", "MSFT", "IBM", "GOOG"]
+    body, headers = api(stack, "quote", f"/api/quote?symbols={','.join(symbols)}")
+    expected = {q["symbol"]: q for q in body["results"]}
+    for i, symbol in enumerate(symbols):
+        row = rows.nth(i)
+        assert float(row.get_attribute("data-price")) == expected[symbol]["price"]
+        text = row.inner_text()
+        assert f"{expected[symbol]['price']:,.2f}" in text
+        # The vendor's time, in the viewer's zone (the context runs in Los Angeles), and how old it is.
+        assert "PST" in text and " ago" in text
+        assert row.locator(".badge.hit, .badge.miss").count() == 1
+
+    # An unknown symbol shows its own error on its own row; the others still answer.
+    page.fill("#watch-symbol", "nope")
+    with page.expect_response(lambda r: "/api/quote?" in r.url):
+        page.click("#watch-add button")
+    page.wait_for_selector("#watch-table tr[data-symbol=NOPE][data-error=unknown_symbol]")
+    assert "unknown_symbol" in page.inner_text("#watch-table tr[data-symbol=NOPE]")
+    assert page.locator("#watch-table tr[data-price]").count() == 4
+    # The next refresh waits for what Cache-Control allows, never less.
+    max_age = int(answers[-1].headers["cache-control"].split("=")[1])
+    assert 0 < max_age <= 60
+    assert int(page.get_attribute("#watchlist", "data-next-refresh-s")) == max_age
+    # The list is kept in this browser.
+    assert json.loads(page.evaluate("localStorage.getItem('watchlist.symbols')"))[-1] == "NOPE"
+    page.evaluate("localStorage.removeItem('watchlist.symbols')")
+    shoot(page.locator("#watchlist"), "watchlist.png")
+
+
+def test_a_stopped_quote_service_shows_one_banner_and_keeps_the_last_values(dashboard, stack):
+    page, console = dashboard(clock=True)
+    prices = page.eval_on_selector_all("#watch-table tr[data-price]", "rows => rows.map(r => r.dataset.price)")
+    assert page.is_hidden("#banner")
+    stack.stop_service("quote")
+    try:
+        console.expect("status of 502")  # the page's origin answers 502 for a service it cannot reach
+        page.clock.fast_forward(61_000)  # past the answer's max-age: the page asks again
+        page.wait_for_selector("#watchlist[data-state=down]")
+        assert page.is_visible("#banner")
+        assert "quote service is not answering" in page.inner_text("#banner")
+        assert page.locator("#banner").count() == 1
+        # The last values stay on screen, marked as old.
+        assert page.eval_on_selector_all("#watch-table tr.old", "rows => rows.map(r => r.dataset.price)") == prices
+        assert page.locator("#watch-table .badge.old").count() == len(prices)
+    finally:
+        stack.serve("quote")
+    page.clock.fast_forward(6_000)  # the first retry comes after 5 s
+    page.wait_for_selector("#watchlist[data-state=ready]")
+    assert page.is_hidden("#banner")
+    assert page.locator("#watch-table tr.old").count() == 0
+
+
+# ---------------------------------------------------------------- chart
+
+
+@pytest.mark.parametrize("interval", INTERVALS)
+def test_the_chart_draws_every_bar_the_api_returns(dashboard, stack, interval):
+    page, _ = dashboard()
+    page.select_option("#chart-interval", interval)
+    page.check("input[name=range][value='all']")
+    show_chart(page)
+    expected = all_bars(stack, f"symbol=AAPL&interval={interval}&period=all&limit=10000")
+    assert int(page.get_attribute("#chart", "data-bar-count")) == len(expected)
+    assert page.get_attribute("#chart", "data-partial") == ("true" if expected[-1].get("partial") else "false")
+    assert page.get_attribute("#chart", "data-source") == "lake+postgres"
+    assert "PostgreSQL" in page.inner_text("#chart-meta") and "lake" in page.inner_text("#chart-meta")
+    assert page.get_attribute("#chart-progress", "value") == "100"
+    if expected[-1].get("partial"):
+        assert "partial" in page.inner_text("#chart-meta")
+
+
+def test_crosshair_overlays_and_downloads(dashboard, stack):
+    page, _ = dashboard()
+    page.select_option("#chart-interval", "13d")
+    page.check("input[name=range][value='5y']")
+    page.check("#overlay-sma-on")
+    page.fill("#overlay-sma", "50")
+    with page.expect_response(lambda r: "/api/backtest?" in r.url and "overlays=sma%2850%29" in r.url) as answer:
+        show_chart(page)
+    body = answer.value.json()
+    assert body["overlays"]["sma(50)"][-1] is not None
+    box = page.locator("#chart").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.4)
+    readout = page.inner_text("#crosshair")
+    # An N-day bar reads out its first and last session and how many sessions it holds.
+    assert " – " in readout and "sessions" in readout and "sma(50)" in readout
+    for letter in ("O ", "H ", "L ", "C ", "V "):
+        assert letter in readout
+    shoot(page.locator("#chart-panel"), "chart.png")
+
+    with page.expect_download() as download:
+        page.click("#download-csv")
+    csv_text = Path(download.value.path()).read_text()
+    assert csv_text.splitlines()[0] == "Date,Open,High,Low,Close,Volume,SMA_50"
+    assert len(csv_text.splitlines()) == len(body["bars"]) + 1
+    with page.expect_download() as download:
+        page.click("#download-parquet")
+    assert Path(download.value.path()).read_bytes()[:4] == b"PAR1"
+
+
+# ---------------------------------------------------------------- alerts
+
+
+def alerts_api(stack, method: str, path: str, user: str, body: dict | None = None):
+    from alerts.chalicelib.auth import mint
+
+    token = mint(stack.env["AUTH_SECRET"], user, "market-data", 3600)
+    request = urllib.request.Request(
+        f"{stack.url('alerts')}{path}",
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_alerts_rules_errors_and_events(dashboard, stack):
+    page, console = dashboard()
+    alerts_api(stack, "POST", "/api/alerts/rules", "mallory", {"symbol": "IBM", "condition": "close > 1"})
+    sign_in(page, stack.token)
+    assert "Signed in as demo" in page.inner_text("#alerts-who")
+    # The token is kept for this tab only: never in the URL or localStorage.
+    assert stack.token not in page.url
+    assert stack.token not in json.dumps(page.evaluate("Object.assign({}, localStorage)"))
+    assert page.evaluate("sessionStorage.getItem('alerts.token')") == stack.token
+
+    # A bad condition: the API's position and expected tokens, shown inline.
+    console.expect("status of 400")
+    bad = "close > sma(50) and"
+    page.fill("#rule-symbol", "AAPL")
+    page.fill("#rule-condition", bad)
+    page.click("#rule-save")
+    page.wait_for_selector("#rule-condition-error:not([hidden])")
+    from_api = _invalid_condition(stack, bad)
+    assert page.get_attribute("#rule-condition-error", "data-position") == str(from_api["position"])
+    assert page.get_attribute("#rule-condition-error mark", "data-position") == str(from_api["position"])
+    assert page.get_attribute("#rule-condition", "aria-invalid") == "true"
+    listed = page.eval_on_selector_all("#rule-condition-error li", "items => items.map(i => i.textContent)")
+    assert listed == from_api["expected"]
+
+    # A valid rule appears in the list; another user's rule never does.
+    page.fill("#rule-condition", "price < sma(50)")
+    page.click("#rule-save")
+    page.wait_for_selector("#rules-table tbody tr >> text=price < sma(50)")
+    rules = page.inner_text("#rules-table tbody")
+    assert "AAPL" in rules and "IBM" not in rules and "close > 1" not in rules
+
+    # What fired, with the values and the delivery.
+    check = subprocess.run(
+        [sys.executable, "-m", "alerts.chalicelib.cli", "check"],
+        cwd=ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stderr
+    page.click("#alerts-refresh")
+    page.wait_for_selector("#events-table tbody tr[data-delivery=sent]")
+    event = page.inner_text("#events-table tbody tr")
+    assert "AAPL" in event and "sma(50)" in event and "sent" in event
+    shoot(page.locator("#alerts-panel"), "alerts.png")
+
+    # Disable, edit, delete.
+    with page.expect_response(lambda r: r.request.method == "PATCH" and r.status == 200):
+        page.uncheck("#rules-table tbody tr input[type=checkbox]")
+    [rule] = alerts_api(stack, "GET", "/api/alerts/rules", "demo")["rules"]
+    assert rule["enabled"] is False
+    page.click("#rules-table tbody tr button:text('Edit')")
+    page.fill("#rule-condition", "price < sma(20)")
+    page.click("#rule-save")
+    page.wait_for_selector("#rules-table tbody tr >> text=price < sma(20)")
+    page.click("#rules-table tbody tr button:text('Delete')")
+    page.click("#rules-table tbody tr button:text('Confirm delete')")
+    page.wait_for_selector("#rules-table[data-count='0']")
+    assert alerts_api(stack, "GET", "/api/alerts/rules", "demo")["rules"] == []
+
+    # A refused token returns to sign-in.
+    console.expect("status of 403")
+    page.evaluate("sessionStorage.setItem('alerts.token', 'not-a-token')")
+    page.reload()
+    page.wait_for_selector("#signin:not([hidden])")
+    assert "did not accept that token" in page.inner_text("#signin-error")
+    assert page.evaluate("sessionStorage.getItem('alerts.token')") is None
+
+
+def _invalid_condition(stack, condition: str) -> dict:
+    try:
+        alerts_api(stack, "POST", "/api/alerts/rules", "demo", {"symbol": "AAPL", "condition": condition})
+    except urllib.error.HTTPError as error:
+        return json.loads(error.read())["error"]
+    raise AssertionError("the API accepted a bad condition")
+
+
+# ---------------------------------------------------------------- layout and keyboard
+
+CONTROLS = "a[href], button, input, select, textarea, [tabindex]:not([tabindex='-1'])"
+ACCESSIBLE_NAME = """el => {
+  const aria = el.getAttribute('aria-label');
+  if (aria) return aria.trim();
+  const by = el.getAttribute('aria-labelledby');
+  if (by) return by.split(/\\s+/).map(id => (document.getElementById(id) || {}).textContent || '').join(' ').trim();
+  if (el.labels && el.labels.length) return [...el.labels].map(l => l.textContent).join(' ').trim();
+  if (el.tagName === 'BUTTON' || el.tagName === 'A') return el.textContent.trim();
+  return (el.getAttribute('title') || '').trim();
+}"""
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_layout_and_keyboard(dashboard, stack, width):
+    page, _ = dashboard(width=width, height=900)
+    sign_in(page, stack.token)
+    # Nothing wider than the screen: a narrow phone scrolls down, never sideways.
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    for panel in ("#watchlist", "#chart-panel", "#alerts-panel"):
+        box = page.locator(panel).bounding_box()
+        assert box["width"] > 0 and box["x"] >= 0 and box["x"] + box["width"] <= width + 1
+    controls = page.locator(CONTROLS)
+    expected, unnamed = set(), []
+    for i in range(controls.count()):
+        control = controls.nth(i)
+        if not control.is_visible() or control.is_disabled():
+            continue
+        key = control.evaluate("el => el.dataset.k = el.dataset.k || Math.random().toString(36).slice(2)")
+        expected.add(key)
+        if not control.evaluate(ACCESSIBLE_NAME):
+            unnamed.append(control.evaluate("el => el.outerHTML.slice(0, 120)"))
+    assert not unnamed, f"controls without a label: {unnamed}"
+    # Tab from the top through the page: every control is reached by keyboard.
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    reached = set()
+    for _ in range(len(expected) * 3 + 10):
+        page.keyboard.press("Tab")
+        key = page.evaluate("document.activeElement && document.activeElement.dataset.k")
+        if key:
+            reached.add(key)
+        if reached >= expected:
+            break
+    # Radio buttons share one tab stop: arrow keys move within the group.
+    radios = set(page.eval_on_selector_all("input[type=radio]", "els => els.map(e => e.dataset.k)"))
+    missing = expected - reached - radios
+    assert not missing, page.eval_on_selector_all(
+        "[data-k]",
+        f"els => els.filter(e => {sorted(missing)!r}.includes(e.dataset.k)).map(e => e.outerHTML.slice(0, 120))",
+    )
+    assert reached & radios, "the range presets are reachable by keyboard"
+    if width == 390:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "mobile.png"), full_page=True)

@@ -1,0 +1,280 @@
+// The chart: candlesticks and volume from GET /api/backtest, every page loaded by
+// following next_cursor, SMA/EMA overlays from the API (the same numbers the
+// alerts check compares), and downloads in the API's own CSV and Parquet.
+
+import {
+  CandlestickSeries,
+  CrosshairMode,
+  HistogramSeries,
+  LineSeries,
+  createChart,
+  createSeriesMarkers,
+} from "../vendor/lightweight-charts.mjs";
+import { ServiceDown } from "./api.js";
+import { show } from "./dom.js";
+import { SYMBOL, fmtPrice, fmtVolume } from "./format.js";
+
+const PAGE_LIMIT = 2000;
+const DOWNLOAD_LIMIT = 10000; // the API's largest page
+const UP = "#137a52";
+const DOWN = "#b3261e";
+const PARTIAL = "#8a94a3";
+const OVERLAY_COLORS = { sma: "#1f5fbf", ema: "#c26a00" };
+
+const nextFrame = () => new Promise((resolve) => requestAnimationFrame(() => resolve()));
+
+export class Chart {
+  constructor({ api, banner }) {
+    this.api = api;
+    this.banner = banner;
+    this.form = document.getElementById("chart-form");
+    this.container = document.getElementById("chart");
+    this.meta = document.getElementById("chart-meta");
+    this.error = document.getElementById("chart-error");
+    this.progress = document.getElementById("chart-progress");
+    this.progressLabel = document.getElementById("chart-progress-label");
+    this.readout = document.getElementById("crosshair");
+    this.downloadNote = document.getElementById("download-note");
+    this.bars = [];
+    this.overlaySeries = new Map();
+    this.loading = null;
+
+    this.chart = createChart(this.container, {
+      autoSize: true,
+      layout: { background: { color: "#ffffff" }, textColor: "#1d232b", attributionLogo: false },
+      grid: { vertLines: { color: "#eef0f3" }, horzLines: { color: "#eef0f3" } },
+      crosshair: { mode: CrosshairMode.Normal },
+      // Room on the right for the last bar's "partial" marker.
+      timeScale: { borderColor: "#dde1e6", rightOffset: 6 },
+      rightPriceScale: { borderColor: "#dde1e6" },
+    });
+    this.candles = this.chart.addSeries(CandlestickSeries, {
+      upColor: UP,
+      downColor: DOWN,
+      wickUpColor: UP,
+      wickDownColor: DOWN,
+      borderVisible: false,
+    });
+    this.volume = this.chart.addSeries(HistogramSeries, { priceFormat: { type: "volume" }, priceLineVisible: false }, 1);
+    this.chart.panes()[1].setStretchFactor(0.25);
+    this.markers = createSeriesMarkers(this.candles, []);
+    this.chart.subscribeCrosshairMove((param) => this.read(param));
+
+    this.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.load();
+    });
+    for (const radio of this.form.elements.range) radio.addEventListener("change", () => this.syncRange());
+    document.getElementById("download-csv").addEventListener("click", () => this.download("csv"));
+    document.getElementById("download-parquet").addEventListener("click", () => this.download("parquet"));
+    this.syncRange();
+  }
+
+  syncRange() {
+    const custom = this.form.elements.range.value === "custom";
+    this.form.elements.start.disabled = !custom;
+    this.form.elements.end.disabled = !custom;
+    this.form.elements.start.required = custom;
+  }
+
+  show(symbol) {
+    this.form.elements.symbol.value = symbol;
+    this.load();
+    this.container.scrollIntoView({ behavior: "smooth", block: "center" });
+  }
+
+  // The query as the form says it; period presets are resolved by the API against the latest bar.
+  query() {
+    const f = this.form.elements;
+    const symbol = f.symbol.value.trim().toUpperCase();
+    if (!SYMBOL.test(symbol)) throw new Error(`${f.symbol.value.trim() || "That"} is not a ticker symbol.`);
+    const params = { symbol, interval: f.interval.value };
+    const range = f.range.value;
+    if (range === "custom") {
+      if (!f.start.value) throw new Error("Choose the first date of a custom range.");
+      params.start = f.start.value;
+      params.end = f.end.value || undefined;
+    } else {
+      params.period = range;
+    }
+    const overlays = [];
+    for (const kind of ["sma", "ema"]) {
+      if (!f[`${kind}-on`].checked) continue;
+      const n = Number(f[kind].value);
+      if (!Number.isInteger(n) || n < 1 || n > 200) throw new Error(`The ${kind.toUpperCase()} period must be a whole number from 1 to 200.`);
+      overlays.push(`${kind}(${n})`);
+    }
+    if (overlays.length) params.overlays = overlays.join(",");
+    return params;
+  }
+
+  async load() {
+    let params;
+    try {
+      params = this.query();
+    } catch (error) {
+      show(this.error, error.message);
+      return;
+    }
+    this.loading?.abort();
+    const controller = new AbortController();
+    this.loading = controller;
+    show(this.error, "");
+    this.container.dataset.state = "loading";
+    this.setProgress(0, "Loading the first page…");
+    const bars = [];
+    const overlays = {};
+    let first = null;
+    const sources = new Set();
+    let cursor = null;
+    let pages = 0;
+    try {
+      do {
+        const { body } = await this.api.call("backtest", "/api/backtest", {
+          params: { ...params, limit: PAGE_LIMIT, cursor },
+          signal: controller.signal,
+        });
+        first ??= body;
+        pages += 1;
+        for (const tier of body.source.split("+")) sources.add(tier);
+        bars.push(...body.bars);
+        for (const [name, values] of Object.entries(body.overlays || {})) (overlays[name] ??= []).push(...values);
+        cursor = body.next_cursor;
+        const last = bars.at(-1);
+        const span = Date.parse(first.end) - Date.parse(first.start);
+        const done = last ? (Date.parse(last.end_date || last.date) - Date.parse(first.start)) / (span || 1) : 1;
+        this.setProgress(cursor ? Math.min(99, done * 100) : 100, `${bars.length.toLocaleString()} bars, ${pages} page${pages > 1 ? "s" : ""}${cursor ? "…" : ""}`);
+      } while (cursor);
+    } catch (error) {
+      if (error.name === "AbortError") return;
+      this.container.dataset.state = "error";
+      this.setProgress(0, "Failed");
+      if (error instanceof ServiceDown) {
+        this.banner.set("backtest", "The history service is not answering; the chart shows what was loaded before.");
+      }
+      show(this.error, error instanceof ServiceDown ? error.message : `${error.message} (${error.code})`);
+      return;
+    }
+    this.banner.set("backtest", null);
+    performance.mark("chart:data");
+    // Every tier the drawn bars came from, in the order they run: lake (older), then PostgreSQL.
+    const source = ["lake", "postgres"].filter((tier) => sources.has(tier)).join("+");
+    this.draw(params, { ...first, source }, bars, overlays);
+    // Two frames: the chart paints on the next animation frame after setData.
+    await nextFrame();
+    await nextFrame();
+    performance.mark("chart:drawn");
+    performance.measure("chart:draw", "chart:data", "chart:drawn");
+    this.container.dataset.state = "ready";
+    // How many loads have finished: lets a reader (or a test) wait for "the next one".
+    this.container.dataset.loads = String(Number(this.container.dataset.loads || 0) + 1);
+  }
+
+  setProgress(percent, text) {
+    this.progress.value = percent;
+    this.progressLabel.textContent = text;
+  }
+
+  draw(params, first, bars, overlays) {
+    this.bars = bars;
+    this.params = params;
+    const candles = new Array(bars.length);
+    const volumes = new Array(bars.length);
+    for (let i = 0; i < bars.length; i++) {
+      const b = bars[i];
+      const color = b.partial ? PARTIAL : b.close >= b.open ? UP : DOWN;
+      candles[i] = { time: b.date, open: b.open, high: b.high, low: b.low, close: b.close };
+      if (b.partial) Object.assign(candles[i], { color, wickColor: color, borderColor: color });
+      volumes[i] = { time: b.date, value: b.volume, color: `${color}88` };
+    }
+    this.candles.setData(candles);
+    this.volume.setData(volumes);
+
+    for (const series of this.overlaySeries.values()) this.chart.removeSeries(series);
+    this.overlaySeries.clear();
+    for (const [name, values] of Object.entries(overlays)) {
+      const series = this.chart.addSeries(LineSeries, {
+        color: OVERLAY_COLORS[name.slice(0, 3)] || "#555",
+        lineWidth: 2,
+        title: name,
+        priceLineVisible: false,
+        lastValueVisible: false,
+      });
+      series.setData(bars.map((b, i) => (values[i] === null ? { time: b.date } : { time: b.date, value: values[i] })));
+      this.overlaySeries.set(name, series);
+    }
+    this.overlays = overlays;
+
+    const last = bars.at(-1);
+    const sessions = Number(params.interval.replace("d", ""));
+    this.markers.setMarkers(
+      last?.partial
+        ? [{ time: last.date, position: "aboveBar", shape: "circle", color: PARTIAL, text: `partial: ${last.sessions} of ${sessions}` }]
+        : [],
+    );
+    this.chart.timeScale().fitContent();
+
+    this.container.dataset.barCount = String(bars.length);
+    this.container.dataset.source = first.source;
+    this.container.dataset.partial = last?.partial ? "true" : "false";
+    this.container.setAttribute("aria-label", `${params.symbol} ${params.interval} candlesticks, ${bars.length} bars from ${first.start} to ${first.end}`);
+    const partial = last?.partial ? ` The last bar is partial (${last.sessions} of ${sessions} sessions) and drawn grey.` : "";
+    const available = first.available ? ` Stored history: ${first.available.first} to ${first.available.last}.` : "";
+    this.meta.textContent = `${params.symbol} ${params.interval}: ${bars.length} bars, ${first.start} to ${first.end}, from ${describeSource(first.source)}.${partial}${available}`;
+    this.read({});
+  }
+
+  read(param) {
+    const bar = param.logical !== undefined && param.logical !== null ? this.bars[Math.round(param.logical)] : this.bars.at(-1);
+    if (!bar) {
+      this.readout.textContent = this.bars.length ? "" : "Move over the chart to read a bar.";
+      return;
+    }
+    const i = this.bars.indexOf(bar);
+    const parts = [
+      bar.end_date ? `${bar.date} – ${bar.end_date}, ${bar.sessions} session${bar.sessions > 1 ? "s" : ""}${bar.partial ? " (partial)" : ""}` : bar.date,
+      `O ${fmtPrice(bar.open)}`,
+      `H ${fmtPrice(bar.high)}`,
+      `L ${fmtPrice(bar.low)}`,
+      `C ${fmtPrice(bar.close)}`,
+      `V ${fmtVolume(bar.volume)}`,
+    ];
+    for (const [name, values] of Object.entries(this.overlays || {})) parts.push(`${name} ${fmtPrice(values[i])}`);
+    this.readout.textContent = parts.join("  ·  ");
+  }
+
+  async download(format) {
+    let params;
+    try {
+      params = this.query();
+    } catch (error) {
+      show(this.error, error.message);
+      return;
+    }
+    this.downloadNote.textContent = `Preparing ${format.toUpperCase()}…`;
+    try {
+      // API Gateway returns a binary body only to a client that asks for it.
+      const headers = format === "parquet" ? { Accept: "application/vnd.apache.parquet" } : {};
+      const { headers: got, body } = await this.api.call("backtest", "/api/backtest", {
+        params: { ...params, format, limit: DOWNLOAD_LIMIT },
+        headers,
+        blob: true,
+      });
+      const link = document.createElement("a");
+      link.href = URL.createObjectURL(body);
+      link.download = `${params.symbol}-${params.interval}-${params.period || `${params.start}-${params.end || "latest"}`}.${format}`;
+      link.click();
+      setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+      this.downloadNote.textContent = got.get("X-Next-Cursor")
+        ? `Downloaded the first ${DOWNLOAD_LIMIT.toLocaleString()} bars; narrow the range for the rest.`
+        : `Downloaded ${link.download}.`;
+    } catch (error) {
+      this.downloadNote.textContent = `Download failed: ${error.message}`;
+    }
+  }
+}
+
+function describeSource(source) {
+  const names = { postgres: "PostgreSQL (recent years)", lake: "the Parquet lake (full history)" };
+  return source.split("+").map((s) => names[s] || s).join(" and ");
+}
