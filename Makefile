@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 REQS := requirements-dev.txt $(wildcard */requirements.txt)
 CHROMIUM ?= /usr/bin/chromium
 WEB_DEPS := web/node_modules/.package-lock.json
+BENCH_DEPS := devtools/dynalite/node_modules/.package-lock.json
 
-.PHONY: install web-deps browser test lint run bench ingest package stage-config \
+.PHONY: install web-deps bench-deps browser test lint run bench ingest package stage-config \
         deploy-quote deploy-backtest deploy-alerts deploy-web clean
 
 install: $(VENV)/.installed
@@ -25,6 +26,14 @@ web-deps: $(WEB_DEPS)
 $(WEB_DEPS): web/package.json web/package-lock.json
 	@command -v npm >/dev/null || { echo "make: npm is needed for the dashboard's chart library: install Node.js and npm (Debian: apt-get install nodejs npm)"; exit 1; }
 	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# dynalite (DynamoDB on LevelDB) for the alerts benchmark, as devtools/dynalite/package-lock.json pins it.
+bench-deps: $(BENCH_DEPS)
+
+$(BENCH_DEPS): devtools/dynalite/package.json devtools/dynalite/package-lock.json
+	@command -v npm >/dev/null || { echo "make: npm is needed for the benchmark's dynalite: install Node.js and npm (Debian: apt-get install nodejs npm)"; exit 1; }
+	cd devtools/dynalite && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # The browser tests drive Debian's Chromium through Playwright (Playwright's own
@@ -47,7 +56,7 @@ test: lint web-deps browser
 run: install web-deps
 	$(BIN)/python -m devtools.stack
 
-bench: install web-deps browser
+bench: install web-deps bench-deps browser
 	CHROMIUM=$(CHROMIUM) $(BIN)/python -m devtools.bench $(ARGS)
 
 ingest: install
@@ -68,4 +77,4 @@ stage-config: install
 	$(BIN)/python -m devtools.stage_config --stage $(STAGE)
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .hypothesis web/node_modules
+	rm -rf $(VENV) build .pytest_cache .hypothesis web/node_modules devtools/dynalite/node_modules

@@ -1,14 +1,17 @@
 """A Polygon-compatible HTTP server for tests, benchmarks and ``make run``.
 
-It speaks the two endpoints this project uses, with Polygon's response shapes
-and error bodies, counts every call, and can be told to misbehave:
+It speaks the endpoints this project uses, with Polygon's response shapes and
+error bodies, counts every call, and can be told to misbehave:
 
-- ``GET /v2/snapshot/locale/us/markets/stocks/tickers/{T}``
+- ``GET /v2/snapshot/locale/us/markets/stocks/tickers/{T}`` (one ticker; 404 if unknown)
+- ``GET /v2/snapshot/locale/us/markets/stocks/tickers?tickers=A,B,...`` (many
+  tickers; an unknown one is simply absent from ``tickers``, as Polygon does)
 - ``GET /v2/aggs/ticker/{T}/range/1/day/{from}/{to}`` (``next_url`` paging)
 
 Faults (per symbol or for all): an HTTP status with Polygon's body (401, 403,
 404, 429, 5xx), a delay, or a malformed body; each for the next N calls or
-until cleared. Other processes steer it through ``/_fake/*`` endpoints.
+until cleared. A many-ticker call takes the fault of the first of its tickers
+that has one. Other processes steer it through ``/_fake/*`` endpoints.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from shared.bars import DailyBar
 
 NEW_YORK = ZoneInfo("America/New_York")
 SNAPSHOT_PREFIX = "/v2/snapshot/locale/us/markets/stocks/tickers/"
+SNAPSHOT_MANY = "/v2/snapshot/locale/us/markets/stocks/tickers"
 AGGS_PREFIX = "/v2/aggs/ticker/"
 
 
@@ -185,6 +189,9 @@ class FakePolygon:
         self._lock = threading.Lock()
         self._faults: dict[str, dict] = {}
         self.calls: dict[str, int] = {}
+        # When a list: the tickers of every snapshot request, in order (make bench
+        # checks from it, independently of the service, how old each answer is).
+        self.ticker_log: list[list[str]] | None = None
         self.delay_s = 0.0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -231,10 +238,42 @@ class FakePolygon:
             self.calls.clear()
 
     def count(self, symbol: str | None = None, kind: str = "snapshot") -> int:
+        """Snapshot requests (single- and many-ticker), or those that asked for ``symbol``;
+        for other kinds, requests of that kind (for ``symbol``)."""
         with self._lock:
+            if kind == "snapshot":
+                if symbol is None:
+                    return sum(v for k, v in self.calls.items() if k.startswith("snapshot:")) + self.calls.get(
+                        "snapshots", 0
+                    )
+                return self.calls.get(f"asked:{symbol.upper()}", 0)
             if symbol is None:
                 return sum(v for k, v in self.calls.items() if k.startswith(kind + ":"))
             return self.calls.get(f"{kind}:{symbol.upper()}", 0)
+
+    def count_many(self) -> int:
+        """Many-ticker snapshot requests."""
+        with self._lock:
+            return self.calls.get("snapshots", 0)
+
+    def _log(self, tickers: list[str]) -> None:
+        if self.ticker_log is not None:
+            with self._lock:
+                self.ticker_log.append(list(tickers))
+
+    def _count(self, *keys: str) -> None:
+        with self._lock:
+            for key in keys:
+                self.calls[key] = self.calls.get(key, 0) + 1
+
+    def _take_first_fault(self, tickers: list[str]) -> dict | None:
+        with self._lock:
+            keys = [t.upper() for t in tickers if t.upper() in self._faults] + ["*"]
+        for key in keys:
+            fault = self._take_fault(key) if key != "*" else self._take_fault("")
+            if fault is not None:
+                return fault
+        return None
 
     def _take_fault(self, symbol: str) -> dict | None:
         with self._lock:
@@ -274,21 +313,28 @@ class FakePolygon:
     def handle(self, path: str, query: dict[str, str], headers) -> tuple[int, dict[str, str], bytes]:
         if path.startswith("/_fake/"):
             return self._control(path, query)
-        if path.startswith(SNAPSHOT_PREFIX):
+        tickers: list[str] = []
+        if path.rstrip("/") == SNAPSHOT_MANY:
+            kind, symbol = "snapshots", ""
+            tickers = [t for t in query.get("tickers", "").split(",") if t]  # case-sensitive, as Polygon's
+            self._count("snapshots", *(f"asked:{t.upper()}" for t in tickers))
+            self._log(tickers)
+        elif path.startswith(SNAPSHOT_PREFIX):
             kind, symbol = "snapshot", path[len(SNAPSHOT_PREFIX) :].upper()
+            self._count(f"snapshot:{symbol}", f"asked:{symbol}")
+            self._log([symbol])
         elif path.startswith(AGGS_PREFIX):
             kind, symbol = "aggs", path[len(AGGS_PREFIX) :].split("/")[0].upper()
+            self._count(f"aggs:{symbol}")
         else:
             return _json(404, {"status": "NOT_FOUND", "request_id": uuid.uuid4().hex, "message": "Not found"})
-        with self._lock:
-            self.calls[f"{kind}:{symbol}"] = self.calls.get(f"{kind}:{symbol}", 0) + 1
         if self.api_key is not None:
             auth = headers.get("Authorization", "")
             given = auth[len("Bearer ") :] if auth.startswith("Bearer ") else query.get("apiKey", "")
             if given != self.api_key:
                 return _json(401, _error_body(401))
         delay = self.delay_s
-        fault = self._take_fault(symbol)
+        fault = self._take_fault(symbol) if kind != "snapshots" else self._take_first_fault(tickers)
         if fault is not None:
             delay += fault["delay_s"]
         if delay:
@@ -302,16 +348,28 @@ class FakePolygon:
                 return status, {**head, **extra}, body
         if kind == "snapshot":
             return self._snapshot(symbol)
+        if kind == "snapshots":
+            return self._snapshots(tickers)
         return self._aggs(path, query, symbol)
 
-    def _snapshot(self, symbol: str):
+    def _ticker(self, symbol: str) -> dict | None:
         with self._lock:
             ticker = self.snapshots.get(symbol)
         if ticker is None:
             bars = self.bars.get(symbol)
             if not bars:
-                return _json(404, _error_body(404))
+                return None
             ticker = derive_snapshot(symbol, bars, self.clock())
+        return ticker
+
+    def _snapshots(self, tickers: list[str]):
+        found = [t for t in (self._ticker(symbol) for symbol in dict.fromkeys(tickers)) if t is not None]
+        return _json(200, {"status": "OK", "count": len(found), "tickers": found})
+
+    def _snapshot(self, symbol: str):
+        ticker = self._ticker(symbol)
+        if ticker is None:
+            return _json(404, _error_body(404))
         return _json(200, {"status": "OK", "request_id": uuid.uuid4().hex, "ticker": ticker})
 
     def _aggs(self, path: str, query: dict[str, str], symbol: str):

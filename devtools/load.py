@@ -41,3 +41,27 @@ def concurrent_cold_requests(env: dict, symbol: str, processes: int = 4, threads
     for worker in workers:
         worker.join(timeout=10)
     return statuses
+
+
+def _batch_worker(env: dict, symbols: list[str], barrier, results) -> None:
+    os.environ.update(env)
+    from shared.runtime import Runtime
+
+    quotes = Runtime().quotes
+    barrier.wait()
+    found, errors = quotes.get_many(symbols)
+    results.put({**{s: r.status for s, r in found.items()}, **{s: f"error:{e.code}" for s, e in errors.items()}})
+
+
+def concurrent_batches(env: dict, batches: list[list[str]]) -> list[dict[str, str]]:
+    """Each batch asked at the same moment from its own process; each batch's statuses by symbol."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(len(batches))
+    results = ctx.Queue()
+    workers = [ctx.Process(target=_batch_worker, args=(env, batch, barrier, results)) for batch in batches]
+    for worker in workers:
+        worker.start()
+    answers = [results.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=10)
+    return answers

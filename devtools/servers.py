@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import tempfile
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -159,3 +160,44 @@ class MotoServer:
 
     def stop(self) -> None:
         self._server.stop()
+
+
+class DynaliteServer:
+    """``dynalite`` (npm; DynamoDB on LevelDB, in memory here) with the machine's Node.js.
+
+    For the alerts benchmark: moto answers large index queries 10x slower than
+    DynamoDB would, which would hide the check's own cost. Installed by
+    ``make bench`` from ``devtools/dynalite/package-lock.json``.
+    """
+
+    PACKAGE = Path(__file__).resolve().parent / "dynalite"
+
+    def __init__(self, port: int | None = None):
+        import shutil
+        import subprocess
+        import time
+
+        script = self.PACKAGE / "node_modules" / "dynalite" / "cli.js"
+        node = shutil.which("node")
+        if not node or not script.exists():
+            raise RuntimeError("dynalite is not installed: run 'make bench-deps' (npm ci in devtools/dynalite)")
+        self.port = port or free_port()
+        self._proc = subprocess.Popen(
+            [node, str(script), "--port", str(self.port), "--createTableMs", "0", "--deleteTableMs", "0"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("dynalite did not start")
+
+    def stop(self) -> None:
+        self._proc.terminate()
+        self._proc.wait(timeout=10)

@@ -53,8 +53,11 @@ class JsonStore:
         raw = self.redis.mget([self.key(n) for n in names])
         return {n: loads_json(v) for n, v in zip(names, raw, strict=False)}
 
-    def put(self, name: str, value: dict, keep_s: float) -> None:
-        self.redis.set(self.key(name), json.dumps(value, separators=(",", ":")), px=max(1, int(keep_s * 1000)))
+    def put(self, name: str, value: dict, keep_s: float, pipe=None) -> None:
+        """Store ``value`` (in ``pipe`` when given, to be executed with others)."""
+        (pipe or self.redis).set(
+            self.key(name), json.dumps(value, separators=(",", ":")), px=max(1, int(keep_s * 1000))
+        )
 
 
 def loads_json(raw: bytes | None) -> dict | None:
@@ -69,13 +72,20 @@ def loads_json(raw: bytes | None) -> dict | None:
 
 
 _RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+local released = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then released = released + redis.call('DEL', key) end
+end
+return released
 """
 
 
 class RedisLock:
-    """``SET NX PX`` with an owner token, released only by its owner."""
+    """``SET NX PX`` with an owner token, released only by its owner.
+
+    Many names are taken in one pipelined round trip under one token (a batch
+    of symbols), and released with one script call.
+    """
 
     def __init__(self, redis, prefix: str):
         self.redis = redis
@@ -91,8 +101,86 @@ class RedisLock:
             return token
         return None
 
+    def acquire_many(self, names: list[str], ttl_s: float, token: str) -> list[str]:
+        """The names this call now holds under ``token`` (the others are held elsewhere)."""
+        if not names:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.set(self.key(name), token, nx=True, px=max(1, int(ttl_s * 1000)))
+        return [name for name, got in zip(names, pipe.execute()) if got]
+
     def release(self, name: str, token: str) -> None:
         self._release(keys=[self.key(name)], args=[token])
+
+    def release_many(self, names: list[str], token: str) -> None:
+        if names:
+            self._release(keys=[self.key(n) for n in names], args=[token])
+
+
+# Refresh candidates: symbols whose cached quote expires before ARGV[2] (soonest
+# first) and that were asked for since ARGV[3]; not those being fetched now
+# (their lock exists). A symbol no longer asked for is dropped from the expiry
+# set as it is met, so both sets stay the size of what is in demand.
+_CANDIDATES = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[4]) * 4 + 16)
+local out = {}
+for _, symbol in ipairs(due) do
+  local asked = redis.call('ZSCORE', KEYS[2], symbol)
+  if asked and tonumber(asked) >= tonumber(ARGV[3]) then
+    if redis.call('EXISTS', ARGV[5] .. symbol) == 0 then
+      table.insert(out, symbol)
+      if #out >= tonumber(ARGV[4]) then break end
+    end
+  else
+    redis.call('ZREM', KEYS[1], symbol)
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[3])
+return out
+"""
+
+
+class RefreshTracker:
+    """Which cached quotes are worth refreshing when an upstream call is made anyway.
+
+    *Hot* means asked for in the last ``hot_s`` seconds: ``hot`` is a sorted set
+    of symbol -> the last time it was asked, written at most every
+    ``mark_every_s`` per symbol and process (in the same round trip as the
+    cache read, so a cache hit pays nothing extra most of the time).
+    ``expiry`` holds symbol -> when its cached quote stops being fresh, written
+    with the quote. *Close to expiry* means expiring within ``ahead_s``, or
+    already expired while still hot.
+
+    The candidate script reads lock keys it is not given as KEYS, which a
+    single Redis node (ElastiCache without cluster mode) allows.
+    """
+
+    def __init__(self, redis, hot_key: str, expiry_key: str, lock_prefix: str, hot_s: float, ahead_s: float):
+        self.redis = redis
+        self.hot_key = hot_key
+        self.expiry_key = expiry_key
+        self.lock_prefix = lock_prefix
+        self.hot_s = hot_s
+        self.ahead_s = ahead_s
+        self._candidates = redis.register_script(_CANDIDATES)
+
+    def mark_hot(self, pipe, symbols: list[str], now: float) -> None:
+        pipe.zadd(self.hot_key, {s: now for s in symbols}, gt=True)
+        pipe.pexpire(self.hot_key, int(self.hot_s * 1000) + 60_000)
+
+    def set_expiry(self, pipe, expires: dict[str, float]) -> None:
+        if expires:
+            pipe.zadd(self.expiry_key, expires)
+
+    def candidates(self, want: int, now: float) -> list[str]:
+        if want <= 0:
+            return []
+        found = self._candidates(
+            keys=[self.expiry_key, self.hot_key],
+            args=[now, now + self.ahead_s, now - self.hot_s, want, self.lock_prefix],
+        )
+        return [s.decode() if isinstance(s, bytes) else s for s in found]
 
 
 # A sliding window, not per-minute buckets: buckets let 2x the limit through

@@ -64,6 +64,12 @@ class Settings:
     quote_stale_max_s: float = 86400.0
     quote_not_found_ttl_s: float = 300.0
     quote_wait_s: float = 4.0
+    # Tickers per many-ticker snapshot request (see shared/polygon.py for why 250).
+    quote_batch_chunk: int = 250
+    # A symbol asked for within this long is "hot": its quote is refreshed in the
+    # spare room of upstream calls made anyway, once it is this close to expiry.
+    quote_hot_s: float = 300.0
+    quote_refresh_ahead_s: float = 20.0
 
     # --- historical bars ---
     database_url: str = "postgresql://postgres@127.0.0.1:5432/test"
@@ -118,6 +124,9 @@ class Settings:
             quote_stale_max_s=_number(env, "QUOTE_STALE_MAX_S", d.quote_stale_max_s),
             quote_not_found_ttl_s=_number(env, "QUOTE_NOT_FOUND_TTL_S", d.quote_not_found_ttl_s, float, 1),
             quote_wait_s=_number(env, "QUOTE_WAIT_S", d.quote_wait_s),
+            quote_batch_chunk=min(250, _number(env, "QUOTE_BATCH_CHUNK", d.quote_batch_chunk, int, 1)),
+            quote_hot_s=_number(env, "QUOTE_HOT_S", d.quote_hot_s),
+            quote_refresh_ahead_s=_number(env, "QUOTE_REFRESH_AHEAD_S", d.quote_refresh_ahead_s),
             database_url=_text(env, "DATABASE_URL", d.database_url),
             database_timeout_s=_number(env, "DATABASE_TIMEOUT_S", d.database_timeout_s),
             recent_years=_number(env, "RECENT_YEARS", d.recent_years, int, 1),

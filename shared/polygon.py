@@ -150,9 +150,18 @@ def _decode(resp) -> dict:
     return payload
 
 
+# Tickers per many-ticker snapshot request (Settings.quote_batch_chunk, 250):
+# Polygon documents no limit for /v2/snapshot/.../tickers?tickers= (the URL's
+# length is the limit); its other many-ticker snapshot, /v3/snapshot?ticker.any_of=,
+# takes at most 250. 250 keeps the URL under 3 KB even at the longest symbols
+# (10 characters and a comma), far inside the 8 KB servers and proxies commonly
+# accept. The v2 endpoint is used, not v3, because it answers with the very
+# ticker object of the one-ticker snapshot, so one parser serves both.
+
+
 @dataclass
 class PolygonGateway:
-    """The two endpoints this project uses, parsed from the raw responses.
+    """The endpoints this project uses, parsed from the raw responses.
 
     ``raw=True`` because the client's own decoding turns a malformed body into an
     empty result without a word, which would look like "no data".
@@ -169,6 +178,25 @@ class PolygonGateway:
                 raise UpstreamError(NOT_FOUND, "ticker not found")
             raise UpstreamError(BAD_RESPONSE, "upstream snapshot has no 'ticker' object")
         return ticker
+
+    def snapshots(self, symbols: list[str]) -> dict[str, dict]:
+        """Snapshots of many tickers in one request, by symbol.
+
+        ``/v2/snapshot/locale/us/markets/stocks/tickers?tickers=...`` answers with
+        the same ticker object as the one-ticker snapshot (one parser for both)
+        and leaves out tickers it does not know: a symbol missing from the answer
+        is unknown *or* merely absent, which only a one-ticker call can tell.
+        """
+        resp = self.client.get_snapshot_all("stocks", tickers=list(symbols), raw=True)
+        payload = _decode(resp)
+        status = str(payload.get("status", "")).upper()
+        if status not in ("OK", "DELAYED"):
+            raise _classify_body(json.dumps(payload))
+        tickers = payload.get("tickers") or []
+        if not isinstance(tickers, list):
+            raise UpstreamError(BAD_RESPONSE, "upstream snapshot 'tickers' is not a list")
+        wanted = set(symbols)
+        return {t["ticker"]: t for t in tickers if isinstance(t, dict) and t.get("ticker") in wanted}
 
     def daily_bars_page(self, symbol: str, start: date, end: date, next_url: str | None = None):
         """One page of adjusted daily bars and the ``next_url`` of the next page, if any.

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from shared import polygon
-from shared.cache import JsonStore, LocalBudget, RedisBudget, RedisLock, loads_json
+from shared.cache import JsonStore, LocalBudget, RedisBudget, RedisLock, RefreshTracker, loads_json
 from shared.config import Settings
 from shared.errors import ApiError, not_found, unavailable
 from shared.health import DependencyHealth
@@ -105,21 +106,34 @@ class QuoteResult:
 
 
 class QuoteService:
-    """Answers quotes from Redis when fresh, otherwise from Polygon once per
-    symbol across all processes, within the shared upstream budget."""
+    """Answers quotes from Redis when fresh, otherwise from Polygon: each symbol is
+    fetched once across all processes (a per-symbol lock), the misses of one
+    request in one upstream call per chunk of ``quote_batch_chunk`` tickers, and
+    the spare room of each such call refreshes hot quotes about to expire.
+    Every upstream call, not every symbol, is charged to the shared budget."""
+
+    # How often one process records that a symbol was asked for again.
+    HOT_MARK_EVERY_S = 30.0
 
     def __init__(self, settings: Settings, redis, gateway, clock=time.time, executor=None):
         self.settings = settings
         self.gateway = gateway
         self.clock = clock
+        self.redis = redis
         self.store = JsonStore(redis, "quote:")
         self.failures = JsonStore(redis, "quote:fail:")
         self.locks = RedisLock(redis, "quote:lock:")
+        self.refresh = RefreshTracker(
+            redis, "quote:hot", "quote:expiry", "quote:lock:", settings.quote_hot_s, settings.quote_refresh_ahead_s
+        )
         self.budget = RedisBudget(redis, "polygon:budget", settings.polygon_max_calls_per_min, clock=clock)
         self.local_budget = LocalBudget(settings.polygon_max_calls_per_min, clock=clock)
         self.health = DependencyHealth("Redis")
-        self.lock_ttl_s = polygon.deadline_s(settings) + 1.0
+        self.chunk = settings.quote_batch_chunk
+        # One upstream call for the chunk, then one to confirm a symbol it left out.
+        self.lock_ttl_s = 2 * polygon.deadline_s(settings) + 1.0
         self._executor = executor
+        self._hot_marked: dict[str, float] = {}
 
     # ----- public
 
@@ -131,7 +145,8 @@ class QuoteService:
 
     def get_many(self, symbols: list[str]) -> tuple[dict[str, QuoteResult], dict[str, ApiError]]:
         """Quotes for many symbols: one Redis round trip for the cached ones, the
-        misses fetched concurrently. One symbol's failure never fails the others."""
+        misses in one upstream call per chunk. One symbol's failure never fails
+        the others."""
         results: dict[str, QuoteResult] = {}
         errors: dict[str, ApiError] = {}
         cached = self._read(symbols)
@@ -140,31 +155,30 @@ class QuoteService:
             if cached is None:
                 misses.append(symbol)
                 continue
-            entry = cached.get(symbol)
-            answer = self._fresh(symbol, entry)
+            answer = self._fresh(symbol, cached.get(symbol))
             if answer is None:
                 misses.append(symbol)
             elif isinstance(answer, ApiError):
                 errors[symbol] = answer
             else:
                 results[symbol] = answer
-
-        def resolve(symbol):
-            previous = cached.get(symbol) if cached else None
-            try:
-                return symbol, self._resolve(symbol, previous, redis_ok=cached is not None)
-            except ApiError as exc:
-                return symbol, exc
-
-        if len(misses) == 1:
-            outcomes = [resolve(misses[0])]
-        else:
-            outcomes = list(self._pool().map(resolve, misses))
-        for symbol, outcome in outcomes:
-            if isinstance(outcome, ApiError):
-                errors[symbol] = outcome
+        if misses:
+            previous = cached or {}
+            if cached is None:
+                outcomes = self._fetch(misses, [], previous, self.local_budget, store=False)
             else:
-                results[symbol] = outcome
+                try:
+                    outcomes = self._resolve(misses, previous)
+                except Exception as exc:  # noqa: BLE001 - a Redis failure mid-way: answer without it
+                    if not _is_redis_error(exc):
+                        raise
+                    self.health.failed(exc)
+                    outcomes = self._fetch(misses, [], previous, self.local_budget, store=False)
+            for symbol, outcome in outcomes.items():
+                if isinstance(outcome, ApiError):
+                    errors[symbol] = outcome
+                else:
+                    results[symbol] = outcome
         return results, errors
 
     def decorate(self, result: QuoteResult) -> dict:
@@ -182,7 +196,7 @@ class QuoteService:
             return 0
         return max(0, int(self.settings.quote_ttl_s - result.age_s))
 
-    # ----- internals
+    # ----- reading
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -190,11 +204,22 @@ class QuoteService:
         return self._executor
 
     def _read(self, symbols: list[str]) -> dict[str, dict | None] | None:
-        """One MGET for all symbols, or None when Redis is unusable."""
+        """One MGET for all symbols (with the hot marks due, in the same round
+        trip), or None when Redis is unusable."""
         if not self.health.available():
             return None
+        now = self.clock()
+        due = [s for s in symbols if now - self._hot_marked.get(s, -1e18) >= self.HOT_MARK_EVERY_S]
         try:
-            return self.store.get_many(symbols)
+            if not due:
+                return self.store.get_many(symbols)
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.mget([self.store.key(s) for s in symbols])
+            self.refresh.mark_hot(pipe, due, now)
+            raw = pipe.execute()[0]
+            for symbol in due:
+                self._hot_marked[symbol] = now
+            return {s: loads_json(v) for s, v in zip(symbols, raw, strict=False)}
         except Exception as exc:  # noqa: BLE001 - any Redis failure means: bypass it
             if not _is_redis_error(exc):
                 raise
@@ -214,103 +239,209 @@ class QuoteService:
             return QuoteResult(entry["q"], HIT, age)
         return None
 
-    def _resolve(self, symbol: str, previous: dict | None, redis_ok: bool) -> QuoteResult:
-        if not redis_ok:
-            return self._fetch(symbol, previous, self.local_budget, store=False)
-        try:
-            return self._single_flight(symbol, previous)
-        except Exception as exc:  # noqa: BLE001
-            if not _is_redis_error(exc):
-                raise
-            self.health.failed(exc)
-            return self._fetch(symbol, previous, self.local_budget, store=False)
+    def _peek(self, symbols: list[str]) -> tuple[dict, dict]:
+        """Cached entries and recent failure markers of ``symbols``, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.mget([self.store.key(s) for s in symbols])
+        pipe.mget([self.failures.key(s) for s in symbols])
+        entries_raw, failures_raw = pipe.execute()
+        now = self.clock()
+        entries, failures = {}, {}
+        for symbol, entry, failure in zip(symbols, entries_raw, failures_raw, strict=False):
+            entries[symbol] = loads_json(entry)
+            failure = loads_json(failure)
+            failures[symbol] = failure if failure and now - float(failure.get("t", 0)) < FAIL_HOLD_S else None
+        return entries, failures
 
-    def _single_flight(self, symbol: str, previous: dict | None) -> QuoteResult:
+    # ----- single-flight across processes
+
+    def _resolve(self, misses: list[str], cached: dict) -> dict:
+        """Fetch the misses this process may fetch; wait for the ones another
+        process is fetching already (each symbol once, whoever asks)."""
+        outcomes: dict = {}
+        token = uuid.uuid4().hex
         deadline = time.monotonic() + self.settings.quote_wait_s
         pause = 0.005
-        while True:
-            token = self.locks.acquire(symbol, self.lock_ttl_s)
-            if token is not None:
-                try:
-                    # Someone may have filled the cache between our read and the lock.
-                    entry, failure = self._peek(symbol)
-                    answer = self._fresh(symbol, entry)
-                    if isinstance(answer, ApiError):
-                        raise answer
-                    if answer is not None:
-                        return answer
-                    if failure is not None:
-                        return self._fallback(symbol, entry or previous, _failure_error(failure))
-                    return self._fetch(symbol, entry or previous, self.budget, store=True)
-                finally:
-                    self.locks.release(symbol, token)
-            # Another process is fetching this symbol: wait for its result.
+        pending = list(misses)
+        while pending:
+            owned = self.locks.acquire_many(pending, self.lock_ttl_s, token)
+            if owned:
+                outcomes.update(self._lead(owned, cached, token))
+            waiting = [s for s in pending if s not in outcomes]
+            if not waiting:
+                break
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
-            entry, failure = self._peek(symbol)
-            answer = self._fresh(symbol, entry)
-            if isinstance(answer, ApiError):
-                raise answer
-            if answer is not None:
-                # We asked for it before it was there: to this caller it was a miss.
-                return QuoteResult(answer.quote, MISS, answer.age_s)
-            if failure is not None:
-                return self._fallback(symbol, entry or previous, _failure_error(failure))
-            if time.monotonic() >= deadline:
-                return self._fallback(
-                    symbol,
-                    entry or previous,
-                    unavailable(
-                        "upstream_slow", f"the quote for {symbol} is still being fetched; try again shortly", 1
-                    ),
-                )
+            entries, failures = self._peek(waiting)
+            pending = []
+            for symbol in waiting:
+                previous = entries[symbol] or cached.get(symbol)
+                answer = self._fresh(symbol, entries[symbol])
+                if isinstance(answer, ApiError):
+                    outcomes[symbol] = answer
+                elif answer is not None:
+                    # We asked for it before it was there: to this caller it was a miss.
+                    outcomes[symbol] = QuoteResult(answer.quote, MISS, answer.age_s)
+                elif failures[symbol] is not None:
+                    outcomes[symbol] = self._stale_or(symbol, previous, _failure_error(failures[symbol]))
+                elif time.monotonic() >= deadline:
+                    outcomes[symbol] = self._stale_or(
+                        symbol,
+                        previous,
+                        unavailable(
+                            "upstream_slow", f"the quote for {symbol} is still being fetched; try again shortly", 1
+                        ),
+                    )
+                else:
+                    pending.append(symbol)  # its fetcher may be done (or gone): try the lock again
+        return outcomes
 
-    def _peek(self, symbol: str) -> tuple[dict | None, dict | None]:
-        pipe = self.store.redis.pipeline(transaction=False)
-        pipe.get(self.store.key(symbol))
-        pipe.get(self.failures.key(symbol))
-        entry, failure = (loads_json(v) for v in pipe.execute())
-        if failure is not None and self.clock() - float(failure.get("t", 0)) >= FAIL_HOLD_S:
-            failure = None
-        return entry, failure
-
-    def _fetch(self, symbol: str, previous: dict | None, budget, store: bool) -> QuoteResult:
+    def _lead(self, owned: list[str], cached: dict, token: str) -> dict:
+        """Fetch the symbols whose locks this process holds, with piggyback room filled."""
+        outcomes: dict = {}
+        extras: list[str] = []
         try:
-            ticker = polygon.call(lambda: self.gateway.snapshot(symbol), budget, self.settings)
-            quote = parse_snapshot(symbol, ticker)
-        except BudgetExceeded as exc:
-            return self._fallback(
-                symbol,
-                previous,
-                ApiError(
-                    503,
-                    "upstream_budget_exhausted",
-                    f"the upstream call allowance ({self.settings.polygon_max_calls_per_min}/min) is spent "
-                    f"and there is no cached quote for {symbol}",
-                    retry_after_s=exc.retry_after_s,
-                ),
-            )
-        except UpstreamError as exc:
-            if exc.kind == polygon.NOT_FOUND:
-                if store:
-                    self.store.put(symbol, {"missing": True, "t": self.clock()}, self.settings.quote_not_found_ttl_s)
-                raise _unknown_symbol(symbol) from None
-            if store:
-                self.failures.put(symbol, {"kind": exc.kind, "message": exc.message, "t": self.clock()}, FAIL_HOLD_S)
-            return self._fallback(symbol, previous, _upstream_error(exc))
-        if store:
-            self.store.put(symbol, {"q": quote, "t": self.clock()}, self.settings.quote_stale_max_s)
-            return QuoteResult(quote, MISS, 0.0)
-        return QuoteResult(quote, BYPASS, 0.0)
+            # Someone may have filled the cache between our read and the lock.
+            entries, failures = self._peek(owned)
+            fetch = []
+            for symbol in owned:
+                answer = self._fresh(symbol, entries[symbol])
+                if answer is not None:
+                    outcomes[symbol] = answer
+                elif failures[symbol] is not None:
+                    outcomes[symbol] = self._stale_or(
+                        symbol, entries[symbol] or cached.get(symbol), _failure_error(failures[symbol])
+                    )
+                else:
+                    fetch.append(symbol)
+            if fetch:
+                room = -len(fetch) % self.chunk
+                candidates = [s for s in self.refresh.candidates(room, self.clock()) if s not in owned]
+                extras = self.locks.acquire_many(candidates, self.lock_ttl_s, token)
+                previous = {s: entries[s] or cached.get(s) for s in fetch}
+                outcomes.update(self._fetch(fetch, extras, previous, self.budget, store=True))
+        finally:
+            self.locks.release_many(owned + extras, token)
+        return outcomes
 
-    def _fallback(self, symbol: str, previous: dict | None, error: ApiError) -> QuoteResult:
+    # ----- upstream
+
+    def _call(self, names: list[str], budget) -> tuple[dict[str, dict], set[str]]:
+        """One upstream request for ``names``: their tickers, and the names it
+        confirmed unknown (a one-ticker request answers 404; a many-ticker one
+        only leaves a name out)."""
+        if len(names) == 1:
+            try:
+                ticker = polygon.call(lambda: self.gateway.snapshot(names[0]), budget, self.settings)
+            except UpstreamError as exc:
+                if exc.kind == polygon.NOT_FOUND:
+                    return {}, {names[0]}
+                raise
+            return {names[0]: ticker}, set()
+        return polygon.call(lambda: self.gateway.snapshots(names), budget, self.settings), set()
+
+    def _map(self, fn, items: list) -> list:
+        if len(items) == 1:
+            return [fn(items[0])]
+        return list(self._pool().map(fn, items))
+
+    def _fetch(self, needed: list[str], extras: list[str], previous: dict, budget, store: bool) -> dict:
+        """``needed`` (and ``extras``, refreshed along) in one upstream call per chunk.
+
+        Returns an answer for each needed symbol. A symbol the answer leaves out is
+        confirmed with a one-ticker call; ``extras`` that fail are left as they are.
+        """
+        wanted = set(needed)
+        names = needed + extras
+        chunks = [names[i : i + self.chunk] for i in range(0, len(names), self.chunk)]
+
+        def attempt(chunk):
+            try:
+                return self._call(chunk, budget)
+            except (UpstreamError, BudgetExceeded) as exc:
+                return exc
+
+        outcomes: dict = {}
+        quotes: dict[str, dict] = {}
+        missing: set[str] = set()
+        failed: dict[str, UpstreamError] = {}
+        confirm: list[str] = []
+        for chunk, got in zip(chunks, self._map(attempt, chunks), strict=True):
+            if isinstance(got, BudgetExceeded):
+                for symbol in wanted.intersection(chunk):
+                    outcomes[symbol] = self._stale_or(symbol, previous.get(symbol), self._budget_error(symbol, got))
+                continue
+            if isinstance(got, UpstreamError):
+                failed.update((s, got) for s in wanted.intersection(chunk))
+                continue
+            tickers, unknown = got
+            missing |= unknown
+            for symbol in chunk:
+                if symbol in tickers:
+                    try:
+                        quotes[symbol] = parse_snapshot(symbol, tickers[symbol])
+                    except UpstreamError as exc:
+                        if symbol in wanted:
+                            failed[symbol] = exc
+                elif symbol in wanted and symbol not in unknown:
+                    confirm.append(symbol)
+
+        def confirm_one(symbol):
+            try:
+                return self._call([symbol], budget)
+            except (UpstreamError, BudgetExceeded) as exc:
+                return exc
+
+        for symbol, got in zip(confirm, self._map(confirm_one, confirm) if confirm else [], strict=True):
+            if isinstance(got, BudgetExceeded):
+                outcomes[symbol] = self._stale_or(symbol, previous.get(symbol), self._budget_error(symbol, got))
+            elif isinstance(got, UpstreamError):
+                failed[symbol] = got
+            elif symbol in got[1]:
+                missing.add(symbol)
+            else:
+                try:
+                    quotes[symbol] = parse_snapshot(symbol, got[0][symbol])
+                except UpstreamError as exc:
+                    failed[symbol] = exc
+
+        now = self.clock()
+        if store:
+            pipe = self.redis.pipeline(transaction=False)
+            for symbol, quote in quotes.items():
+                self.store.put(symbol, {"q": quote, "t": now}, self.settings.quote_stale_max_s, pipe)
+            self.refresh.set_expiry(pipe, {s: now + self.settings.quote_ttl_s for s in quotes})
+            for symbol in missing:
+                self.store.put(symbol, {"missing": True, "t": now}, self.settings.quote_not_found_ttl_s, pipe)
+            for symbol, exc in failed.items():
+                self.failures.put(symbol, {"kind": exc.kind, "message": exc.message, "t": now}, FAIL_HOLD_S, pipe)
+            pipe.execute()
+        for symbol in needed:
+            if symbol in quotes:
+                outcomes[symbol] = QuoteResult(quotes[symbol], MISS if store else BYPASS, 0.0)
+            elif symbol in missing:
+                outcomes[symbol] = _unknown_symbol(symbol)
+            elif symbol in failed:
+                outcomes[symbol] = self._stale_or(symbol, previous.get(symbol), _upstream_error(failed[symbol]))
+        return outcomes
+
+    def _budget_error(self, symbol: str, exc: BudgetExceeded) -> ApiError:
+        return ApiError(
+            503,
+            "upstream_budget_exhausted",
+            f"the upstream call allowance ({self.settings.polygon_max_calls_per_min}/min) is spent "
+            f"and there is no cached quote for {symbol}",
+            retry_after_s=exc.retry_after_s,
+        )
+
+    def _stale_or(self, symbol: str, previous: dict | None, error: ApiError):
         """The last known quote marked stale, or the error when there is none."""
         if previous and previous.get("q"):
             age = self.clock() - float(previous.get("t", 0))
             if age <= self.settings.quote_stale_max_s:
                 log.info("serving stale quote for %s (%.0fs old): %s", symbol, age, error.message)
                 return QuoteResult(previous["q"], STALE, age, stale=True)
-        raise error
+        return error
 
 
 def _unknown_symbol(symbol: str) -> ApiError:

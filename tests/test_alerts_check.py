@@ -231,3 +231,25 @@ def test_bars_for_all_rules_come_from_one_query(alerts_client, alerts_app, alert
     report = run_check(rt.alert_store, rt.quotes, CountingDatabase(), rt.publisher, rt.settings)
     assert report.checked == 6 and report.fired == 6
     assert len(calls) == 1
+
+
+def test_the_check_gets_its_quotes_in_one_call_per_chunk(alerts_client, alerts_world, fake_polygon, monkeypatch):
+    monkeypatch.setenv("QUOTE_BATCH_CHUNK", "2")
+    alerts_client_app_reset(alerts_client)
+    symbols = [f"ACM{i}" for i in range(5)]
+    for symbol in symbols:
+        alerts_world.load_bars(symbol, FALLING, LAST_BAR)
+        quote_at(fake_polygon, symbol, 9.0)
+        add_rule(alerts_client, symbol=symbol, condition="price < sma(5)")
+    add_rule(alerts_client, symbol="ACM0", condition="close < sma(3)")  # needs no quote
+    report = check(alerts_client)
+    assert report["fired"] == 6
+    assert fake_polygon.count() == 3  # ceil(5 / 2)
+    assert {s: fake_polygon.count(s) for s in symbols} == dict.fromkeys(symbols, 1)
+
+
+def alerts_client_app_reset(client):
+    """The app's clients rebuilt, so a setting changed by the test applies."""
+    from tests.apps import load_app
+
+    load_app("alerts").runtime.reset()
