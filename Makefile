@@ -62,7 +62,7 @@ bench: install web-deps bench-deps browser
 ingest: install
 	$(BIN)/python -m batch.ingest $(ARGS)
 
-STAGE ?= prod
+STAGE ?= aws-prod
 
 package: install
 	$(BIN)/python -m devtools.packaging quote backtest alerts --stage $(STAGE)

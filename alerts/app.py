@@ -10,8 +10,10 @@ from chalicelib.rules import validate
 from chalicelib.runtime import AlertsRuntime
 from chalicelib.store import NotFound, RuleLimitReached, public_rule
 from shared.errors import ApiError, bad_request, not_found
+from shared.startup import start
 from shared.web import CORS, api_view, json_response, query_params
 
+start("alerts")  # stops here, in one line, without a setting this stage needs
 app = Chalice(app_name="market-alerts")
 app.log.setLevel(logging.INFO)
 runtime = AlertsRuntime()

@@ -6,8 +6,10 @@ from chalicelib.formats import CONTENT_TYPES, encode
 from chalicelib.runtime import BacktestRuntime
 from chalicelib.service import market_today, parse_query
 from shared.errors import ApiError
+from shared.startup import start
 from shared.web import CORS, api_view, cacheable_response, query_params
 
+start("backtest")  # stops here, in one line, without a setting this stage needs
 app = Chalice(app_name="market-backtest")
 app.api.binary_types.append("application/vnd.apache.parquet")
 runtime = BacktestRuntime()

@@ -565,6 +565,137 @@ def bench_alerts(redis_url: str, fake: FakePolygon, pg_url: str) -> None:
         moto.stop()
 
 
+def bench_cold(redis_url: str, fake: FakePolygon, pg_url: str, runs: int = 5) -> None:
+    """Cold starts of each function from its packaged zip (see devtools/coldstart.py)."""
+    from alerts.chalicelib.auth import mint
+    from alerts.chalicelib.cli import create_table
+    from devtools import coldstart
+    from devtools.packaging import check
+    from devtools.servers import MotoServer, ThrowawayDatabase
+    from shared.cache import connect
+    from shared.config import Settings
+    from shared.polygon import PolygonGateway, make_client
+    from shared.quotes import QuoteService
+
+    print("\n== cold starts (packaged zip, bare Python 3.12 with boto3, fresh process each) ==")
+    python = coldstart.bare_python()
+    folders = {}
+    for service in ("quote", "backtest", "alerts"):
+        report = check(service, coldstart.WORK / f"pkg-{service}", "aws-prod")
+        folders[service] = coldstart.unpack(report.zip_path, service)
+    moto = MotoServer()
+    try:
+        moto.client("s3").create_bucket(Bucket="cold-lake")
+        create_table(moto.client("dynamodb"), "cold-alerts")
+        with ThrowawayDatabase(pg_url, "mds_bench_cold") as db_url:
+            from backtest.chalicelib.lake import Lake, open_store
+
+            bars = synthetic_bars("SYN", date(1995, 1, 2), 7827, 30.0)
+            as_of = bars[-1].day
+            since = date(as_of.year - 5, as_of.month, as_of.day)
+            load_synthetic_history(["COLD"], bars, db_url, Lake(open_store("s3://cold-lake/h", moto.url)), since)
+            list_symbols(fake, ["AAPL"] + [f"K{i}" for i in range(runs)])
+            env = {
+                **coldstart.clean_env(),
+                "AWS_LAMBDA_FUNCTION_NAME": "cold",  # as in Lambda: no local defaults
+                "STAGE": "aws-dev",
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "REDIS_URL": redis_url,
+                "POLYGON_BASE_URL": fake.url,
+                "POLYGON_API_KEY": "cold",
+                "POLYGON_MAX_CALLS_PER_MIN": "100000",
+                "DATABASE_URL": db_url,
+                "LAKE_URI": "s3://cold-lake/h",
+                "S3_ENDPOINT_URL": moto.url,
+                "CURSOR_SECRET": "cold",
+                "RECENT_AS_OF": as_of.isoformat(),
+                "AUTH_SECRET": "cold",
+                "AWS_ENDPOINT_URL": moto.url,
+                "ALERTS_TABLE": "cold-alerts",
+                "ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:cold",
+            }
+            settings = Settings.from_env(env)
+            warm = QuoteService(settings, connect(redis_url, 1.0), PolygonGateway(make_client(settings)))
+            warm.get("AAPL")  # the hit case: cached, as a quote usually is
+            token = mint("cold", "demo", "market-data", 3600)
+            lake_range = {"symbol": "COLD", "start": "1995-01-01", "end": (since - timedelta(days=1)).isoformat()}
+            recent = {"symbol": "COLD", "start": (as_of - timedelta(days=365)).isoformat(), "end": as_of.isoformat()}
+            rule = {"symbol": "AAPL", "condition": "close < sma(50)"}
+            post = api_event("/api/alerts/rules", {})
+            post.update(httpMethod="POST", body=json.dumps(rule))
+            post["requestContext"]["httpMethod"] = "POST"
+            post["headers"]["Content-Type"] = "application/json"
+            scenarios = [
+                (
+                    "quote API, a cached quote",
+                    "quote",
+                    "app",
+                    lambda i: api_event("/api/quote", {"symbol": "AAPL"}),
+                    0.250,
+                ),
+                (
+                    "quote API, an uncached quote",
+                    "quote",
+                    "app",
+                    lambda i: api_event("/api/quote", {"symbol": f"K{i}"}),
+                    None,
+                ),
+                (
+                    "backtest API, full history from the lake",
+                    "backtest",
+                    "app",
+                    lambda i: api_event("/api/backtest", {**lake_range, "limit": "10000"}),
+                    0.600,
+                ),
+                (
+                    "backtest API, a year from PostgreSQL",
+                    "backtest",
+                    "app",
+                    lambda i: api_event("/api/backtest", recent),
+                    None,
+                ),
+                (
+                    "alerts API, list rules",
+                    "alerts",
+                    "app",
+                    lambda i: coldstart.with_principal(api_event("/api/alerts/rules", {}), "demo"),
+                    0.250,
+                ),
+                (
+                    "alerts API, create a rule (parses it)",
+                    "alerts",
+                    "app",
+                    lambda i: coldstart.with_principal(post, "demo"),
+                    None,
+                ),
+                (
+                    "alerts authorizer, a valid token",
+                    "alerts",
+                    "bearer_token",
+                    lambda i: coldstart.authorizer_event(token),
+                    None,
+                ),
+            ]
+            print(f"{runs} fresh processes each; medians; the goal counts import app + the first answered request")
+            for label, service, handler, event, goal in scenarios:
+                results = [
+                    coldstart.cold_request(python, folders[service], env, event(i), handler) for i in range(runs)
+                ]
+                statuses = {r["status"] for r in results}
+                imp = coldstart.median([r["import_s"] for r in results])
+                first = coldstart.median([r["first_s"] for r in results])
+                total = coldstart.median([r["import_s"] + r["first_s"] for r in results])
+                verdict_text = f"; goal <= {goal * 1000:.0f} ms: {verdict(total <= goal)}" if goal else ""
+                print(
+                    f"  {label}: import app {ms(imp)}, first request {ms(first)}, together {ms(total)} "
+                    f"(answers {sorted(map(str, statuses))}){verdict_text}"
+                )
+    finally:
+        moto.stop()
+
+
 def bench_web(redis_url: str, pg_url: str, runs: int = 7) -> None:
     """The dashboard from the same stack as ``make run``: first paint, the 13-year
     daily chart's drawing time once its data is in, and the page's own weight."""
@@ -634,7 +765,7 @@ def bench_web(redis_url: str, pg_url: str, runs: int = 7) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--samples", type=int, default=5000)
-    parser.add_argument("--only", choices=["quote", "backtest", "alerts", "web"], default=None)
+    parser.add_argument("--only", choices=["quote", "backtest", "alerts", "web", "cold"], default=None)
     args = parser.parse_args(argv)
     server = None
     redis_url = os.environ.get("REDIS_URL")
@@ -649,7 +780,7 @@ def main(argv=None) -> None:
     try:
         if args.only in (None, "quote"):
             bench_quote(redis_url, fake, args.samples)
-        if args.only in (None, "backtest", "alerts", "web") and not pg_url:
+        if args.only in (None, "backtest", "alerts", "web", "cold") and not pg_url:
             from devtools.servers import PgServer
 
             pg = PgServer()
@@ -660,6 +791,8 @@ def main(argv=None) -> None:
             bench_alerts(redis_url, fake, pg_url)
         if args.only in (None, "web"):
             bench_web(redis_url, pg_url)
+        if args.only in (None, "cold"):
+            bench_cold(redis_url, fake, pg_url)
     finally:
         fake.stop()
         if server:

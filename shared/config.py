@@ -1,7 +1,14 @@
 """Every setting of every service, read from environment variables.
 
 This is the only module that reads ``os.environ``. Each setting has a documented
-name and a default that works with ``make run``; the README lists them all.
+name and a default; the README lists them all.
+
+``STAGE`` says where a service runs. ``dev`` (Chalice's default stage, so what a
+plain ``chalice local`` uses) is this machine: settings the environment does not
+name take the addresses ``make run`` serves on (``LOCAL_DEFAULTS``). The AWS
+stages (``aws-dev``, ``aws-prod``) get everything from their stage configuration
+and SSM. Secrets are never defaulted: a service started without one it needs
+stops at once with one line naming it (``missing_settings``).
 """
 
 from __future__ import annotations
@@ -14,6 +21,103 @@ from datetime import date
 
 class ConfigError(ValueError):
     """A setting has a value that cannot be used."""
+
+
+LOCAL_STAGE = "dev"
+MOTO_URL = "http://127.0.0.1:8795"
+FAKE_POLYGON_URL = "http://127.0.0.1:8790"
+# What `make run` serves on, for the settings the environment leaves out on the
+# local stage (outside Lambda only). The sample data ends in March 2013, so the
+# fake Polygon's demo plays as of then.
+LOCAL_DEFAULTS = {
+    "POLYGON_BASE_URL": FAKE_POLYGON_URL,
+    "AWS_ENDPOINT_URL": MOTO_URL,
+    "LAKE_URI": "s3://market-lake/history",
+    "S3_ENDPOINT_URL": MOTO_URL,
+    "ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:market-alerts-notifications",
+    "RECENT_AS_OF": "2013-03-01",
+    # The fake has no rate limit of its own.
+    "POLYGON_MAX_CALLS_PER_MIN": "600",
+}
+# The signing secret make run uses; named in the message when AUTH_SECRET is missing.
+LOCAL_AUTH_SECRET = "local-dev-secret-not-for-production"
+
+
+def current_env() -> dict[str, str]:
+    return dict(os.environ)
+
+
+def is_local(env: Mapping[str, str]) -> bool:
+    """The local stage, and not inside Lambda (a dev stage deployed by mistake gets no local defaults)."""
+    return env.get("STAGE", LOCAL_STAGE) == LOCAL_STAGE and not env.get("AWS_LAMBDA_FUNCTION_NAME")
+
+
+def with_local_defaults(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with the local stage's defaults for what it leaves out.
+
+    With a Polygon key the real Polygon is the upstream and the demo's as-of date
+    does not apply; with a lake of one's own (``LAKE_URI``) moto's S3 is not assumed.
+    """
+    out = dict(env)
+    if not is_local(env):
+        return out
+    defaults = dict(LOCAL_DEFAULTS)
+    if env.get("POLYGON_API_KEY", "").strip():
+        for name in ("POLYGON_BASE_URL", "RECENT_AS_OF", "POLYGON_MAX_CALLS_PER_MIN"):
+            defaults.pop(name)
+    if env.get("LAKE_URI", "").strip():
+        defaults.pop("S3_ENDPOINT_URL")
+    for name, value in defaults.items():
+        if not out.get(name, "").strip():
+            out[name] = value
+    return out
+
+
+# Settings a service cannot start without, by where it runs. Each entry is one
+# requirement: any of its names will do (a value, or the SSM parameter holding it).
+REQUIRED = {
+    "quote": {"aws": [("POLYGON_API_KEY", "POLYGON_API_KEY_PARAM"), ("REDIS_URL",)]},
+    "backtest": {"aws": [("DATABASE_URL",), ("LAKE_URI",), ("CURSOR_SECRET", "CURSOR_SECRET_PARAM")]},
+    "alerts": {
+        "any": [("AUTH_SECRET", "AUTH_SECRET_PARAM")],
+        "aws": [
+            ("DATABASE_URL",),
+            ("REDIS_URL",),
+            ("ALERTS_TOPIC_ARN",),
+            ("POLYGON_API_KEY", "POLYGON_API_KEY_PARAM"),
+        ],
+    },
+}
+WHY = {
+    "AUTH_SECRET": f"it signs and checks the bearer tokens (make run uses AUTH_SECRET={LOCAL_AUTH_SECRET}; "
+    "on AWS, AUTH_SECRET_PARAM names its SSM parameter)",
+    "POLYGON_API_KEY": "the Polygon key (on AWS, POLYGON_API_KEY_PARAM names its SSM parameter)",
+    "CURSOR_SECRET": "it signs pagination cursors (on AWS, CURSOR_SECRET_PARAM names its SSM parameter)",
+}
+
+
+def missing_settings(service: str, env: Mapping[str, str] | None = None) -> list[str]:
+    """What ``service`` needs on its stage and the environment does not give, one line each."""
+    env = os.environ if env is None else env
+    needs = REQUIRED.get(service, {})
+    wanted = list(needs.get("any", []))
+    if not is_local(env):
+        wanted += needs.get("aws", [])
+    lines = []
+    for names in wanted:
+        if not any(env.get(name, "").strip() for name in names):
+            why = WHY.get(names[0], "")
+            alternative = f" (or {' or '.join(names[1:])})" if len(names) > 1 else ""
+            stage = env.get("STAGE", LOCAL_STAGE)
+            lines.append(
+                f"{service}: {names[0]}{alternative} is not set on stage {stage}" + (f": {why}" if why else "")
+            )
+    return lines
+
+
+def under_chalice_local() -> bool:
+    """The worker process of ``chalice local`` with autoreload (Chalice's own marker)."""
+    return bool(os.environ.get("CHALICE_WORKER"))
 
 
 def _text(env: Mapping[str, str], name: str, default: str) -> str:
@@ -46,6 +150,11 @@ def _date(env: Mapping[str, str], name: str) -> date | None:
 
 @dataclass(frozen=True)
 class Settings:
+    stage: str = LOCAL_STAGE
+    # Only for local AWS stand-ins (moto, dynalite); on AWS the role's credentials are used.
+    aws_access_key_id: str = ""
+    aws_secret_access_key: str = ""
+
     # --- upstream market data (Polygon, now Massive) ---
     polygon_base_url: str = "https://api.massive.com"
     polygon_api_key: str = ""
@@ -72,12 +181,12 @@ class Settings:
     quote_refresh_ahead_s: float = 20.0
 
     # --- historical bars ---
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/test"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/market_dev"
     database_timeout_s: float = 5.0
     recent_years: int = 5
     # The date the recent window is counted back from; unset means today.
     recent_as_of: date | None = None
-    lake_uri: str = "file:///tmp/market-lake"
+    lake_uri: str = "s3://market-lake/history"
     # Signs pagination cursors so a tampered one is refused; set it in production.
     cursor_secret: str = "dev-only-cursor-secret"
     s3_endpoint_url: str = ""
@@ -108,9 +217,14 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
+        env = with_local_defaults(os.environ if env is None else env)
         d = cls()
+        local_aws = is_local(env) and env.get("AWS_ENDPOINT_URL", "").startswith("http://127.0.0.1")
         return cls(
+            stage=_text(env, "STAGE", LOCAL_STAGE),
+            # moto accepts any credentials, but boto3 will not sign without some.
+            aws_access_key_id=_text(env, "AWS_ACCESS_KEY_ID", "testing" if local_aws else ""),
+            aws_secret_access_key=_text(env, "AWS_SECRET_ACCESS_KEY", "testing" if local_aws else ""),
             polygon_base_url=_text(env, "POLYGON_BASE_URL", d.polygon_base_url).rstrip("/"),
             polygon_api_key=_text(env, "POLYGON_API_KEY", ""),
             polygon_connect_timeout_s=_number(env, "POLYGON_CONNECT_TIMEOUT_S", d.polygon_connect_timeout_s),
@@ -156,7 +270,7 @@ class Settings:
         """The settings as a dict that is safe to log."""
         from urllib.parse import urlparse
 
-        secret = {"polygon_api_key", "auth_secret", "cursor_secret"}
+        secret = {"polygon_api_key", "auth_secret", "cursor_secret", "aws_secret_access_key"}
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)

@@ -98,7 +98,7 @@ def fresh_app(service: str):
 
 def local_client(module, service: str) -> Client:
     """Chalice's test client on the ``local`` stage, whose config sets nothing the tests set."""
-    return Client(module.app, stage_name="local", project_dir=str(ROOT / service))
+    return Client(module.app, stage_name="dev", project_dir=str(ROOT / service))
 
 
 @pytest.fixture

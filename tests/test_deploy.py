@@ -28,7 +28,7 @@ def policy_actions(service: str, stage: str) -> list[tuple[str, object]]:
     return out
 
 
-@pytest.mark.parametrize("stage", ["dev", "prod"])
+@pytest.mark.parametrize("stage", ["aws-dev", "aws-prod"])
 @pytest.mark.parametrize("service", SERVICES)
 def test_policy_grants_exactly_the_calls_the_code_makes(service, stage):
     granted = policy_actions(service, stage)
@@ -63,7 +63,7 @@ def test_chalice_config_uses_the_policy_files(service):
         env = json.dumps(stage.get("environment_variables", {})).lower()
         for secret_word in ("password", 'api_key":', 'secret":'):
             assert secret_word not in env, f"{service}/{name} carries a secret in config.json"
-    for stage in ("dev", "prod"):
+    for stage in ("aws-dev", "aws-prod"):
         assert config["stages"][stage]["subnet_ids"] and config["stages"][stage]["security_group_ids"]
 
 
@@ -84,12 +84,19 @@ def test_infra_templates_pass_cfn_lint(template):
 @pytest.mark.slow
 @pytest.mark.parametrize("service", ["backtest", "alerts"])
 def test_each_service_packages_within_lambda_limits(service, tmp_path):
-    report = check(service, tmp_path / "out", "prod")
+    report = check(service, tmp_path / "out", "aws-prod")
     assert report.problems == []
     assert report.unzipped_bytes < LAMBDA_LIMIT_UNZIPPED
     with zipfile.ZipFile(report.zip_path) as zf:
-        tops = {n.split("/")[0] for n in zf.namelist()}
+        names = zf.namelist()
+    tops = {n.split("/")[0] for n in names}
     assert "shared" in tops and "boto3" not in tops and "botocore" not in tops
+    # Bytecode for every module, once each: Lambda's task directory is read-only.
+    assert len(names) == len(set(names))
+    sources = {n for n in names if n.endswith(".py") and n.startswith(("shared/", "chalicelib/"))}
+    for source in sources:
+        folder, _, name = source.rpartition("/")
+        assert f"{folder}/__pycache__/{name[:-3]}.cpython-312.pyc" in names, source
     if service == "backtest":
         assert "pyarrow" in tops
     template = json.loads(report.template_path.read_text())
@@ -110,18 +117,21 @@ def test_each_service_packages_within_lambda_limits(service, tmp_path):
 
 def test_deploy_dry_run_points_cloudformation_at_the_artifact_bucket():
     proc = subprocess.run(
-        [sys.executable, "-m", "devtools.deploy", "quote", "--stage", "prod", "--dry-run"],
+        [sys.executable, "-m", "devtools.deploy", "quote", "--stage", "aws-prod", "--dry-run"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    packaged = json.loads((ROOT / "build" / "prod" / "quote" / "packaged.json").read_text())
+    packaged = json.loads((ROOT / "build" / "aws-prod" / "quote" / "packaged.json").read_text())
     [function] = [r for r in packaged["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
-    assert function["Properties"]["CodeUri"]["Key"].startswith("quote/prod/")
+    assert function["Properties"]["CodeUri"]["Key"].startswith("quote/aws-prod/")
     without_bucket = subprocess.run(
-        [sys.executable, "-m", "devtools.deploy", "quote", "--stage", "prod"], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "devtools.deploy", "quote", "--stage", "aws-prod"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert without_bucket.returncode == 2 and "DEPLOY_BUCKET" in without_bucket.stderr
 
@@ -140,14 +150,15 @@ def test_stage_config_takes_the_stack_outputs(tmp_path):
         "LakeUri": "s3://lake/history",
         "AlertsTable": "market-alerts-prod",
         "AlertsTopicArn": "arn:aws:sns:x:1:t",
-        "ParameterPrefix": "/market-data/prod/",
+        "ParameterPrefix": "/market-data/aws-prod/",
     }
-    apply(outputs, "prod", root=tmp_path)
-    alerts = json.loads((tmp_path / "alerts" / ".chalice" / "config.json").read_text())["stages"]["prod"]
+    apply(outputs, "aws-prod", root=tmp_path)
+    alerts = json.loads((tmp_path / "alerts" / ".chalice" / "config.json").read_text())["stages"]["aws-prod"]
     assert alerts["subnet_ids"] == ["subnet-aaa", "subnet-bbb"] and alerts["security_group_ids"] == ["sg-123"]
     env = alerts["environment_variables"]
     assert (
-        env["ALERTS_TOPIC_ARN"] == "arn:aws:sns:x:1:t" and env["AUTH_SECRET_PARAM"] == "/market-data/prod/auth-secret"
+        env["ALERTS_TOPIC_ARN"] == "arn:aws:sns:x:1:t"
+        and env["AUTH_SECRET_PARAM"] == "/market-data/aws-prod/auth-secret"
     )
     assert env["DATABASE_SECRET_ARN"].endswith("rds!db-1")
 

@@ -1,11 +1,14 @@
-"""Bearer tokens: HS256 JWTs signed with ``AUTH_SECRET`` (PyJWT)."""
+"""Bearer tokens: HS256 JWTs signed with ``AUTH_SECRET`` (PyJWT).
+
+PyJWT is imported where a token is minted or verified: the authorizer does
+that, the API handler (a separate Lambda) never does, and its cold start need
+not pay the import.
+"""
 
 from __future__ import annotations
 
 import re
 import time
-
-import jwt
 
 USER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
@@ -15,6 +18,8 @@ class AuthError(Exception):
 
 
 def mint(secret: str, user: str, issuer: str, ttl_s: float = 30 * 86400, now: float | None = None) -> str:
+    import jwt
+
     if not secret:
         raise AuthError("AUTH_SECRET is not set: cannot sign tokens")
     if not USER_ID.match(user):
@@ -26,6 +31,8 @@ def mint(secret: str, user: str, issuer: str, ttl_s: float = 30 * 86400, now: fl
 
 def verify(secret: str, header: str | None, issuer: str) -> str:
     """The user of a valid ``Bearer`` token, or ``AuthError``."""
+    import jwt
+
     if not secret:
         raise AuthError("authentication is not configured")
     if not header or not header.startswith("Bearer "):

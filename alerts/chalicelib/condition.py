@@ -24,9 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from lark import Lark, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-
 from shared.indicators import MAX_PERIOD
 
 GRAMMAR = r"""
@@ -52,7 +49,37 @@ INT: /\d+/
 %ignore WS
 """
 
-_PARSER = Lark(GRAMMAR, parser="lalr", maybe_placeholders=False)
+
+@lru_cache(maxsize=1)
+def _parser():
+    """The LALR parser and the tree builder, made on the first parse: importing
+    lark and building the tables costs ~60 ms that only parsing needs."""
+    from lark import Lark, Transformer, v_args
+
+    @v_args(inline=True)
+    class ToTree(Transformer):
+        def number(self, token):
+            return ("num", float(token))
+
+        def field(self, token):
+            return ("field", str(token).lower())
+
+        def indicator(self, name, period):
+            return ("ind", str(name).lower(), int(period))
+
+        def comparison(self, left, op, right):
+            if op.type == "CROSS":
+                return ("cross", str(op).split()[-1].lower(), left, right)
+            return ("cmp", str(op), left, right)
+
+        def and_expr(self, *parts):
+            return ("and", list(parts))
+
+        def or_expr(self, *parts):
+            return ("or", list(parts))
+
+    return Lark(GRAMMAR, parser="lalr", maybe_placeholders=False), ToTree()
+
 
 READABLE = {
     "COMPARATOR": "a comparison (<, <=, >, >=)",
@@ -79,29 +106,6 @@ class ConditionError(ValueError):
 
 # The tree: ("num", x) | ("field", name) | ("ind", name, n)
 #           ("cmp", op, a, b) | ("cross", "above"|"below", a, b) | ("and", [..]) | ("or", [..])
-
-
-@v_args(inline=True)
-class _ToTree(Transformer):
-    def number(self, token):
-        return ("num", float(token))
-
-    def field(self, token):
-        return ("field", str(token).lower())
-
-    def indicator(self, name, period):
-        return ("ind", str(name).lower(), int(period))
-
-    def comparison(self, left, op, right):
-        if op.type == "CROSS":
-            return ("cross", str(op).split()[-1].lower(), left, right)
-        return ("cmp", str(op), left, right)
-
-    def and_expr(self, *parts):
-        return ("and", list(parts))
-
-    def or_expr(self, *parts):
-        return ("or", list(parts))
 
 
 @dataclass(frozen=True)
@@ -201,15 +205,20 @@ def parse(text: str) -> Condition:
     """A checked condition, or ``ConditionError`` saying where and what was expected."""
     if not text or not text.strip():
         raise ConditionError("the condition is empty", 1, ["an operand"])
+    from lark.exceptions import UnexpectedInput
+
+    parser, to_tree = _parser()
     try:
-        tree = _ToTree().transform(_PARSER.parse(text))
+        tree = to_tree.transform(parser.parse(text))
     except UnexpectedInput as exc:
         raise _syntax_error(text, exc) from None
     _check(tree)
     return Condition(text, tree)
 
 
-def _syntax_error(text: str, exc: UnexpectedInput) -> ConditionError:
+def _syntax_error(text: str, exc) -> ConditionError:
+    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+
     if isinstance(exc, UnexpectedEOF):
         position, found = len(text.rstrip()) + 1, "the end of the condition"
         names = exc.expected

@@ -72,17 +72,19 @@ class LocalStore:
             return None
 
 
-def open_store(uri: str, s3_endpoint_url: str = "", region: str = "us-east-1") -> ObjectStore:
+def open_store(uri: str, s3_endpoint_url: str = "", region: str = "us-east-1", credentials=None) -> ObjectStore:
     parts = urlparse(uri)
     if parts.scheme == "s3":
-        import boto3
         from botocore.config import Config
 
-        client = boto3.client(
+        from shared.runtime import botocore_client
+
+        client = botocore_client(
             "s3",
             endpoint_url=s3_endpoint_url or None,
             region_name=region,
             config=Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"}),
+            **(credentials or {}),
         )
         return S3Store(parts.netloc, parts.path, client)
     if parts.scheme == "file":

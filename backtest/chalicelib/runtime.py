@@ -10,10 +10,12 @@ from shared.runtime import Runtime
 class BacktestRuntime(Runtime):
     @cached_property
     def lake(self):
+        from shared.runtime import aws_credentials
+
         from .lake import Lake, open_store
 
         s = self.settings
-        return Lake(open_store(s.lake_uri, s.s3_endpoint_url, s.aws_region))
+        return Lake(open_store(s.lake_uri, s.s3_endpoint_url, s.aws_region, aws_credentials(s)))
 
     @cached_property
     def history(self):

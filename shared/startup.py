@@ -1,0 +1,64 @@
+"""What every app does as it starts (``app.py`` calls ``start`` at import).
+
+1. A setting its stage needs is missing: say so in one line per setting and stop,
+   instead of answering 500 to the first request. In Lambda the import fails (the
+   line is in the function's log); under ``chalice local`` the worker process is
+   ended, because Chalice imports the app in a server thread where a
+   ``SystemExit`` would be swallowed and leave a server that never listens.
+2. Under ``chalice local`` with autoreload, restart when code under ``shared/``
+   changes. Chalice's own watcher walks the project without following symlinks,
+   so it never sees ``vendor/shared``; this thread polls the real folder the way
+   Chalice's stat watcher polls the project, and asks for the same restart.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+from shared.config import missing_settings, under_chalice_local
+
+SHARED = Path(__file__).resolve().parent
+_watching = threading.Event()
+
+
+def start(service: str) -> None:
+    problems = missing_settings(service)
+    if problems:
+        print("\n".join(problems), file=sys.stderr, flush=True)
+        if under_chalice_local():
+            os._exit(2)
+        raise SystemExit(2)
+    if under_chalice_local() and not _watching.is_set():
+        _watching.set()
+        threading.Thread(target=_watch, args=(SHARED,), daemon=True, name="shared-reload").start()
+
+
+def _mtimes(folder: Path) -> dict[Path, float]:
+    out = {}
+    for path in folder.rglob("*.py"):
+        try:
+            out[path] = path.stat().st_mtime
+        except FileNotFoundError:
+            continue
+    return out
+
+
+def _watch(folder: Path, interval_s: float = 1.0) -> None:
+    from chalice.cli.filewatch import RESTART_REQUEST_RC
+
+    seen = _mtimes(folder)
+    while True:
+        time.sleep(interval_s)
+        now = _mtimes(folder)
+        if now != seen:
+            changed = sorted(
+                str(p.relative_to(folder.parent))
+                for p in set(now) ^ set(seen) | {p for p in now if p in seen and now[p] != seen[p]}
+            )
+            print(f"{', '.join(changed)} changed: restarting", file=sys.stderr, flush=True)
+            # The exit code chalice local's parent process restarts its worker on.
+            os._exit(RESTART_REQUEST_RC)

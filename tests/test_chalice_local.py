@@ -1,0 +1,180 @@
+"""Each app under a plain ``chalice local`` in its folder, as a Chalice user runs it:
+no flags, so Chalice's default stage (``dev``, the local one) and port 8000; the
+servers named by the environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.apps import ROOT
+from tests.conftest import token_for
+
+CHALICE = str(ROOT / ".venv" / "bin" / "chalice") if (ROOT / ".venv/bin/chalice").exists() else "chalice"
+URL = "http://127.0.0.1:8000"
+
+
+class LocalServer:
+    """``chalice local`` (no flags) in ``folder``, stopped with its whole process group."""
+
+    def __init__(self, folder: Path, env: dict):
+        deadline = time.monotonic() + 10
+        while not _port_free(8000):  # the previous test's server may still be letting go
+            if time.monotonic() > deadline:
+                pytest.fail("port 8000, where a plain chalice local listens, is taken by another program")
+            time.sleep(0.2)
+        clean = {k: v for k, v in os.environ.items() if k not in ("CHALICE_WORKER", "STAGE")}
+        self.proc = subprocess.Popen(
+            [CHALICE, "local"],
+            cwd=folder,
+            env={**clean, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+
+    def wait_until_up(self, path: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"chalice local exited: {self.proc.stdout.read()}")
+            try:
+                urllib.request.urlopen(URL + path, timeout=2).close()
+                return
+            except urllib.error.HTTPError:
+                return
+            except OSError:
+                time.sleep(0.2)
+        pytest.fail("chalice local did not answer")
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            out, _ = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            out, _ = self.proc.communicate()
+        return out
+
+
+def _port_free(port: int) -> bool:
+    """Nothing listens there (connections of ours in TIME_WAIT do not count: the server reuses the address)."""
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return True
+    return False
+
+
+def fetch(path: str, headers: dict | None = None):
+    request = urllib.request.Request(URL + path, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_quote_under_plain_chalice_local(redis_url, fake_polygon):
+    server = LocalServer(ROOT / "quote", {"REDIS_URL": redis_url, "POLYGON_BASE_URL": fake_polygon.url})
+    try:
+        server.wait_until_up("/api/quote?symbol=AAPL")
+        status, body = fetch("/api/quote?symbol=AAPL")
+        assert status == 200 and body["price"] > 0 and body["symbol"] == "AAPL"
+    finally:
+        server.stop()
+
+
+def test_backtest_under_plain_chalice_local(loaded_history):
+    server = LocalServer(ROOT / "backtest", loaded_history)
+    try:
+        server.wait_until_up("/api/backtest?symbol=HIST")
+        status, body = fetch("/api/backtest?symbol=HIST&period=all&interval=5d&limit=3")
+        assert status == 200 and len(body["bars"]) == 3 and body["next_cursor"]
+    finally:
+        server.stop()
+
+
+def test_alerts_under_plain_chalice_local(alerts_world, redis_url, fake_polygon):
+    env = {**alerts_world.env(), "REDIS_URL": redis_url, "POLYGON_BASE_URL": fake_polygon.url}
+    server = LocalServer(ROOT / "alerts", env)
+    try:
+        server.wait_until_up("/api/alerts/rules")
+        status, body = fetch("/api/alerts/rules", token_for("alice"))
+        assert status == 200 and body == {"rules": []}
+        status, _ = fetch("/api/alerts/rules")
+        assert status in (401, 403)
+    finally:
+        server.stop()
+
+
+def test_a_missing_setting_stops_the_app_at_start_in_one_line(alerts_world):
+    env = {k: v for k, v in alerts_world.env().items() if k != "AUTH_SECRET"}
+    env["AUTH_SECRET"] = ""
+    server = LocalServer(ROOT / "alerts", env)
+    try:
+        server.proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("chalice local kept running without AUTH_SECRET")
+    out = server.stop()
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert lines == [line for line in lines if "AUTH_SECRET" in line] and len(lines) == 1, out
+    assert lines[0].startswith("alerts: AUTH_SECRET (or AUTH_SECRET_PARAM) is not set")
+
+
+def test_an_aws_stage_names_every_setting_it_lacks():
+    from shared.config import missing_settings
+
+    assert missing_settings("quote", {"STAGE": "aws-prod"}) == [
+        "quote: POLYGON_API_KEY (or POLYGON_API_KEY_PARAM) is not set on stage aws-prod: "
+        "the Polygon key (on AWS, POLYGON_API_KEY_PARAM names its SSM parameter)",
+        "quote: REDIS_URL is not set on stage aws-prod",
+    ]
+    assert missing_settings("quote", {"STAGE": "dev"}) == []
+    assert missing_settings("backtest", {"STAGE": "aws-dev", "DATABASE_URL": "x", "LAKE_URI": "y"}) == [
+        "backtest: CURSOR_SECRET (or CURSOR_SECRET_PARAM) is not set on stage aws-dev: "
+        "it signs pagination cursors (on AWS, CURSOR_SECRET_PARAM names its SSM parameter)"
+    ]
+    # A dev stage deployed to Lambda by mistake gets no local defaults and no leniency.
+    assert missing_settings("quote", {"STAGE": "dev", "AWS_LAMBDA_FUNCTION_NAME": "f"})
+
+
+def test_chalice_local_reloads_when_shared_changes(tmp_path, redis_url, fake_polygon):
+    """On a copy of the project: the change is served without restarting by hand."""
+    ignore = shutil.ignore_patterns("__pycache__", "deployments", "venv")
+    shutil.copytree(ROOT / "quote", tmp_path / "quote", symlinks=True, ignore=ignore)
+    shutil.copytree(ROOT / "shared", tmp_path / "shared", ignore=ignore)
+    server = LocalServer(tmp_path / "quote", {"REDIS_URL": redis_url, "POLYGON_BASE_URL": fake_polygon.url})
+    try:
+        server.wait_until_up("/api/quote?symbol=AAPL")
+        status, body = fetch("/api/quote?symbol=a$b")
+        assert status == 400 and "is not a ticker symbol" in body["error"]["message"]
+        symbols = tmp_path / "shared" / "symbols.py"
+        symbols.write_text(symbols.read_text().replace("is not a ticker symbol", "is no ticker symbol"))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                status, body = fetch("/api/quote?symbol=a$b")
+                if "is no ticker symbol" in body["error"]["message"]:
+                    break
+            except OSError:
+                pass  # restarting
+            time.sleep(0.3)
+        else:
+            pytest.fail("the change under shared/ was not served")
+    finally:
+        out = server.stop()
+    assert "shared/symbols.py changed: restarting" in out
