@@ -1,15 +1,25 @@
 """Alerts service: per-user watchlist rules, checked on a schedule, notified through SNS."""
 
 import logging
+import re
 
 from chalice import AuthResponse, Chalice, Cron
 
 from chalicelib import auth
 from chalicelib.check import run_check
+from chalicelib.openapi import DOCUMENT
 from chalicelib.rules import validate
 from chalicelib.runtime import AlertsRuntime
-from chalicelib.store import NotFound, RuleLimitReached, public_rule
+from chalicelib.store import (
+    EVENT_CURSOR_PATTERN,
+    MAX_EVENTS_PAGE,
+    RULE_ID_PATTERN,
+    NotFound,
+    RuleLimitReached,
+    public_rule,
+)
 from shared.errors import ApiError, bad_request, not_found
+from shared.openapi import openapi_route_response, query_names
 from shared.startup import start
 from shared.web import CORS, api_view, json_response, query_params
 
@@ -40,13 +50,33 @@ def json_body():
         raise bad_request("invalid_json", "the body is not valid JSON") from None
 
 
+RULE_ID = re.compile(RULE_ID_PATTERN)
+EVENT_CURSOR = re.compile(EVENT_CURSOR_PATTERN)
+WHOLE = re.compile(r"^[0-9]+$")
+
+
 def rule_not_found(rule_id: str) -> ApiError:
     return not_found("rule_not_found", f"no rule {rule_id}")
+
+
+def rule_id_of(rule_id: str) -> str:
+    """A well-formed rule id, or the 404 any unknown id gets."""
+    if not RULE_ID.match(rule_id):
+        raise rule_not_found(rule_id)
+    return rule_id
+
+
+@app.route("/api/alerts/openapi.json", methods=["GET"], cors=CORS)
+@api_view
+def openapi_document():
+    query_params(app, ())
+    return openapi_route_response(DOCUMENT)
 
 
 @app.route("/api/alerts/rules", methods=["POST"], authorizer=bearer_token, cors=CORS)
 @api_view
 def create_rule():
+    query_params(app, ())
     settings = runtime.settings
     rule = validate(json_body(), settings.alerts_max_condition_len)
     try:
@@ -59,6 +89,7 @@ def create_rule():
 @app.route("/api/alerts/rules", methods=["GET"], authorizer=bearer_token, cors=CORS)
 @api_view
 def list_rules():
+    query_params(app, ())
     rules = runtime.alert_store.list_rules(current_user())
     return json_response({"rules": [public_rule(r) for r in sorted(rules, key=lambda r: r["created_at"])]})
 
@@ -66,6 +97,8 @@ def list_rules():
 @app.route("/api/alerts/rules/{rule_id}", methods=["GET"], authorizer=bearer_token, cors=CORS)
 @api_view
 def get_rule(rule_id):
+    query_params(app, ())
+    rule_id = rule_id_of(rule_id)
     try:
         return json_response(public_rule(runtime.alert_store.get_rule(current_user(), rule_id)))
     except NotFound:
@@ -75,6 +108,8 @@ def get_rule(rule_id):
 @app.route("/api/alerts/rules/{rule_id}", methods=["PATCH"], authorizer=bearer_token, cors=CORS)
 @api_view
 def change_rule(rule_id):
+    query_params(app, ())
+    rule_id = rule_id_of(rule_id)
     changes = validate(json_body(), runtime.settings.alerts_max_condition_len, partial=True)
     try:
         return json_response(public_rule(runtime.alert_store.update_rule(current_user(), rule_id, changes)))
@@ -85,6 +120,8 @@ def change_rule(rule_id):
 @app.route("/api/alerts/rules/{rule_id}", methods=["DELETE"], authorizer=bearer_token, cors=CORS)
 @api_view
 def delete_rule(rule_id):
+    query_params(app, ())
+    rule_id = rule_id_of(rule_id)
     try:
         runtime.alert_store.delete_rule(current_user(), rule_id)
     except NotFound:
@@ -95,14 +132,14 @@ def delete_rule(rule_id):
 @app.route("/api/alerts/events", methods=["GET"], authorizer=bearer_token, cors=CORS)
 @api_view
 def list_events():
-    params = query_params(app)
-    try:
-        limit = int(params.get("limit", "50"))
-    except ValueError:
-        raise bad_request("invalid_limit", "limit must be a whole number from 1 to 200") from None
-    if not 1 <= limit <= 200:
-        raise bad_request("invalid_limit", "limit must be from 1 to 200")
-    events, next_cursor = runtime.alert_store.list_events(current_user(), limit, params.get("cursor"))
+    params = query_params(app, query_names(DOCUMENT, "/api/alerts/events", "get"))
+    raw_limit = params.get("limit", "50")
+    if not WHOLE.match(raw_limit) or not 1 <= int(raw_limit) <= MAX_EVENTS_PAGE:
+        raise bad_request("invalid_limit", f"limit must be a whole number from 1 to {MAX_EVENTS_PAGE}")
+    cursor = params.get("cursor")
+    if cursor is not None and not EVENT_CURSOR.match(cursor):
+        raise bad_request("invalid_cursor", "the cursor is not one this service issued")
+    events, next_cursor = runtime.alert_store.list_events(current_user(), int(raw_limit), cursor)
     return json_response({"events": events, "next_cursor": next_cursor})
 
 

@@ -3,9 +3,11 @@
 from chalice import Chalice
 
 from chalicelib.formats import CONTENT_TYPES, encode
+from chalicelib.openapi import DOCUMENT
 from chalicelib.runtime import BacktestRuntime
 from chalicelib.service import market_today, parse_query
 from shared.errors import ApiError
+from shared.openapi import openapi_route_response, query_names
 from shared.startup import start
 from shared.web import CORS, api_view, cacheable_response, query_params
 
@@ -15,10 +17,17 @@ app.api.binary_types.append("application/vnd.apache.parquet")
 runtime = BacktestRuntime()
 
 
+@app.route("/api/backtest/openapi.json", methods=["GET"], cors=CORS)
+@api_view
+def openapi_document():
+    query_params(app, ())
+    return openapi_route_response(DOCUMENT)
+
+
 @app.route("/api/backtest", methods=["GET"], cors=CORS)
 @api_view
 def get_backtest():
-    query = parse_query(query_params(app))
+    query = parse_query(query_params(app, query_names(DOCUMENT, "/api/backtest", "get")))
     accept = app.current_request.headers.get("accept", "")
     if query.format == "parquet" and "*/*" not in accept and CONTENT_TYPES["parquet"] not in accept:
         # API Gateway only passes binary bodies to clients that ask for them.

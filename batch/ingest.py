@@ -185,7 +185,7 @@ def main(argv=None, runtime=None) -> int:
         loaded, early_rejects = from_csv(Path(args.csv), args.symbol and args.symbol.upper())
         symbols = sorted(loaded)
     else:
-        symbols = [parse_symbol(s) for s in args.symbols.split(",") if s.strip()]
+        symbols = [parse_symbol(s.strip()) for s in args.symbols.split(",") if s.strip()]
         budget = WaitingBudget(LocalBudget(settings.polygon_max_calls_per_min))
 
     done = set()

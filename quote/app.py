@@ -2,7 +2,9 @@
 
 from chalice import Chalice
 
+from chalicelib.openapi import DOCUMENT, MAX_SYMBOLS
 from shared.errors import bad_request
+from shared.openapi import openapi_route_response, query_names
 from shared.runtime import Runtime
 from shared.startup import start
 from shared.symbols import parse_symbol, parse_symbol_list
@@ -12,13 +14,18 @@ start("quote")  # stops here, in one line, without a setting this stage needs
 app = Chalice(app_name="market-quote")
 runtime = Runtime()
 
-MAX_SYMBOLS = 50
+
+@app.route("/api/quote/openapi.json", methods=["GET"], cors=CORS)
+@api_view
+def openapi_document():
+    query_params(app, ())
+    return openapi_route_response(DOCUMENT)
 
 
 @app.route("/api/quote", methods=["GET"], cors=CORS)
 @api_view
 def get_quote():
-    params = query_params(app)
+    params = query_params(app, query_names(DOCUMENT, "/api/quote", "get"))
     quotes = runtime.quotes
     if "symbols" in params:
         if "symbol" in params:

@@ -34,7 +34,7 @@ INTERVALS = {"1d": 1, "daily": 1, "3d": 3, "5d": 5, "8d": 8, "13d": 13, "21d": 2
 
 def parse_interval(raw: str | None) -> tuple[str, int]:
     """The interval's canonical name and its number of sessions."""
-    name = (raw or "1d").strip().lower()
+    name = "1d" if raw is None else raw
     if name not in INTERVALS:
         raise bad_request(
             "invalid_interval", f"interval must be one of 1d (or daily), 3d, 5d, 8d, 13d, 21d, 34d; got {raw!r}"

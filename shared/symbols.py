@@ -6,21 +6,23 @@ import re
 
 from shared.errors import bad_request
 
-# Class shares use a dot (BRK.B, BF.B); a few tickers carry digits.
-_SYMBOL = re.compile(r"^[A-Z][A-Z0-9]{0,5}(\.[A-Z0-9]{1,3})?$")
+# Class shares use a dot (BRK.B, BF.B); a few tickers carry digits. Any case:
+# symbols are upper-cased. The OpenAPI documents use this very pattern.
+SYMBOL_PATTERN = r"^[A-Za-z][A-Za-z0-9]{0,5}(\.[A-Za-z0-9]{1,3})?$"
+# A list: symbols separated by commas, spaces around them and empty parts allowed.
+SYMBOLS_PATTERN = r"^[A-Za-z0-9., ]*$"
+_SYMBOL = re.compile(SYMBOL_PATTERN)
 
 
 def parse_symbol(raw: str | None, name: str = "symbol") -> str:
     if raw is None or not raw.strip():
         raise bad_request("missing_symbol", f"query parameter '{name}' is required, e.g. {name}=AAPL")
-    symbol = raw.strip().upper()
-    if not _SYMBOL.match(symbol):
+    if not _SYMBOL.match(raw):
         raise bad_request(
             "invalid_symbol",
-            f"{raw.strip()!r} is not a ticker symbol: expected 1-6 letters or digits, "
-            "optionally a class suffix such as BRK.B",
+            f"{raw!r} is not a ticker symbol: expected 1-6 letters or digits, optionally a class suffix such as BRK.B",
         )
-    return symbol
+    return raw.upper()
 
 
 def parse_symbol_list(raw: str | None, limit: int) -> list[str]:
@@ -31,7 +33,7 @@ def parse_symbol_list(raw: str | None, limit: int) -> list[str]:
     for part in raw.split(","):
         if not part.strip():
             continue
-        symbol = parse_symbol(part, "symbols")
+        symbol = parse_symbol(part.strip(), "symbols")
         if symbol not in symbols:
             symbols.append(symbol)
     if not symbols:

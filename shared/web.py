@@ -9,7 +9,7 @@ import math
 
 from chalice import CORSConfig, Response
 
-from shared.errors import ApiError
+from shared.errors import ApiError, bad_request
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,18 @@ def api_view(view):
     return wrapper
 
 
-def query_params(app) -> dict:
-    return app.current_request.query_params or {}
+def query_params(app, allowed: tuple[str, ...]) -> dict:
+    """The request's query parameters, refusing any the route does not take: a
+    misspelt one (``interal=5d``) would otherwise be ignored without a word and
+    answer something the caller did not ask for."""
+    params = app.current_request.query_params or {}
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise bad_request(
+            "unknown_parameter",
+            f"unknown query parameter(s) {', '.join(map(repr, unknown))}; this route takes {', '.join(allowed) or 'none'}",
+        )
+    return params
 
 
 def cacheable_response(body: bytes, content_type: str, headers: dict, final: bool, if_none_match: str | None):

@@ -18,6 +18,16 @@ from devtools.fake_polygon import FakePolygon
 from devtools.sample_data import synthetic_bars
 from tests.apps import ROOT, load_app
 
+# Figures tests report, printed at the end of the run (pytest_terminal_summary).
+SUMMARY: dict[str, list[str]] = {}
+
+
+def pytest_terminal_summary(terminalreporter):
+    for title, lines in SUMMARY.items():
+        terminalreporter.section(title)
+        for line in lines:
+            terminalreporter.write_line(line)
+
 
 def configured_or_throwaway(variable: str, start):
     """The server named by ``variable``, or a throwaway real one for the session."""
@@ -359,3 +369,31 @@ def token_for(user: str, secret: str = AUTH_SECRET, ttl_s: float = 3600) -> dict
     from alerts.chalicelib.auth import mint
 
     return {"Authorization": f"Bearer {mint(secret, user, 'market-data', ttl_s)}"}
+
+
+# ---------------------------------------------------------------- the whole local stack
+
+
+@pytest.fixture(scope="session")
+def stack(redis_server_url, pg_server_url):
+    """Everything `make run` starts (the three apps under chalice local, the page's
+    server, fake Polygon, moto, sample history), on free ports, with its own
+    database and Redis database. The browser tests and the contract fuzzing use it."""
+    import redis
+
+    from devtools.servers import ThrowawayDatabase, free_ports
+    from devtools.stack import DEFAULT_PORTS, Stack
+
+    base = redis_server_url.rsplit("/", 1)[0] if redis_server_url.rsplit("/", 1)[-1].isdigit() else redis_server_url
+    redis_url = f"{base}/12"
+    redis.Redis.from_url(redis_url).flushdb()
+    with ThrowawayDatabase(pg_server_url) as database_url:
+        env = {k: v for k, v in os.environ.items() if k not in ("POLYGON_API_KEY", "LAKE_URI", "AWS_ENDPOINT_URL")}
+        env.update(REDIS_URL=redis_url, DATABASE_URL=database_url)
+        stack = Stack(ports=free_ports(DEFAULT_PORTS), env=env, quiet=True)
+        try:
+            stack.start(check_loop=False)
+            yield stack
+        finally:
+            stack.stop()
+            redis.Redis.from_url(redis_url).flushdb()

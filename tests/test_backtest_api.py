@@ -221,7 +221,7 @@ def test_overlays_are_the_alerts_indicators_at_each_bars_last_session(backtest_c
     session: the same numbers a rule such as close < sma(50) compares, warm-up read before the page."""
     from shared.indicators import ema, sma
 
-    query = f"symbol=HIST&start=2019-06-03&end=2020-03-31&interval={interval}&overlays=sma(50),EMA(20),sma(1)"
+    query = f"symbol=HIST&start=2019-06-03&end=2020-03-31&interval={interval}&overlays=sma(50),ema(20),sma(1)"
     response, body = get(backtest_client, query + "&limit=10000")
     assert response.status_code == 200
     assert list(body["overlays"]) == ["sma(50)", "ema(20)", "sma(1)"]

@@ -39,28 +39,6 @@ CHROMIUM_ARGS = [
 # ---------------------------------------------------------------- the stack and the browser
 
 
-@pytest.fixture(scope="module")
-def stack(redis_server_url, pg_server_url):
-    import redis
-
-    from devtools.servers import ThrowawayDatabase, free_ports
-    from devtools.stack import DEFAULT_PORTS, Stack
-
-    base = redis_server_url.rsplit("/", 1)[0] if redis_server_url.rsplit("/", 1)[-1].isdigit() else redis_server_url
-    redis_url = f"{base}/12"
-    redis.Redis.from_url(redis_url).flushdb()
-    with ThrowawayDatabase(pg_server_url) as database_url:
-        env = {k: v for k, v in os.environ.items() if k not in ("POLYGON_API_KEY", "LAKE_URI", "AWS_ENDPOINT_URL")}
-        env.update(REDIS_URL=redis_url, DATABASE_URL=database_url)
-        stack = Stack(ports=free_ports(DEFAULT_PORTS), env=env, quiet=True)
-        try:
-            stack.start(check_loop=False)
-            yield stack
-        finally:
-            stack.stop()
-            redis.Redis.from_url(redis_url).flushdb()
-
-
 @pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright

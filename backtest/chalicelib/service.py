@@ -45,7 +45,8 @@ FORMATS = ("json", "csv", "parquet")
 PERIODS = {"1y": 1, "5y": 5, "10y": 10, "all": None}
 OVERLAY_KINDS = ("sma", "ema")
 MAX_OVERLAYS = 4
-_OVERLAY = re.compile(r"^(sma|ema)\((\d{1,3})\)$")
+_OVERLAY = re.compile(r"^(sma|ema)\(([0-9]{1,3})\)$")
+OVERLAYS_PATTERN = r"^(sma|ema)\([0-9]{1,3}\)(,(sma|ema)\([0-9]{1,3}\)){0,3}$"
 
 
 def market_today() -> date:
@@ -93,33 +94,40 @@ def overlay_name(overlay: tuple[str, int]) -> str:
 
 def parse_overlays(raw: str | None) -> tuple[tuple[str, int], ...]:
     """``sma(50),ema(20)``: at most four, each 1 <= n <= 200, de-duplicated in order."""
-    if not raw or not raw.strip():
+    if raw is None:
         return ()
+    parts = raw.split(",")
+    if len(parts) > MAX_OVERLAYS:
+        raise bad_request("invalid_overlay", f"at most {MAX_OVERLAYS} overlays per request, got {len(parts)}")
     found: list[tuple[str, int]] = []
-    for part in raw.split(","):
-        text = part.strip().lower().replace(" ", "")
-        if not text:
-            continue
-        match = _OVERLAY.match(text)
+    for part in parts:
+        match = _OVERLAY.match(part)
         if not match or not 1 <= int(match.group(2)) <= MAX_PERIOD:
             raise bad_request(
                 "invalid_overlay",
                 f"an overlay is sma(n) or ema(n) with 1 <= n <= {MAX_PERIOD}, e.g. overlays=sma(50),ema(20); "
-                f"got {part.strip()!r}",
+                f"got {part!r}",
             )
         overlay = (match.group(1), int(match.group(2)))
         if overlay not in found:
             found.append(overlay)
-    if len(found) > MAX_OVERLAYS:
-        raise bad_request("invalid_overlay", f"at most {MAX_OVERLAYS} overlays per request, got {len(found)}")
     return tuple(found)
+
+
+# Exactly YYYY-MM-DD (RFC 3339's full-date, OpenAPI's "date"): Python's
+# fromisoformat also takes 20241231 and week dates, which the contract does not.
+DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_DATE = re.compile(DATE_PATTERN)
+_WHOLE = re.compile(r"^[0-9]+$")
 
 
 def _parse_date(params: dict, name: str) -> date | None:
     raw = params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
     try:
+        if not _DATE.match(raw):
+            raise ValueError(raw)
         return date.fromisoformat(raw)
     except ValueError:
         raise bad_request("invalid_date", f"'{name}' must be an ISO date like 2024-12-31, got {raw!r}") from None
@@ -132,24 +140,25 @@ def parse_query(params: dict) -> BarsQuery:
     if start and end and start > end:
         raise bad_request("invalid_range", f"start {start} is after end {end}")
     raw_limit = params.get("limit", str(DEFAULT_LIMIT))
-    try:
-        limit = int(raw_limit)
-    except ValueError:
-        raise bad_request("invalid_limit", f"limit must be a whole number from 1 to {MAX_LIMIT}") from None
+    if not _WHOLE.match(raw_limit):
+        raise bad_request("invalid_limit", f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    limit = int(raw_limit)
     if not 1 <= limit <= MAX_LIMIT:
         raise bad_request("invalid_limit", f"limit must be from 1 to {MAX_LIMIT}, got {limit}")
-    fmt = (params.get("format") or "json").lower()
+    fmt = params.get("format", "json")
     if fmt not in FORMATS:
         raise bad_request("invalid_format", f"format must be one of {', '.join(FORMATS)}")
-    period = params.get("period") or None
+    period = params.get("period")
     if period is not None:
-        period = period.strip().lower()
         if period not in PERIODS:
             raise bad_request("invalid_period", f"period must be one of {', '.join(PERIODS)}, got {params['period']!r}")
         if start is not None:
             raise bad_request("conflicting_parameters", "give either 'start' or 'period', not both")
     overlays = parse_overlays(params.get("overlays"))
-    return BarsQuery(symbol, interval, sessions, start, end, limit, params.get("cursor") or None, fmt, period, overlays)
+    cursor = params.get("cursor")
+    if cursor == "":
+        raise bad_request("invalid_cursor", "the cursor is empty: leave it out for the first page")
+    return BarsQuery(symbol, interval, sessions, start, end, limit, cursor, fmt, period, overlays)
 
 
 @dataclass

@@ -1,0 +1,193 @@
+"""The backtest API's OpenAPI 3.1 document, built from the constants its validation uses."""
+
+from __future__ import annotations
+
+from shared import openapi as oa
+from shared.bars import INTERVALS
+
+from .formats import CONTENT_TYPES
+from .service import DATE_PATTERN, DEFAULT_LIMIT, FORMATS, MAX_LIMIT, MAX_OVERLAYS, OVERLAYS_PATTERN, PERIODS
+
+DATE = {"type": "string", "format": "date", "pattern": DATE_PATTERN}
+PRICE = {"type": "number"}
+
+DAILY_BAR = {
+    "type": "object",
+    "required": ["date", "open", "high", "low", "close", "volume"],
+    "additionalProperties": False,
+    "properties": {
+        "date": DATE,
+        "open": PRICE,
+        "high": PRICE,
+        "low": PRICE,
+        "close": PRICE,
+        "volume": {"type": "integer", "minimum": 0},
+    },
+}
+N_DAY_BAR = {
+    "type": "object",
+    "description": "N consecutive trading sessions; only the last bar of an answer can be partial",
+    "required": ["date", "end_date", "open", "high", "low", "close", "volume", "sessions", "partial"],
+    "additionalProperties": False,
+    "properties": {
+        **DAILY_BAR["properties"],
+        "end_date": DATE,
+        "sessions": {"type": "integer", "minimum": 1, "maximum": max(INTERVALS.values())},
+        "partial": {"type": "boolean"},
+    },
+}
+PAGE = {
+    "type": "object",
+    "required": ["symbol", "interval", "start", "end", "source", "available", "bars", "overlays", "next_cursor"],
+    "additionalProperties": False,
+    "properties": {
+        "symbol": {"type": "string"},
+        "interval": {"enum": sorted({"1d" if n == 1 else k for k, n in INTERVALS.items()})},
+        "start": DATE,
+        "end": DATE,
+        "source": {
+            "enum": ["postgres", "lake", "lake+postgres"],
+            "description": "the storage tiers the bars came from",
+        },
+        "available": {
+            "description": "the symbol's whole stored history",
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": ["first", "last"],
+                    "additionalProperties": False,
+                    "properties": {"first": DATE, "last": DATE},
+                },
+                {"type": "null"},
+            ],
+        },
+        "bars": {
+            "type": "array",
+            "items": {"oneOf": [{"$ref": "#/components/schemas/DailyBar"}, {"$ref": "#/components/schemas/NDayBar"}]},
+        },
+        "overlays": {
+            "type": "object",
+            "description": "each overlay asked for: one value per bar (null while history is too short)",
+            "additionalProperties": {"type": "array", "items": {"type": ["number", "null"]}},
+        },
+        "next_cursor": {"type": ["string", "null"], "description": "present exactly when more bars exist"},
+    },
+}
+
+
+def _query(name: str, schema: dict, description: str) -> dict:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def build() -> dict:
+    intervals = list(INTERVALS)
+    parameters = [
+        {"name": "symbol", "in": "query", "required": True, "schema": oa.SYMBOL},
+        _query("start", DATE, "first date, inclusive (default: one year before end)"),
+        _query("end", DATE, "last date, inclusive (default: the latest stored bar)"),
+        _query("period", {"enum": list(PERIODS)}, "instead of start: back from end, or all the stored history"),
+        _query("interval", {"enum": intervals, "default": "1d"}, "daily bars, or N-day bars of N trading sessions"),
+        _query(
+            "limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}, "bars per page"
+        ),
+        _query("cursor", {"type": "string", "minLength": 1}, "next_cursor of the previous page"),
+        _query("format", {"enum": list(FORMATS), "default": "json"}, "parquet needs a matching Accept header"),
+        _query(
+            "overlays",
+            {"type": "string", "pattern": OVERLAYS_PATTERN},
+            f"up to {MAX_OVERLAYS} of sma(n), ema(n) with 1 <= n <= 200, on daily closes",
+        ),
+        {
+            "name": "If-None-Match",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "an ETag of an earlier answer: 304 when it still holds",
+        },
+    ]
+    page_headers = {
+        "Cache-Control": oa.CACHE_CONTROL,
+        "X-Source": {
+            "required": True,
+            "schema": {"enum": ["postgres", "lake", "lake+postgres"]},
+            "description": "the storage tiers the bars came from",
+        },
+        "X-Next-Cursor": {
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "the next page's cursor (the only place for it in CSV and Parquet)",
+        },
+        "ETag": {
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "on answers whose range ends in the past (then max-age=86400)",
+        },
+    }
+    operation = {
+        "operationId": "getBars",
+        "summary": "Daily or Fibonacci N-day bars of a symbol over a date range, page by page",
+        "parameters": parameters,
+        "responses": {
+            "200": {
+                "description": "a page of bars",
+                "headers": page_headers,
+                "content": {
+                    CONTENT_TYPES["json"]: {"schema": {"$ref": "#/components/schemas/BarsPage"}},
+                    "text/csv": {"schema": {"type": "string"}},
+                    CONTENT_TYPES["parquet"]: {
+                        "schema": {"type": "string", "contentMediaType": CONTENT_TYPES["parquet"]}
+                    },
+                },
+            },
+            "304": {
+                "description": "the If-None-Match ETag still holds",
+                "headers": {
+                    "ETag": {"required": True, "schema": {"type": "string"}},
+                    "Cache-Control": oa.CACHE_CONTROL,
+                },
+            },
+            "400": oa.error_answer(
+                "bad input",
+                [
+                    "missing_symbol",
+                    "invalid_symbol",
+                    "invalid_date",
+                    "invalid_range",
+                    "invalid_interval",
+                    "invalid_limit",
+                    "invalid_format",
+                    "invalid_cursor",
+                    "cursor_mismatch",
+                    "invalid_period",
+                    "invalid_overlay",
+                    "conflicting_parameters",
+                ],
+            ),
+            "404": oa.error_answer("no history is stored for the symbol", ["unknown_symbol"]),
+            "406": oa.error_answer("format=parquet without an Accept header that takes it", ["accept_required"]),
+            "503": oa.unavailable_answer("the storage holding the range is unavailable", ["history_unavailable"]),
+        },
+    }
+    paths = {
+        "/api/backtest": {"get": operation},
+        "/api/backtest/openapi.json": {
+            "get": {
+                "operationId": "getBacktestOpenApi",
+                "summary": "this document",
+                "responses": {
+                    "200": {"description": "the OpenAPI document", "content": oa.json_content({"type": "object"})}
+                },
+            }
+        },
+    }
+    return oa.document(
+        "backtest",
+        "Backtest service",
+        "Historical daily OHLCV and Fibonacci N-day bars (3, 5, 8, 13, 21, 34 trading sessions) from PostgreSQL "
+        "(recent years) and a Parquet lake (full history).",
+        paths,
+        {"BarsPage": PAGE, "DailyBar": DAILY_BAR, "NDayBar": N_DAY_BAR},
+    )
+
+
+DOCUMENT = build()

@@ -1,0 +1,164 @@
+"""The quote API's OpenAPI 3.1 document, built from the constants its validation uses."""
+
+from __future__ import annotations
+
+from shared import openapi as oa
+from shared.symbols import SYMBOLS_PATTERN
+
+# Symbols per batch request (app.py enforces it with this constant).
+MAX_SYMBOLS = 50
+
+NUMBER_OR_NULL = {"type": ["number", "null"]}
+QUOTE = {
+    "type": "object",
+    "required": [
+        "symbol",
+        "price",
+        "as_of",
+        "source",
+        "prev_close",
+        "change",
+        "change_pct",
+        "day",
+        "stale",
+        "delayed",
+        "delay_min",
+        "cache",
+    ],
+    "additionalProperties": False,
+    "properties": {
+        "symbol": {"type": "string"},
+        "price": {"type": "number", "exclusiveMinimum": 0},
+        "as_of": {"type": ["string", "null"], "format": "date-time", "description": "the vendor's time of the price"},
+        "source": {"enum": ["last_trade", "minute", "day", "prev_close"]},
+        "prev_close": NUMBER_OR_NULL,
+        "change": NUMBER_OR_NULL,
+        "change_pct": NUMBER_OR_NULL,
+        "day": {
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": ["open", "high", "low", "close", "volume"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "open": NUMBER_OR_NULL,
+                        "high": NUMBER_OR_NULL,
+                        "low": NUMBER_OR_NULL,
+                        "close": {"type": "number"},
+                        "volume": {"type": "integer"},
+                    },
+                },
+                {"type": "null"},
+            ]
+        },
+        "stale": {"type": "boolean", "description": "the last known value: the vendor could not be asked"},
+        "delayed": {"type": "boolean"},
+        "delay_min": {"type": "integer", "minimum": 0},
+        "cache": {
+            "type": "object",
+            "required": ["status", "age_s"],
+            "additionalProperties": False,
+            "properties": {
+                "status": {"enum": ["hit", "miss", "stale", "bypass"]},
+                "age_s": {"type": "number", "minimum": 0},
+            },
+        },
+    },
+}
+BATCH = {
+    "type": "object",
+    "required": ["results", "errors"],
+    "additionalProperties": False,
+    "properties": {
+        "results": {"type": "array", "items": {"$ref": "#/components/schemas/Quote"}},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["symbol", "code", "message"],
+                "properties": {
+                    "symbol": {"type": "string"},
+                    "code": {
+                        "enum": [
+                            "unknown_symbol",
+                            "upstream_unavailable",
+                            "upstream_rate_limited",
+                            "upstream_refused",
+                            "upstream_budget_exhausted",
+                            "upstream_slow",
+                        ]
+                    },
+                    "message": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+UPSTREAM = [
+    "upstream_unavailable",
+    "upstream_rate_limited",
+    "upstream_refused",
+    "upstream_budget_exhausted",
+    "upstream_slow",
+]
+
+
+def build() -> dict:
+    operation = {
+        "operationId": "getQuote",
+        "summary": "The latest price of one symbol (symbol=) or of up to 50 (symbols=)",
+        "parameters": [
+            {
+                "name": "symbol",
+                "in": "query",
+                "required": False,
+                "schema": oa.SYMBOL,
+                "description": "one symbol; give this or symbols",
+            },
+            {
+                "name": "symbols",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string", "pattern": SYMBOLS_PATTERN},
+                "description": f"up to {MAX_SYMBOLS} symbols separated by commas; one answer each, in results or errors",
+            },
+        ],
+        "responses": {
+            "200": {
+                "description": "a quote (symbol=), or results and errors (symbols=)",
+                "headers": {"Cache-Control": oa.CACHE_CONTROL},
+                "content": oa.json_content(
+                    {"oneOf": [{"$ref": "#/components/schemas/Quote"}, {"$ref": "#/components/schemas/QuoteBatch"}]}
+                ),
+            },
+            "400": oa.error_answer(
+                "bad input", ["missing_symbol", "invalid_symbol", "too_many_symbols", "conflicting_parameters"]
+            ),
+            "404": oa.error_answer("Polygon does not know the symbol", ["unknown_symbol"]),
+            "503": oa.unavailable_answer(
+                "Polygon failed or may not be asked, and no last known value exists", UPSTREAM
+            ),
+        },
+    }
+    paths = {
+        "/api/quote": {"get": operation},
+        "/api/quote/openapi.json": {
+            "get": {
+                "operationId": "getQuoteOpenApi",
+                "summary": "this document",
+                "responses": {
+                    "200": {"description": "the OpenAPI document", "content": oa.json_content({"type": "object"})}
+                },
+            }
+        },
+    }
+    return oa.document(
+        "quote",
+        "Quote service",
+        "The latest price of a symbol on demand, from Polygon's snapshot behind a shared Redis cache.",
+        paths,
+        {"Quote": QUOTE, "QuoteBatch": BATCH},
+    )
+
+
+DOCUMENT = build()
