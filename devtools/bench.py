@@ -13,6 +13,7 @@ import random
 import statistics
 import time
 from datetime import date, timedelta
+from pathlib import Path
 
 from devtools.fake_polygon import FakePolygon
 from devtools.sample_data import synthetic_bars
@@ -298,7 +299,7 @@ def load_synthetic_history(symbols: list[str], bars, database_url: str, lake, si
     from batch import lake_writer
 
     lake_writer.write(lake, symbols[0], bars)
-    blob = lake.store.get(f"daily_bars/symbol={symbols[0]}/data.parquet")
+    blob, _ = lake.store.get(f"daily_bars/symbol={symbols[0]}/data.parquet")
     for symbol in symbols:
         copy = "".join(f"{symbol},{line}" for line in rows.splitlines(keepends=True))
         conn.run(
@@ -696,6 +697,168 @@ def bench_cold(redis_url: str, fake: FakePolygon, pg_url: str, runs: int = 5) ->
         moto.stop()
 
 
+LOAD_LEVELS = (1, 2, 4, 8, 16)
+
+
+def bench_load(redis_url: str, fake: FakePolygon, pg_url: str, seconds: float = 3.0) -> dict:
+    """Each read path's Lambda handler from N concurrent processes (one request at a
+    time each, as Lambda runs them), against the local Redis, PostgreSQL and lake."""
+    import redis
+
+    from alerts.chalicelib.auth import mint
+    from alerts.chalicelib.cli import create_table
+    from alerts.chalicelib.store import AlertStore
+    from backtest.chalicelib.lake import Lake, open_store
+    from devtools import coldstart
+    from devtools.load import pids_named, process_cpu_s, run_load
+    from devtools.servers import DynaliteServer, MotoServer, ThrowawayDatabase
+
+    print(
+        f"\n== load: N Lambda instances of each read path, {seconds:.0f} s a level, this machine's {os.cpu_count()} cores =="
+    )
+    raw = redis.Redis.from_url(redis_url)
+    moto = MotoServer()
+    dynalite = DynaliteServer()
+    figures: dict = {}
+    try:
+        moto.client("s3").create_bucket(Bucket="load-lake")
+        with ThrowawayDatabase(pg_url, "mds_bench_load") as db_url:
+            bars = synthetic_bars("SYN", date(1995, 1, 2), 7827, 30.0)
+            as_of = bars[-1].day
+            since = date(as_of.year - 5, as_of.month, as_of.day)
+            load_synthetic_history(["LOAD"], bars, db_url, Lake(open_store("s3://load-lake/h", moto.url)), since)
+            import boto3
+
+            session = boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1")
+            create_table(session.client("dynamodb", endpoint_url=dynalite.url), "load-alerts")
+            store = AlertStore(session.resource("dynamodb", endpoint_url=dynalite.url).Table("load-alerts"))
+            from alerts.chalicelib.store import to_dynamo
+
+            for i in range(20):  # dynalite has no TransactWriteItems: the rules as plain items
+                rule = {
+                    "pk": "USER#loaduser",
+                    "sk": f"RULE#{i:016x}",
+                    "type": "rule",
+                    "id": f"{i:016x}",
+                    "user": "loaduser",
+                    "symbol": "AAPL",
+                    "condition": f"close < sma({i + 5})",
+                    "frequency": "once_per_bar",
+                    "enabled": True,
+                    "armed": True,
+                    "cycle": 0,
+                    "created_at": "2026-01-01T00:00:00Z",
+                    "updated_at": "2026-01-01T00:00:00Z",
+                }
+                store.table.put_item(Item=to_dynamo(store._index_keys(rule)))
+            env = {
+                **coldstart.clean_env(),
+                "STAGE": "dev",
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "REDIS_URL": redis_url,
+                "POLYGON_BASE_URL": fake.url,
+                "POLYGON_MAX_CALLS_PER_MIN": "1000000",
+                "DATABASE_URL": db_url,
+                "LAKE_URI": "s3://load-lake/h",
+                "S3_ENDPOINT_URL": moto.url,
+                "RECENT_AS_OF": as_of.isoformat(),
+                "AUTH_SECRET": "load-secret-0123456789abcdef0123456789",
+                "AWS_ENDPOINT_URL": dynalite.url,
+                "ALERTS_TABLE": "load-alerts",
+            }
+            mint(env["AUTH_SECRET"], "loaduser", "market-data", 3600)
+            five_years = {"symbol": "LOAD", "start": since.isoformat(), "end": as_of.isoformat(), "limit": "10000"}
+            lake_range = {
+                "symbol": "LOAD",
+                "start": bars[0].day.isoformat(),
+                "end": (since - timedelta(days=1)).isoformat(),
+                "limit": "10000",
+            }
+            paths = [
+                ("quote hit", "quote", api_event("/api/quote", {"symbol": "AAPL"}), ""),
+                ("quote miss (upstream 20 ms)", "quote", api_event("/api/quote", {"symbol": "AAPL"}), "symbol"),
+                ("backtest 5 years daily", "backtest", api_event("/api/backtest", five_years), ""),
+                (
+                    "backtest 5 years as 34d",
+                    "backtest",
+                    api_event("/api/backtest", {**five_years, "interval": "34d"}),
+                    "",
+                ),
+                ("lake full history", "backtest", api_event("/api/backtest", lake_range), ""),
+                (
+                    "alerts rule list",
+                    "alerts",
+                    coldstart.with_principal(api_event("/api/alerts/rules", {}), "loaduser"),
+                    "",
+                ),
+            ]
+            # name -> (its processes, whether their exited children count)
+            others = {
+                "Redis": (lambda: pids_named("redis-server"), False),
+                "PostgreSQL": (lambda: pids_named("postgres"), True),
+                "dynalite": (lambda: [dynalite._proc.pid], False),
+                "moto+fake (bench process)": (lambda: [os.getpid()], False),
+            }
+            for label, service, event, vary in paths:
+                print(f"{label}:")
+                rows = []
+                for n in LOAD_LEVELS:
+                    raw.flushdb()
+                    fake.any_ticker = True
+                    fake.delay_s = 0.020 if vary else 0.0
+                    if label == "quote hit":
+                        coldstart_warm = run_load(service, env, event, 1, 0.2)  # caches AAPL
+                        del coldstart_warm
+                    before = {name: process_cpu_s(find(), kids) for name, (find, kids) in others.items()}
+                    got = run_load(service, env, event, n, seconds, vary)
+                    time.sleep(0.3)  # ended backends reaped by their postmaster
+                    used = {
+                        name: (process_cpu_s(find(), kids) - before[name]) / seconds
+                        for name, (find, kids) in others.items()
+                    }
+                    lat = got["latencies"]
+                    rps = got["requests"] / seconds
+                    row = {
+                        "n": n,
+                        "rps": rps,
+                        "p50_ms": percentile(lat, 0.5) * 1000,
+                        "p99_ms": percentile(lat, 0.99) * 1000,
+                        "errors": got["errors"],
+                        "cpu": {"handlers": got["handler_cpu_s"] / seconds, **used},
+                    }
+                    rows.append(row)
+                    cpu = ", ".join(f"{k} {v:.2f}" for k, v in row["cpu"].items() if v >= 0.01)
+                    print(
+                        f"  N={n:>2}: {rps:7.0f} req/s, p50 {row['p50_ms']:6.2f} ms, p99 {row['p99_ms']:7.2f} ms"
+                        f"{', errors ' + str(row['errors']) if row['errors'] else ''}; CPU cores: {cpu}"
+                    )
+                fake.delay_s = 0.0
+                knee = next(
+                    (a for a, b in zip(rows, rows[1:], strict=False) if b["rps"] < a["rps"] * 1.1 or b["p99_ms"] > 100),
+                    rows[-1],
+                )
+                busiest = max(knee["cpu"].items(), key=lambda kv: kv[1])
+                within = [r for r in rows if r["p99_ms"] <= 100 and not r["errors"]]
+                best = max(within, key=lambda r: r["rps"]) if within else None
+                met = bool(best) and best["rps"] >= 100
+                print(
+                    f"  knee at N={knee['n']} ({knee['rps']:.0f} req/s): the machine's CPU is the limit there, "
+                    f"{sum(knee['cpu'].values()):.2f} of {os.cpu_count()} cores busy, most of it {busiest[0]} "
+                    f"({busiest[1]:.2f}); goal >= 100 req/s at p99 <= 100 ms: {verdict(met)}"
+                    + (f" ({best['rps']:.0f} req/s at N={best['n']}, p99 {best['p99_ms']:.1f} ms)" if best else "")
+                )
+                figures[label] = {"rows": rows, "knee": knee["n"], "best": best}
+    finally:
+        dynalite.stop()
+        moto.stop()
+    out = Path(__file__).resolve().parent.parent / "build" / "load.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(figures, indent=1))
+    return figures
+
+
 def bench_web(redis_url: str, pg_url: str, runs: int = 7) -> None:
     """The dashboard from the same stack as ``make run``: first paint, the 13-year
     daily chart's drawing time once its data is in, and the page's own weight."""
@@ -765,7 +928,8 @@ def bench_web(redis_url: str, pg_url: str, runs: int = 7) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--samples", type=int, default=5000)
-    parser.add_argument("--only", choices=["quote", "backtest", "alerts", "web", "cold"], default=None)
+    parser.add_argument("--only", choices=["quote", "backtest", "alerts", "web", "cold", "load"], default=None)
+    parser.add_argument("--load-seconds", type=float, default=3.0)
     args = parser.parse_args(argv)
     server = None
     redis_url = os.environ.get("REDIS_URL")
@@ -780,7 +944,7 @@ def main(argv=None) -> None:
     try:
         if args.only in (None, "quote"):
             bench_quote(redis_url, fake, args.samples)
-        if args.only in (None, "backtest", "alerts", "web", "cold") and not pg_url:
+        if args.only in (None, "backtest", "alerts", "web", "cold", "load") and not pg_url:
             from devtools.servers import PgServer
 
             pg = PgServer()
@@ -793,6 +957,8 @@ def main(argv=None) -> None:
             bench_web(redis_url, pg_url)
         if args.only in (None, "cold"):
             bench_cold(redis_url, fake, pg_url)
+        if args.only in (None, "load"):
+            bench_load(redis_url, fake, pg_url, args.load_seconds)
     finally:
         fake.stop()
         if server:

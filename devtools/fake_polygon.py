@@ -192,6 +192,8 @@ class FakePolygon:
         # When a list: the tickers of every snapshot request, in order (make bench
         # checks from it, independently of the service, how old each answer is).
         self.ticker_log: list[list[str]] | None = None
+        # When true, a ticker without data is known all the same (load benchmarks).
+        self.any_ticker = False
         self.delay_s = 0.0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -358,7 +360,15 @@ class FakePolygon:
         if ticker is None:
             bars = self.bars.get(symbol)
             if not bars:
-                return None
+                if not self.any_ticker:
+                    return None
+                # Load benchmarks ask for a new symbol every request: any ticker trades at 100.
+                return {
+                    "ticker": symbol,
+                    "updated": 1,
+                    "prevDay": {"c": 99.0},
+                    "lastTrade": {"p": 100.0, "t": 1_700_000_000_000_000_000},
+                }
             ticker = derive_snapshot(symbol, bars, self.clock())
         return ticker
 

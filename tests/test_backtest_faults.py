@@ -83,3 +83,35 @@ def test_postgres_failing_mid_request_still_fills_the_recent_part_from_the_lake(
     assert [b["date"] for b in page.bars] == expected
     assert page.source == "lake"
     runtime.reset()
+
+
+@pytest.mark.parametrize("kind", ["file", "s3"])
+def test_a_warm_container_revalidates_the_lake_instead_of_reading_it_again(kind, moto_server, tmp_path):
+    """Each read is one conditional request: unchanged, 304 and the decoded history is
+    reused; changed, the new object is read. Never older than the object."""
+    from datetime import date
+
+    from backtest.chalicelib.lake import Lake, open_store
+    from batch import lake_writer
+    from devtools.sample_data import synthetic_bars
+    from tests.conftest import lake_settings
+
+    env, cleanup = lake_settings(kind, moto_server, tmp_path)
+    try:
+        writer = Lake(open_store(env["LAKE_URI"], env["S3_ENDPOINT_URL"]))
+        reader = Lake(open_store(env["LAKE_URI"], env["S3_ENDPOINT_URL"]))
+        bars = synthetic_bars("WARM", date(2001, 1, 1), 300)
+        lake_writer.write(writer, "WARM", bars)
+        first = reader.read("WARM")
+        before = len(moto_server.requests)
+        again = reader.read("WARM", bars[10].day, bars[20].day)
+        assert again == bars[10:21] and first == bars
+        if kind == "s3":
+            made = moto_server.requests[before:]
+            assert len(made) == 1 and made[0].startswith("GET ")  # one request, answered 304
+        changed = bars[:-1] + [bars[-1]._replace(close=bars[-1].close + 1)]
+        lake_writer.write(writer, "WARM", changed)
+        assert reader.read("WARM")[-1].close == bars[-1].close + 1
+        assert reader.store.requests == 3
+    finally:
+        cleanup()

@@ -81,8 +81,21 @@ def test_infra_templates_pass_cfn_lint(template):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+# Lambda gives a function one vCPU at 1,769 MB, and CPU in proportion to memory.
+FULL_VCPU_MB = 1769
+
+
+def instances_needed(sizing: dict, memory_mb: int) -> int:
+    """Little's law: requests/s x seconds per request, with our measured p99 stretched
+    to the function's share of a vCPU, plus the network and upstream time."""
+    import math
+
+    latency_ms = sizing["own_p99_ms"] * FULL_VCPU_MB / memory_mb + sizing["upstream_ms"] + sizing["hop_ms"]
+    return math.ceil(sizing["target_rps"] * latency_ms / 1000)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("service", ["backtest", "alerts"])
+@pytest.mark.parametrize("service", SERVICES)
 def test_each_service_packages_within_lambda_limits(service, tmp_path):
     report = check(service, tmp_path / "out", "aws-prod")
     assert report.problems == []
@@ -101,14 +114,24 @@ def test_each_service_packages_within_lambda_limits(service, tmp_path):
         assert "pyarrow" in tops
     template = json.loads(report.template_path.read_text())
     apis = [r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Api"]
-    assert apis[0]["Properties"]["MethodSettings"][0]["ThrottlingRateLimit"] > 0
+    # 100+ requests a second, with a burst of 200+, for every API.
+    [settings] = apis[0]["Properties"]["MethodSettings"]
+    assert settings["ThrottlingRateLimit"] >= 100 and settings["ThrottlingBurstLimit"] >= 200
     # A refused token (401/403) must reach a page on another origin as a 401/403, not a CORS failure.
     responses = apis[0]["Properties"]["GatewayResponses"]
     assert responses["DEFAULT_4XX"]["ResponseParameters"]["Headers"]["Access-Control-Allow-Origin"] == "'*'"
     functions = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
     assert all(f["Runtime"] == "python3.12" and f.get("VpcConfig") for f in functions)
     resources = template["Resources"]
-    assert resources["APIHandler"]["Properties"]["ReservedConcurrentExecutions"] >= 1
+    handler = resources["APIHandler"]["Properties"]
+    sizing = json.loads((ROOT / service / ".chalice" / "deploy.json").read_text())["sizing"]
+    needed = instances_needed(sizing, handler["MemorySize"])
+    assert sizing["target_rps"] >= 100
+    assert handler["ReservedConcurrentExecutions"] == sizing["reserved_concurrency"]
+    assert handler["ReservedConcurrentExecutions"] >= needed, (
+        f"{service}: {handler['ReservedConcurrentExecutions']} instances cannot carry {sizing['target_rps']} req/s "
+        f"at the measured p99; Little's law needs {needed}"
+    )
     if service == "alerts":
         # One check at a time: a slow check must not overlap the next one.
         assert resources["AlertsCheck"]["Properties"]["ReservedConcurrentExecutions"] == 1
@@ -217,3 +240,11 @@ def test_deploy_web_dry_run_writes_the_stage_urls_into_the_config(tmp_path):
     config = json.loads((site / "config.json").read_text())
     # The page adds "/api/quote" to the stage URL, as API Gateway serves it.
     assert config["quote"] == "https://quote123.execute-api.us-east-1.amazonaws.com/api"
+
+
+def test_the_sizing_rule_fails_an_api_too_small_for_its_rate():
+    """The check above could never fail on numbers it was written for: show where it does."""
+    sizing = {"target_rps": 100, "own_p99_ms": 7.4, "upstream_ms": 5, "hop_ms": 0}
+    assert instances_needed(sizing, 256) == 6  # 7.4 x 6.9 + 5 = 56 ms
+    assert instances_needed(sizing, 128) == 11  # half the CPU: twice as long
+    assert instances_needed({**sizing, "target_rps": 1000}, 256) == 57

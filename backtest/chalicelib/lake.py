@@ -33,8 +33,14 @@ TABLE = "daily_bars"
 FILE = "data.parquet"
 
 
+# What ``get`` answers when the object still has the version the caller holds.
+NOT_MODIFIED = object()
+
+
 class ObjectStore(Protocol):
-    def get(self, key: str) -> bytes | None: ...
+    def get(self, key: str, version: str | None = None) -> tuple[object, str | None]:
+        """(the bytes, their version); (None, None) when there is no such object;
+        (NOT_MODIFIED, version) when ``version`` is still the object's."""
 
 
 class S3Store:
@@ -47,12 +53,21 @@ class S3Store:
     def key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str, version: str | None = None) -> tuple[object, str | None]:
+        """One GetObject, conditional on ``version`` (the ETag) when given."""
+        from botocore.exceptions import ClientError
+
         self.requests += 1
+        conditional = {"IfNoneMatch": version} if version else {}
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=self.key(key))["Body"].read()
+            answer = self.client.get_object(Bucket=self.bucket, Key=self.key(key), **conditional)
         except self.client.exceptions.NoSuchKey:
-            return None
+            return None, None
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("304", "NotModified"):
+                return NOT_MODIFIED, version
+            raise
+        return answer["Body"].read(), answer.get("ETag")
 
 
 class LocalStore:
@@ -63,13 +78,23 @@ class LocalStore:
         self.root = root.rstrip("/")
         self.requests = 0
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str, version: str | None = None) -> tuple[object, str | None]:
+        """The file, unless its modification time and size are still ``version``."""
+        from pyarrow import fs
+
         self.requests += 1
+        path = f"{self.root}/{key}"
+        info = self.fs.get_file_info(path)
+        if info.type != fs.FileType.File:
+            return None, None
+        current = f"{info.mtime_ns}:{info.size}"
+        if current == version:
+            return NOT_MODIFIED, version
         try:
-            with self.fs.open_input_stream(f"{self.root}/{key}") as f:
-                return f.read()
+            with self.fs.open_input_stream(path) as f:
+                return f.read(), current
         except FileNotFoundError:
-            return None
+            return None, None
 
 
 def open_store(uri: str, s3_endpoint_url: str = "", region: str = "us-east-1", credentials=None) -> ObjectStore:
@@ -97,25 +122,60 @@ def key_for(symbol: str) -> str:
 
 
 class Lake:
-    def __init__(self, store: ObjectStore):
+    """Reads a symbol's history, keeping the last ``keep`` symbols' histories decoded.
+
+    Every read still asks the store (one request), conditionally on the version
+    held: an unchanged object answers 304 and is not transferred, decoded or
+    converted again; a changed one is read whole. So a history is never older
+    than the object, and a warm container spends no CPU on the popular ones.
+    """
+
+    def __init__(self, store: ObjectStore, keep: int = 16):
+        import threading
+        from collections import OrderedDict
+
         self.store = store
+        self.keep = keep
+        self._held: OrderedDict[str, tuple[str | None, list[DailyBar], list[date]]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def read(self, symbol: str, start: date | None = None, end: date | None = None) -> list[DailyBar] | None:
         """A symbol's history (within ``start``..``end`` if given), or None when
         the lake has never heard of the symbol."""
-        import pyarrow.compute as pc
-        import pyarrow.parquet as pq
+        from bisect import bisect_left, bisect_right
 
-        data = self.store.get(key_for(symbol))
+        with self._lock:
+            held = self._held.get(symbol)
+        data, version = self.store.get(key_for(symbol), held[0] if held else None)
         if data is None:
+            with self._lock:
+                self._held.pop(symbol, None)
             return None
-        table = pq.read_table(io.BytesIO(data))
-        if start is not None:
-            table = table.filter(pc.greater_equal(table.column("date"), start))
-        if end is not None:
-            table = table.filter(pc.less_equal(table.column("date"), end))
-        # Arrow's own date32 -> datetime.date conversion is ~20x slower than
-        # going through ISO strings and the C date parser.
-        days = map(date.fromisoformat, table.column("date").cast("string").to_pylist())
-        columns = [table.column(name).to_pylist() for name in ("open", "high", "low", "close", "volume")]
-        return list(map(make_bar, zip(days, *columns)))
+        if data is NOT_MODIFIED:
+            _, bars, days = held
+        else:
+            bars = decode(data)
+            days = [b.day for b in bars]
+            if version and self.keep:
+                with self._lock:
+                    self._held[symbol] = (version, bars, days)
+                    while len(self._held) > self.keep:
+                        self._held.popitem(last=False)
+        with self._lock:
+            if symbol in self._held:
+                self._held.move_to_end(symbol)
+        low = bisect_left(days, start) if start is not None else 0
+        high = bisect_right(days, end) if end is not None else len(days)
+        return bars[low:high]
+
+
+def decode(data: bytes) -> list[DailyBar]:
+    """A lake file's bars, sorted by date (the writer sorts them)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(io.BytesIO(data))
+    # Arrow's own date32 -> datetime.date conversion is ~20x slower than
+    # going through ISO strings and the C date parser.
+    days = map(date.fromisoformat, table.column("date").cast("string").to_pylist())
+    columns = [table.column(name).to_pylist() for name in ("open", "high", "low", "close", "volume")]
+    return list(map(make_bar, zip(days, *columns)))
