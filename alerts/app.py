@@ -8,16 +8,9 @@ from chalice import AuthResponse, Chalice, Cron
 from chalicelib import auth
 from chalicelib.check import run_check
 from chalicelib.openapi import DOCUMENT
-from chalicelib.rules import validate
+from chalicelib.rules import EVENT_CURSOR_PATTERN, MAX_EVENTS_PAGE, RULE_ID_PATTERN, validate
 from chalicelib.runtime import AlertsRuntime
-from chalicelib.store import (
-    EVENT_CURSOR_PATTERN,
-    MAX_EVENTS_PAGE,
-    RULE_ID_PATTERN,
-    NotFound,
-    RuleLimitReached,
-    public_rule,
-)
+from chalicelib.store import NotFound, RuleLimitReached, public_rule
 from shared.errors import ApiError, bad_request, not_found
 from shared.openapi import openapi_route_response, query_names
 from shared.startup import start

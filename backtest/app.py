@@ -1,8 +1,10 @@
 """Backtest service: daily and Fibonacci N-day bars for a symbol and a date range."""
 
-from chalice import Chalice
+from chalice import Chalice, Cron
 
+from chalicelib.daily_update import run_daily_update
 from chalicelib.formats import CONTENT_TYPES, encode
+from chalicelib.loading import Patience
 from chalicelib.openapi import DOCUMENT
 from chalicelib.runtime import BacktestRuntime
 from chalicelib.service import market_today, parse_query
@@ -46,3 +48,21 @@ def get_backtest():
         final=past,
         if_none_match=app.current_request.headers.get("if-none-match"),
     )
+
+
+# After the close on every weekday: 22:30 UTC is 17:30 New York in winter (EST)
+# and 18:30 in summer (EDT), when Polygon's grouped daily bars are complete. A
+# holiday has no session to fill: the run finds nothing missing and asks nothing.
+# Its own Lambda function and role (policy-<stage>-daily-update.json): the API's
+# role stays read-only.
+@app.schedule(Cron("30", "22", "?", "*", "MON-FRI", "*"), name="daily-update")
+def daily_update(event):
+    # Wait out 429s and the budget only while the function has time left, keeping a
+    # fifth of it (at most a minute) to write what was fetched.
+    remaining_s = event.context.get_remaining_time_in_millis() / 1000 if getattr(event, "context", None) else 900
+    patience = Patience(min(runtime.settings.ingest_max_wait_s, remaining_s - min(60.0, remaining_s / 5)))
+    report = run_daily_update(
+        runtime.settings, runtime.database, runtime.lake, runtime.polygon, runtime.upstream_budget, patience=patience
+    )
+    app.log.info("daily update: %s", report.to_dict())
+    return report.to_dict()

@@ -19,28 +19,25 @@ import csv
 import hashlib
 import logging
 import sys
-import time
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
-from backtest.chalicelib.lake import Lake
-from backtest.chalicelib.service import NEW_YORK, market_today, window_start
-from batch import lake_writer, postgres_writer
-from shared import polygon
-from shared.bars import DailyBar, problems
-from shared.cache import LocalBudget
-from shared.polygon import BudgetExceeded
+from backtest.chalicelib import postgres_writer
+from backtest.chalicelib.loading import (
+    Patience,
+    Rejected,
+    UnknownTicker,
+    WaitingBudget,
+    fetch_history,
+    store,
+    validate,
+)
+from backtest.chalicelib.service import market_today, window_start
+from shared.bars import DailyBar
 from shared.symbols import parse_symbol
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Rejected:
-    symbol: str
-    day: str
-    reason: str
 
 
 @dataclass
@@ -52,52 +49,7 @@ class SymbolResult:
     recent_rows_changed: int = 0
     error: str | None = None
     skipped: bool = False
-
-
-class WaitingBudget:
-    """A batch job waits for the allowance instead of giving up."""
-
-    def __init__(self, inner, sleep=time.sleep):
-        self.inner = inner
-        self.sleep = sleep
-
-    def acquire(self) -> None:
-        while True:
-            try:
-                return self.inner.acquire()
-            except BudgetExceeded as exc:
-                self.sleep(exc.retry_after_s)
-
-
-def validate(symbol: str, bars: list[DailyBar], today: date) -> tuple[list[DailyBar], list[Rejected]]:
-    good, rejected, seen = [], [], set()
-    for bar in bars:
-        reasons = problems(bar, today)
-        if bar.day in seen:
-            reasons.append("more than one row for this date")
-        if reasons:
-            rejected.append(Rejected(symbol, bar.day.isoformat(), "; ".join(reasons)))
-            continue
-        seen.add(bar.day)
-        good.append(bar)
-    return good, rejected
-
-
-def from_polygon(gateway, budget, settings, symbol: str, start: date, end: date) -> list[DailyBar]:
-    bars, next_url = [], None
-    while True:
-        results, next_url = polygon.call(
-            lambda u=next_url: gateway.daily_bars_page(symbol, start, end, u), budget, settings
-        )
-        for r in results:
-            try:
-                # t is 00:00 America/New_York of the session, in epoch milliseconds.
-                day = datetime.fromtimestamp(r["t"] / 1000, NEW_YORK).date()
-                bars.append(DailyBar(day, float(r["o"]), float(r["h"]), float(r["l"]), float(r["c"]), int(r["v"])))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise polygon.UpstreamError(polygon.BAD_RESPONSE, f"malformed aggregate row {r!r}: {exc}") from None
-        if not next_url:
-            return bars
+    unknown: bool = False
 
 
 def from_csv(path: Path, symbol: str | None) -> tuple[dict[str, list[DailyBar]], list[Rejected]]:
@@ -131,24 +83,6 @@ def from_csv(path: Path, symbol: str | None) -> tuple[dict[str, list[DailyBar]],
     return out, unreadable
 
 
-def store(symbol: str, bars: list[DailyBar], database, lake: Lake, since: date) -> tuple[bool, int]:
-    """Write one symbol's bars to both tiers; returns (lake changed, recent rows changed)."""
-    existing = lake.read(symbol) or []
-    merged = lake_writer.merge(existing, bars)
-    lake_changed = merged != existing
-    if lake_changed:
-        lake_writer.write(lake, symbol, merged)
-    recent = [b for b in bars if b.day >= since]
-
-    def write(conn):
-        changed = postgres_writer.upsert_bars(conn, symbol, recent)
-        if merged:
-            postgres_writer.record_symbol(conn, symbol, merged[0].day, merged[-1].day)
-        return changed
-
-    return lake_changed, database.run(write)
-
-
 def run_key(args) -> str:
     basis = f"{args.csv and Path(args.csv).resolve()}|{args.symbol}|{args.symbols}|{args.start}|{args.end}"
     if args.csv:
@@ -164,6 +98,13 @@ def main(argv=None, runtime=None) -> int:
     parser.add_argument("--csv", help="load this CSV file instead of Polygon")
     parser.add_argument("--symbol", help="the symbol of every row of a CSV without a Symbol column")
     parser.add_argument("--force", action="store_true", help="redo symbols an earlier identical run finished")
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        default=None,
+        help="seconds this run may wait on the upstream's 429s and the call budget, in all "
+        "(default: INGEST_MAX_WAIT_S)",
+    )
     args = parser.parse_args(argv)
     if bool(args.csv) == bool(args.symbols):
         parser.error("give either --symbols (with --from) or --csv")
@@ -186,7 +127,8 @@ def main(argv=None, runtime=None) -> int:
         symbols = sorted(loaded)
     else:
         symbols = [parse_symbol(s.strip()) for s in args.symbols.split(",") if s.strip()]
-        budget = WaitingBudget(LocalBudget(settings.polygon_max_calls_per_min))
+        patience = Patience(settings.ingest_max_wait_s if args.max_wait is None else args.max_wait)
+        budget = WaitingBudget(runtime.upstream_budget, patience)
 
     done = set()
     if not args.force:
@@ -209,7 +151,7 @@ def main(argv=None, runtime=None) -> int:
             if args.csv:
                 raw = loaded[symbol]
             else:
-                raw = from_polygon(runtime.polygon, budget, settings, symbol, args.start, args.end or today)
+                raw = fetch_history(runtime.polygon, budget, settings, symbol, args.start, args.end or today, patience)
             result.rows = len(raw)
             good, result.rejected = validate(symbol, raw, today)
             result.lake_changed, result.recent_rows_changed = store(symbol, good, runtime.database, runtime.lake, since)
@@ -218,6 +160,9 @@ def main(argv=None, runtime=None) -> int:
                     "INSERT INTO ingest_progress (run_key, symbol) VALUES (:k, :s) ON CONFLICT DO NOTHING", k=key, s=s
                 )
             )
+        except UnknownTicker as exc:
+            result.unknown = True
+            result.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - reported per symbol; the others go on
             result.error = f"{type(exc).__name__}: {exc}"
             log.debug("ingest of %s failed", symbol, exc_info=True)
@@ -230,6 +175,8 @@ def report(results: list[SymbolResult], early_rejects: list[Rejected], pruned: i
     for r in results:
         if r.skipped:
             print(f"{r.symbol}: skipped (finished by an earlier run with the same arguments; --force redoes it)")
+        elif r.unknown:
+            print(f"{r.symbol}: UNKNOWN: {r.error}")
         elif r.error:
             print(f"{r.symbol}: FAILED: {r.error}")
         else:

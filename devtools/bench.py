@@ -296,7 +296,7 @@ def load_synthetic_history(symbols: list[str], bars, database_url: str, lake, si
     postgres.migrate(conn)
     recent = [b for b in bars if b.day >= since]
     rows = "".join(f"{b.day},{b.open},{b.high},{b.low},{b.close},{b.volume}\n" for b in recent)
-    from batch import lake_writer
+    from backtest.chalicelib import lake_writer
 
     lake_writer.write(lake, symbols[0], bars)
     blob, _ = lake.store.get(f"daily_bars/symbol={symbols[0]}/data.parquet")
@@ -859,6 +859,96 @@ def bench_load(redis_url: str, fake: FakePolygon, pg_url: str, seconds: float = 
     return figures
 
 
+def bench_daily_update(pg_url: str, sizes=(1000, 5000)) -> dict:
+    """The daily update for N tracked symbols, each with a 30-year lake object:
+    one session to fill, lake writes included; its time and upstream calls."""
+    import io
+
+    from backtest.chalicelib import lake_writer
+    from backtest.chalicelib.daily_update import run_daily_update
+    from backtest.chalicelib.lake import Lake, open_store
+    from backtest.chalicelib.loading import Patience
+    from devtools.servers import MotoServer, ThrowawayDatabase
+    from shared import postgres
+    from shared.cache import LocalBudget
+    from shared.config import Settings
+    from shared.market_calendar import sessions_between
+    from shared.polygon import PolygonGateway, make_client
+
+    print("\n== daily update (one session for every tracked symbol; the lake on moto's S3) ==")
+    history = synthetic_bars("UPD", date(1995, 1, 2), 7900, 30.0)
+    sessions = sessions_between(history[-60].day, history[-1].day)
+    stored_through, due = sessions[-2], sessions[-1]
+    stored = [b for b in history if b.day <= stored_through]
+    new_bar = next(b for b in history if b.day == due)
+    figures = {}
+    for count in sizes:
+        moto = MotoServer(own_process=True)  # S3's work is not the update function's CPU
+        fake = FakePolygon({}).start()
+        try:
+            moto.client("s3").create_bucket(Bucket="update-lake")
+            symbols = [f"U{i:04d}" for i in range(count)]
+            with ThrowawayDatabase(pg_url, "mds_bench_update") as db_url:
+                t0 = time.perf_counter()
+                lake = Lake(open_store("s3://update-lake/h", moto.url))
+                lake_writer.write(lake, symbols[0], stored)
+                blob, _ = lake.store.get(f"daily_bars/symbol={symbols[0]}/data.parquet")
+                conn = postgres.connect(db_url, 30)
+                postgres.migrate(conn)
+                recent = stored[-20:]
+                rows = "".join(
+                    f"{s},{b.day},{b.open},{b.high},{b.low},{b.close},{b.volume}\n" for s in symbols for b in recent
+                )
+                conn.run(
+                    "COPY daily_bars (symbol, day, open, high, low, close, volume) FROM STDIN WITH (FORMAT csv)",
+                    stream=io.StringIO(rows),
+                )
+                spans = "".join(f"{s},{stored[0].day},{stored_through}\n" for s in symbols)
+                conn.run(
+                    "COPY symbols (symbol, first_day, last_day) FROM STDIN WITH (FORMAT csv)", stream=io.StringIO(spans)
+                )
+                conn.close()
+                for symbol in symbols[1:]:
+                    lake_writer.put(lake.store, f"daily_bars/symbol={symbol}/data.parquet", blob)
+                for symbol in symbols:
+                    fake.bars[symbol] = [new_bar]
+                setup = time.perf_counter() - t0
+                settings = Settings.from_env(
+                    {
+                        "DATABASE_URL": db_url,
+                        "LAKE_URI": "s3://update-lake/h",
+                        "S3_ENDPOINT_URL": moto.url,
+                        "POLYGON_BASE_URL": fake.url,
+                        "RECENT_AS_OF": due.isoformat(),
+                        "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing",
+                    }
+                )
+                database = postgres.Database(settings.database_url, 30)
+                writer_lake = Lake(open_store(settings.lake_uri, moto.url), keep=0)
+                gateway = PolygonGateway(make_client(settings))
+                t0 = time.perf_counter()
+                report = run_daily_update(
+                    settings, database, writer_lake, gateway, LocalBudget(5), patience=Patience(60), lake_workers=16
+                )
+                wall = time.perf_counter() - t0
+                database.close()
+                done = report.to_dict()
+                assert done["days_filled"] == [due.isoformat()] and done["updated"] == count, done
+                figures[count] = {"wall_s": wall, "calls": report.calls, "timings": report.timings}
+                print(
+                    f"{count:,} tracked symbols ({len(blob) / 1024:.0f} KB lake object each, {setup:.0f} s to set up): "
+                    f"{wall:.1f} s, {report.calls} upstream call(s), {report.lake_objects_written:,} lake objects "
+                    f"rewritten; goals 1 call a day: {verdict(report.calls == 1)}"
+                    + (f", <= 60 s: {verdict(wall <= 60)}" if count == 5000 else "")
+                )
+                print(f"  phases (s): {report.timings}")
+        finally:
+            fake.stop()
+            moto.stop()
+    return figures
+
+
 def bench_web(redis_url: str, pg_url: str, runs: int = 7) -> None:
     """The dashboard from the same stack as ``make run``: first paint, the 13-year
     daily chart's drawing time once its data is in, and the page's own weight."""
@@ -928,7 +1018,9 @@ def bench_web(redis_url: str, pg_url: str, runs: int = 7) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--samples", type=int, default=5000)
-    parser.add_argument("--only", choices=["quote", "backtest", "alerts", "web", "cold", "load"], default=None)
+    parser.add_argument(
+        "--only", choices=["quote", "backtest", "alerts", "web", "cold", "load", "update"], default=None
+    )
     parser.add_argument("--load-seconds", type=float, default=3.0)
     args = parser.parse_args(argv)
     server = None
@@ -944,7 +1036,7 @@ def main(argv=None) -> None:
     try:
         if args.only in (None, "quote"):
             bench_quote(redis_url, fake, args.samples)
-        if args.only in (None, "backtest", "alerts", "web", "cold", "load") and not pg_url:
+        if args.only in (None, "backtest", "alerts", "web", "cold", "load", "update") and not pg_url:
             from devtools.servers import PgServer
 
             pg = PgServer()
@@ -959,6 +1051,8 @@ def main(argv=None) -> None:
             bench_cold(redis_url, fake, pg_url)
         if args.only in (None, "load"):
             bench_load(redis_url, fake, pg_url, args.load_seconds)
+        if args.only in (None, "update"):
+            bench_daily_update(pg_url)
     finally:
         fake.stop()
         if server:

@@ -7,6 +7,13 @@ error bodies, counts every call, and can be told to misbehave:
 - ``GET /v2/snapshot/locale/us/markets/stocks/tickers?tickers=A,B,...`` (many
   tickers; an unknown one is simply absent from ``tickers``, as Polygon does)
 - ``GET /v2/aggs/ticker/{T}/range/1/day/{from}/{to}`` (``next_url`` paging)
+- ``GET /v2/aggs/grouped/locale/us/market/stocks/{date}`` (every ticker's bar for a day,
+  ``T`` the ticker; no results on a day without trading)
+- ``GET /v3/reference/tickers/{T}`` (404 for an unknown ticker)
+
+``split(symbol, day, ratio)`` adjusts a symbol's bars before ``day`` as Polygon's
+``adjusted=true`` history changes after a split. A fault for a many-ticker or a
+grouped request can be set under ``"GROUPED"`` (or ``"*"``).
 
 Faults (per symbol or for all): an HTTP status with Polygon's body (401, 403,
 404, 429, 5xx), a delay, or a malformed body; each for the next N calls or
@@ -32,6 +39,8 @@ NEW_YORK = ZoneInfo("America/New_York")
 SNAPSHOT_PREFIX = "/v2/snapshot/locale/us/markets/stocks/tickers/"
 SNAPSHOT_MANY = "/v2/snapshot/locale/us/markets/stocks/tickers"
 AGGS_PREFIX = "/v2/aggs/ticker/"
+GROUPED_PREFIX = "/v2/aggs/grouped/locale/us/market/stocks/"
+REFERENCE_PREFIX = "/v3/reference/tickers/"
 
 
 def _error_body(status: int) -> dict:
@@ -328,6 +337,12 @@ class FakePolygon:
         elif path.startswith(AGGS_PREFIX):
             kind, symbol = "aggs", path[len(AGGS_PREFIX) :].split("/")[0].upper()
             self._count(f"aggs:{symbol}")
+        elif path.startswith(GROUPED_PREFIX):
+            kind, symbol = "grouped", "GROUPED"
+            self._count(f"grouped:{path[len(GROUPED_PREFIX) :]}")
+        elif path.startswith(REFERENCE_PREFIX):
+            kind, symbol = "reference", path[len(REFERENCE_PREFIX) :].upper()
+            self._count(f"reference:{symbol}")
         else:
             return _json(404, {"status": "NOT_FOUND", "request_id": uuid.uuid4().hex, "message": "Not found"})
         if self.api_key is not None:
@@ -352,7 +367,74 @@ class FakePolygon:
             return self._snapshot(symbol)
         if kind == "snapshots":
             return self._snapshots(tickers)
+        if kind == "grouped":
+            return self._grouped(path[len(GROUPED_PREFIX) :])
+        if kind == "reference":
+            if symbol not in self.bars and symbol not in self.snapshots:
+                return _json(404, _error_body(404))
+            return _json(
+                200,
+                {
+                    "status": "OK",
+                    "request_id": uuid.uuid4().hex,
+                    "results": {"ticker": symbol, "market": "stocks", "active": True},
+                },
+            )
         return self._aggs(path, query, symbol)
+
+    def _grouped(self, raw_day: str):
+        try:
+            day = date.fromisoformat(raw_day)
+        except ValueError:
+            return _json(400, {"status": "ERROR", "request_id": uuid.uuid4().hex, "error": "Could not parse date"})
+        with self._lock:
+            found = [(symbol, b) for symbol, bars in self.bars.items() for b in bars if b.day == day]
+        body = {
+            "adjusted": True,
+            "queryCount": len(found),
+            "resultsCount": len(found),
+            "status": "OK",
+            "request_id": uuid.uuid4().hex,
+        }
+        if found:
+            body["results"] = [
+                {
+                    "T": symbol,
+                    "v": b.volume,
+                    "vw": round((b.high + b.low + b.close) / 3, 4),
+                    "o": b.open,
+                    "c": b.close,
+                    "h": b.high,
+                    "l": b.low,
+                    "t": int(datetime.combine(b.day, datetime.min.time(), NEW_YORK).timestamp() * 1000),
+                    "n": max(1, b.volume // 100),
+                }
+                for symbol, b in found
+            ]
+        return _json(200, body)
+
+    def split(self, symbol: str, day: date, ratio: float) -> None:
+        """A ``ratio``-for-1 split effective on ``day``. The synthetic prices are the
+        old scale throughout: from ``day`` the stock trades at 1/ratio of them, and the
+        adjusted history before is divided to match, so the whole series scales."""
+        with self._lock:
+            self.bars[symbol] = [
+                DailyBar(
+                    b.day,
+                    round(b.open / ratio, 4),
+                    round(b.high / ratio, 4),
+                    round(b.low / ratio, 4),
+                    round(b.close / ratio, 4),
+                    int(b.volume * ratio),
+                )
+                for b in self.bars[symbol]
+            ]
+
+    def add_bars(self, symbol: str, bars: list[DailyBar]) -> None:
+        with self._lock:
+            by_day = {b.day: b for b in self.bars.get(symbol.upper(), [])}
+            by_day.update((b.day, b) for b in bars)
+            self.bars[symbol.upper()] = [by_day[d] for d in sorted(by_day)]
 
     def _ticker(self, symbol: str) -> dict | None:
         with self._lock:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from devtools.imports import ROOT, service_files
+from devtools.imports import ROOT, function_files, lambda_functions, service_files
 
 # boto3 method -> IAM actions. TransactWriteItems needs the item actions it carries.
 METHOD_ACTIONS = {
@@ -77,6 +77,15 @@ def service_actions(service: str) -> dict[str, set[str]]:
     """IAM action -> the files that need it."""
     out: dict[str, set[str]] = {}
     for path in sorted(service_files(service)):
+        for action in actions_in(path):
+            out.setdefault(action, set()).add(str(path.relative_to(ROOT)))
+    return out
+
+
+def function_actions(service: str, function: str) -> dict[str, set[str]]:
+    """IAM action -> the files that need it, for one of the app's Lambda functions."""
+    out: dict[str, set[str]] = {}
+    for path in sorted(function_files(service, lambda_functions(service)[function])):
         for action in actions_in(path):
             out.setdefault(action, set()).add(str(path.relative_to(ROOT)))
     return out

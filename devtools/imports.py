@@ -114,11 +114,13 @@ def _attributes_of(node: ast.AST, owner: str) -> set[str]:
     }
 
 
-def reachable(entries: list[Path], service: str | None, root: Path = ROOT) -> set[Path]:
+def reachable(
+    entries: list[Path], service: str | None, root: Path = ROOT, properties: set[str] | None = None
+) -> set[Path]:
     """Every project file the entry files use, runtime properties followed only where used."""
     files: set[Path] = set()
     runtime_files: set[Path] = set()
-    used_properties: set[str] = {"settings"}  # every app reads its settings
+    used_properties: set[str] = {"settings", *(properties or ())}  # every app reads its settings
     followed: set[tuple[Path, str]] = set()
     todo = list(entries)
     while True:
@@ -160,3 +162,52 @@ def service_files(service: str, root: Path = ROOT) -> set[Path]:
 def batch_files(root: Path = ROOT) -> set[Path]:
     """What the batch side uses, from each of its modules."""
     return reachable(sorted((root / "batch").glob("*.py")), None, root)
+
+
+def lambda_functions(service: str, root: Path = ROOT) -> dict[str, list[str]]:
+    """The app's Lambda functions, as Chalice deploys them, and the Python functions
+    each runs: every route in ``api_handler``; each ``@app.schedule(name=...)``
+    and each authorizer on its own."""
+    out: dict[str, list[str]] = {}
+    for node in _parse(root / service / "app.py").body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for decorator in node.decorator_list:
+            call = decorator if isinstance(decorator, ast.Call) else None
+            target = call.func if call else decorator
+            kind = target.attr if isinstance(target, ast.Attribute) else None
+            if kind == "route":
+                out.setdefault("api_handler", []).append(node.name)
+            elif kind == "schedule":
+                named = [k.value.value for k in call.keywords if k.arg == "name" and isinstance(k.value, ast.Constant)]
+                out.setdefault(named[0] if named else node.name, []).append(node.name)
+            elif kind == "authorizer":
+                out.setdefault(node.name, []).append(node.name)
+    return out
+
+
+def function_files(service: str, python_functions: list[str], root: Path = ROOT) -> set[Path]:
+    """What one Lambda function's code uses: the names its Python functions (and the
+    app's module-level statements, which every function runs) refer to, followed."""
+    app = root / service / "app.py"
+    tree = _parse(app)
+    imported: dict[str, set[Path]] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                local = (alias.asname or alias.name).split(".")[0]
+                single = ast.Module(body=[type(node)(**{**node.__dict__, "names": [alias]})], type_ignores=[])
+                imported.setdefault(local, set()).update(imported_files(single, app, service, root))
+    used: set[str] = set()
+    properties: set[str] = set()
+    bodies = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in python_functions]
+    module_level = [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.Import, ast.ImportFrom))]
+    # Decorators run at import in every function too (routes' CORS, schedules' Cron).
+    decorators = [d for n in tree.body if isinstance(n, ast.FunctionDef) for d in n.decorator_list]
+    for node in [*bodies, *module_level, *decorators]:
+        for child in ast.walk(node):
+            if isinstance(child, ast.Name):
+                used.add(child.id)
+        properties |= _attributes_of(node, "runtime")
+    entries = sorted({path for name in used for path in imported.get(name, ())})
+    return reachable(entries, service, root, properties)

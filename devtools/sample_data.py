@@ -47,8 +47,8 @@ def synthetic_bars(symbol: str, start: date, days: int, base: float = 100.0) -> 
     return out
 
 
-def write_csv(path) -> int:
-    """The sample data as an ingestible CSV (Symbol,Date,Open,High,Low,Close,Volume)."""
+def write_csv(path, until: date | None = None) -> int:
+    """The sample data as an ingestible CSV (Symbol,Date,Open,High,Low,Close,Volume), up to ``until``."""
     import csv
 
     rows = 0
@@ -57,6 +57,8 @@ def write_csv(path) -> int:
         writer.writerow(["Symbol", "Date", "Open", "High", "Low", "Close", "Volume"])
         for symbol, bars in sorted(sample_bars().items()):
             for b in bars:
+                if until is not None and b.day > until:
+                    continue
                 writer.writerow([symbol, b.day.isoformat(), b.open, b.high, b.low, b.close, b.volume])
                 rows += 1
     return rows

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import date
 from pathlib import Path
 
 from shared.config import Settings
@@ -31,6 +32,10 @@ PORT_VARIABLES = {
     "polygon": "FAKE_POLYGON_PORT",
     "moto": "MOTO_PORT",
 }
+
+
+# Sample history goes in through this day; the daily update fills the week after.
+SAMPLE_INGESTED_THROUGH = date(2013, 2, 22)
 
 
 def ports_from_env(env=os.environ) -> dict[str, int]:
@@ -58,7 +63,9 @@ def _port_free(port: int) -> bool:
 
 
 def _create_database(url: str) -> bool:
-    """Make sure the database of ``url`` exists; False when no server answers."""
+    """A fresh, empty database of ``url``'s name (make run's own demo database: its lake and
+    alerts table on moto start empty each time, and history must agree across the tiers);
+    False when no server answers."""
     from devtools.servers import with_database
     from shared.postgres import connect
 
@@ -68,8 +75,8 @@ def _create_database(url: str) -> bool:
     except Exception:  # noqa: BLE001 - no server there (or not one we may use): start our own
         return False
     try:
-        if not admin.run("SELECT 1 FROM pg_database WHERE datname = :n", n=name):
-            admin.run(f'CREATE DATABASE "{name}"')
+        admin.run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.run(f'CREATE DATABASE "{name}"')
     finally:
         admin.close()
     return True
@@ -130,8 +137,8 @@ class Stack:
         say(f"Polygon: fake server with sample data for {', '.join(sorted(fake.bars))} at {fake.url}")
 
     def start_postgres(self) -> None:
-        """DATABASE_URL if set; else the local default (database market_dev on
-        127.0.0.1:5432, created if missing) if a PostgreSQL answers there; else pgserver."""
+        """DATABASE_URL if set (never emptied); else the local default (database market_dev on
+        127.0.0.1:5432, made afresh) if a PostgreSQL answers there; else pgserver."""
         if self.env.get("DATABASE_URL"):
             say(f"PostgreSQL: using DATABASE_URL={self.env['DATABASE_URL']}")
             return
@@ -170,11 +177,16 @@ class Stack:
 
         from devtools.sample_data import write_csv
 
-        # The sample ends in 2013-03: let 2008-2013 play the recent tier.
+        # The sample ends in 2013-03: let 2008-2013 play the recent tier. Its last week
+        # is left to the daily update, which brings it in from the fake Polygon's grouped
+        # daily bars, as it would each evening.
         self.env.setdefault("RECENT_AS_OF", "2013-03-01")
         path = Path(tempfile.mkdtemp()) / "sample.csv"
-        rows = write_csv(path)
-        say(f"ingesting {rows} sample rows into PostgreSQL (recent window) and the lake (all)")
+        rows = write_csv(path, until=SAMPLE_INGESTED_THROUGH)
+        say(
+            f"ingesting {rows} sample rows through {SAMPLE_INGESTED_THROUGH} into PostgreSQL (recent window) "
+            "and the lake (all); the daily update brings in the rest"
+        )
         proc = subprocess.run(
             [sys.executable, "-m", "batch.ingest", "--csv", str(path)],
             cwd=ROOT,
@@ -236,6 +248,17 @@ class Stack:
 
         threading.Thread(target=watch, daemon=True, name="sqs-watch").start()
 
+    def run_daily_updates(self, loop: bool = True) -> None:
+        """The daily update now, and (for make run) every DAILY_UPDATE_LOCAL_INTERVAL_S after:
+        chalice local never fires schedules."""
+        command = [sys.executable, "-m", "batch.daily_update", "loop" if loop else "once"]
+        if not loop:
+            proc = subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise SystemExit(f"daily update failed:\n{proc.stdout}\n{proc.stderr}")
+            return
+        self.processes.append(subprocess.Popen(command, cwd=ROOT, env=self.env, start_new_session=True))
+
     def serve(self, service: str) -> None:
         port = self.ports[service]
         chalice = str(Path(sys.executable).parent / "chalice")
@@ -287,11 +310,14 @@ class Stack:
         self.start_postgres()
         self.start_aws()
         self.load_history()
+        if not check_loop:
+            self.run_daily_updates(loop=False)  # the tests: once, before anything reads history
         self.setup_alerts()
         for service in SERVICES:
             self.serve(service)
         self.serve_web()
         if check_loop:
+            self.run_daily_updates()
             self.run_alert_checks()
 
     def stop(self) -> None:

@@ -20,7 +20,12 @@ ROOT = Path(__file__).resolve().parent.parent
 # service -> environment variable -> stack output
 ENVIRONMENT = {
     "quote": {"REDIS_URL": "RedisUrl"},
-    "backtest": {"DATABASE_URL": "DatabaseUrl", "DATABASE_SECRET_ARN": "DatabaseSecretArn", "LAKE_URI": "LakeUri"},
+    "backtest": {
+        "DATABASE_URL": "DatabaseUrl",
+        "DATABASE_SECRET_ARN": "DatabaseSecretArn",
+        "LAKE_URI": "LakeUri",
+        "REDIS_URL": "RedisUrl",  # the daily update spends the shared Polygon budget
+    },
     "alerts": {
         "REDIS_URL": "RedisUrl",
         "DATABASE_URL": "DatabaseUrl",
@@ -31,7 +36,7 @@ ENVIRONMENT = {
 }
 SECRET_PARAMETERS = {
     "quote": {"POLYGON_API_KEY_PARAM": "polygon-api-key"},
-    "backtest": {"CURSOR_SECRET_PARAM": "cursor-secret"},
+    "backtest": {"CURSOR_SECRET_PARAM": "cursor-secret", "POLYGON_API_KEY_PARAM": "polygon-api-key"},
     "alerts": {"POLYGON_API_KEY_PARAM": "polygon-api-key", "AUTH_SECRET_PARAM": "auth-secret"},
 }
 

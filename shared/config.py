@@ -77,7 +77,15 @@ def with_local_defaults(env: Mapping[str, str]) -> dict[str, str]:
 # requirement: any of its names will do (a value, or the SSM parameter holding it).
 REQUIRED = {
     "quote": {"aws": [("POLYGON_API_KEY", "POLYGON_API_KEY_PARAM"), ("REDIS_URL",)]},
-    "backtest": {"aws": [("DATABASE_URL",), ("LAKE_URI",), ("CURSOR_SECRET", "CURSOR_SECRET_PARAM")]},
+    "backtest": {
+        "aws": [
+            ("DATABASE_URL",),
+            ("LAKE_URI",),
+            ("CURSOR_SECRET", "CURSOR_SECRET_PARAM"),
+            # The daily update's: the API itself never calls Polygon.
+            ("POLYGON_API_KEY", "POLYGON_API_KEY_PARAM"),
+        ]
+    },
     "alerts": {
         "any": [("AUTH_SECRET", "AUTH_SECRET_PARAM")],
         "aws": [
@@ -204,6 +212,18 @@ class Settings:
     alerts_max_quote_age_s: float = 900.0
     # Firings published at once (each is a few DynamoDB writes and one SNS publish).
     alerts_fire_concurrency: int = 8
+    # A symbol whose newest bar is more than this many due sessions old is not
+    # evaluated (stale_history): 0 = the last session whose daily update is due.
+    alerts_max_history_lag: int = 0
+
+    # --- keeping history current ---
+    # Seconds one ingestion run may spend waiting on 429s and the call budget, in all.
+    ingest_max_wait_s: float = 300.0
+    # The daily update fills at most this many missing sessions; a symbol further
+    # behind is re-fetched whole instead.
+    daily_update_max_days: int = 30
+    # How often make run's loop runs the daily update.
+    daily_update_local_interval_s: float = 3600.0
     aws_endpoint_url: str = ""
 
     # --- secrets at run time (production): SSM SecureString parameter names and
@@ -263,6 +283,12 @@ class Settings:
             cursor_secret_param=_text(env, "CURSOR_SECRET_PARAM", ""),
             database_secret_arn=_text(env, "DATABASE_SECRET_ARN", ""),
             alerts_fire_concurrency=_number(env, "ALERTS_FIRE_CONCURRENCY", d.alerts_fire_concurrency, int, 1),
+            alerts_max_history_lag=_number(env, "ALERTS_MAX_HISTORY_LAG", d.alerts_max_history_lag, int),
+            ingest_max_wait_s=_number(env, "INGEST_MAX_WAIT_S", d.ingest_max_wait_s),
+            daily_update_max_days=_number(env, "DAILY_UPDATE_MAX_DAYS", d.daily_update_max_days, int, 1),
+            daily_update_local_interval_s=_number(
+                env, "DAILY_UPDATE_LOCAL_INTERVAL_S", d.daily_update_local_interval_s, float, 1
+            ),
             alerts_ignore_market_hours=_text(env, "ALERTS_IGNORE_MARKET_HOURS", "0").lower() in ("1", "true", "yes"),
         )
 

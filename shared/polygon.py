@@ -58,11 +58,33 @@ class Budget(Protocol):
         """Take one call from the allowance or raise ``BudgetExceeded``."""
 
 
+# The last HTTP response each thread received from Polygon: the client raises
+# BadResponse with the body only, and a 429's Retry-After is in the headers.
+_last = threading.local()
+
+
+class _RecordingPool:
+    """The client's urllib3 pool, remembering each thread's last response."""
+
+    def __init__(self, pool):
+        self._pool = pool
+
+    def request(self, *args, **kwargs):
+        _last.response = None
+        response = self._pool.request(*args, **kwargs)
+        _last.response = response
+        return response
+
+    def __getattr__(self, name):
+        return getattr(self._pool, name)
+
+
 def make_client(settings: Settings):
     from massive import RESTClient
+    from urllib3.util.retry import Retry
 
     # Without a key the fake server still needs a bearer token; it is never a real one.
-    return RESTClient(
+    client = RESTClient(
         api_key=settings.polygon_api_key or "local-dev-key",
         base=settings.polygon_base_url,
         connect_timeout=settings.polygon_connect_timeout_s,
@@ -70,7 +92,20 @@ def make_client(settings: Settings):
         retries=0,
         maxsize=16,
         pagination=False,
+        # urllib3 would turn a 429 or 5xx into MaxRetryError and drop the response;
+        # every status comes back instead, and we decide (see translate).
+        connection_pool_kw={"retries": Retry(total=0, redirect=0, raise_on_status=False)},
     )
+    client.client = _RecordingPool(client.client)
+    return client
+
+
+def _retry_after_s(response) -> float | None:
+    raw = response.headers.get("Retry-After") if response is not None else None
+    try:
+        return max(0.0, float(raw)) if raw is not None else None
+    except ValueError:
+        return None  # an HTTP date: Polygon sends seconds
 
 
 def deadline_s(settings: Settings) -> float:
@@ -108,7 +143,22 @@ def translate(exc: BaseException) -> UpstreamError:
     if isinstance(exc, UpstreamError):
         return exc
     if isinstance(exc, BadResponse):
-        return _classify_body(str(exc))
+        response = getattr(_last, "response", None)
+        status = getattr(response, "status", None)
+        classified = _classify_body(str(exc))
+        if status == 429:
+            return UpstreamError(
+                RATE_LIMITED, "upstream rate limit reached (429)", retry_after_s=_retry_after_s(response)
+            )
+        if status == 404:
+            return UpstreamError(NOT_FOUND, classified.message)
+        if status == 401:
+            return UpstreamError(AUTH, classified.message)
+        if status == 403:
+            return UpstreamError(NOT_ENTITLED, classified.message)
+        if status is not None and status >= 500:
+            return UpstreamError(UNAVAILABLE, f"upstream answered {status}: {classified.message}")
+        return classified
     if isinstance(exc, MaxRetryError):
         reason = str(exc.reason)
         if "429" in reason:
@@ -209,6 +259,32 @@ class PolygonGateway:
             raise UpstreamError(BAD_RESPONSE, "upstream snapshot 'tickers' is not a list")
         wanted = set(symbols)
         return {t["ticker"]: t for t in tickers if isinstance(t, dict) and t.get("ticker") in wanted}
+
+    def grouped_daily(self, day: date) -> list[dict]:
+        """Every US stock's adjusted daily bar for ``day``, in one request
+        (``/v2/aggs/grouped/locale/us/market/stocks/{date}``); empty for a day without trading."""
+        resp = self.client.get_grouped_daily_aggs(day.isoformat(), adjusted=True, raw=True)
+        payload = _decode(resp)
+        status = str(payload.get("status", "")).upper()
+        if status not in ("OK", "DELAYED"):
+            raise _classify_body(json.dumps(payload))
+        results = payload.get("results") or []
+        if not isinstance(results, list):
+            raise UpstreamError(BAD_RESPONSE, "upstream grouped 'results' is not a list")
+        return results
+
+    def ticker_known(self, symbol: str) -> bool:
+        """Whether Polygon has the ticker at all (``/v3/reference/tickers/{ticker}``):
+        an aggregates answer with no bars does not tell an unknown ticker from an empty range."""
+        try:
+            resp = self.client._get(path=f"/v3/reference/tickers/{symbol}", raw=True)
+        except Exception as exc:  # noqa: BLE001 - translated; only NOT_FOUND is an answer here
+            error = translate(exc)
+            if error.kind == NOT_FOUND:
+                return False
+            raise error from exc
+        payload = _decode(resp)
+        return isinstance(payload.get("results"), dict)
 
     def daily_bars_page(self, symbol: str, start: date, end: date, next_url: str | None = None):
         """One page of adjusted daily bars and the ``next_url`` of the next page, if any.

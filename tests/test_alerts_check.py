@@ -253,3 +253,23 @@ def alerts_client_app_reset(client):
     from tests.apps import load_app
 
     load_app("alerts").runtime.reset()
+
+
+def test_a_symbol_whose_history_is_behind_is_skipped_with_its_reason(alerts_client, alerts_world, monkeypatch):
+    alerts_world.load_bars("ACME", FALLING, LAST_BAR)
+    alerts_world.load_bars("LATE", FALLING, date(2026, 11, 13))  # five sessions behind the 20th
+    fresh = add_rule(alerts_client)
+    late = add_rule(alerts_client, symbol="LATE")
+    report = check(alerts_client)
+    assert report["fired"] == 1 and report["skipped"] == 1
+    assert report["reasons"] == {"stale_history": 1}
+    [delivered] = alerts_world.messages()
+    assert delivered["message"]["rule_id"] == fresh["id"]
+    got = json.loads(alerts_client.http.get(f"/api/alerts/rules/{late['id']}", headers=ALICE).body)
+    assert got["last_error"].startswith("stale_history: the newest stored bar is 2026-11-13, 5 session(s) behind")
+    assert got["last_fired_at"] is None
+    # The tolerance is a setting: five sessions behind is fine when five are allowed.
+    monkeypatch.setenv("ALERTS_MAX_HISTORY_LAG", "5")
+    alerts_client_app_reset(alerts_client)
+    assert check(alerts_client)["fired"] == 1
+    assert [m["message"]["rule_id"] for m in alerts_world.messages()] == [late["id"]]

@@ -91,8 +91,8 @@ def test_a_warm_container_revalidates_the_lake_instead_of_reading_it_again(kind,
     reused; changed, the new object is read. Never older than the object."""
     from datetime import date
 
+    from backtest.chalicelib import lake_writer
     from backtest.chalicelib.lake import Lake, open_store
-    from batch import lake_writer
     from devtools.sample_data import synthetic_bars
     from tests.conftest import lake_settings
 

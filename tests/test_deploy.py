@@ -10,7 +10,8 @@ import zipfile
 
 import pytest
 
-from devtools.iam_scan import BASELINE, service_actions
+from devtools.iam_scan import BASELINE, function_actions, service_actions
+from devtools.imports import lambda_functions
 from devtools.packaging import LAMBDA_LIMIT_UNZIPPED, check
 from devtools.stage_config import apply
 from tests.apps import ROOT
@@ -18,8 +19,8 @@ from tests.apps import ROOT
 SERVICES = ["quote", "backtest", "alerts"]
 
 
-def policy_actions(service: str, stage: str) -> list[tuple[str, object]]:
-    policy = json.loads((ROOT / service / ".chalice" / f"policy-{stage}.json").read_text())
+def policy_actions(service: str, policy_file: str) -> list[tuple[str, object]]:
+    policy = json.loads((ROOT / service / ".chalice" / policy_file).read_text())
     out = []
     for statement in policy["Statement"]:
         assert statement["Effect"] == "Allow"
@@ -28,29 +29,54 @@ def policy_actions(service: str, stage: str) -> list[tuple[str, object]]:
     return out
 
 
+def policies_in_use(service: str, stage: str) -> dict[str, set[str]]:
+    """Policy file -> the IAM actions the Lambda functions that use it call."""
+    config = json.loads((ROOT / service / ".chalice" / "config.json").read_text())["stages"][stage]
+    out: dict[str, set[str]] = {}
+    for function in lambda_functions(service):
+        own = config.get("lambda_functions", {}).get(function, {}).get("iam_policy_file")
+        out.setdefault(own or config["iam_policy_file"], set()).update(function_actions(service, function))
+    return out
+
+
 @pytest.mark.parametrize("stage", ["aws-dev", "aws-prod"])
 @pytest.mark.parametrize("service", SERVICES)
-def test_policy_grants_exactly_the_calls_the_code_makes(service, stage):
-    granted = policy_actions(service, stage)
-    actions = {a for a, _ in granted}
-    assert not [a for a in actions if "*" in a], "no wildcard actions"
-    needed = set(service_actions(service))
-    missing = needed - actions
-    extra = actions - needed - BASELINE
-    assert not missing, f"{service} calls {missing} but its {stage} policy does not grant them"
-    assert not extra, f"{service}'s {stage} policy grants {extra} that its code never calls"
-    for action, resource in granted:
-        if action.split(":")[0] in ("s3", "dynamodb", "sns", "ssm", "secretsmanager"):
-            assert resource != "*", f"{action} must name its resources"
-            assert stage in json.dumps(resource) or "rds!db" in json.dumps(resource)
+def test_each_policy_grants_exactly_the_calls_its_functions_make(service, stage):
+    for policy_file, needed in policies_in_use(service, stage).items():
+        granted = policy_actions(service, policy_file)
+        actions = {a for a, _ in granted}
+        assert not [a for a in actions if "*" in a], "no wildcard actions"
+        missing = needed - actions
+        extra = actions - needed - BASELINE
+        assert not missing, f"{service}'s functions call {missing} but {policy_file} does not grant them"
+        assert not extra, f"{policy_file} grants {extra} that its functions never call"
+        for action, resource in granted:
+            if action.split(":")[0] in ("s3", "dynamodb", "sns", "ssm", "secretsmanager"):
+                assert resource != "*", f"{action} must name its resources"
+                assert stage in json.dumps(resource) or "rds!db" in json.dumps(resource)
 
 
 def test_the_scan_sees_calls_made_outside_app_py():
-    assert "s3:GetObject" in service_actions("backtest")  # in shared/history/lake.py
-    assert "s3:PutObject" not in service_actions("backtest")  # ingestion only, never the Lambda
+    assert "s3:GetObject" in service_actions("backtest")  # in backtest/chalicelib/lake.py
     assert {"dynamodb:Query", "dynamodb:PutItem", "sns:Publish"} <= set(service_actions("alerts"))
     assert "dynamodb:CreateTable" not in service_actions("alerts")  # the local CLI's, not the Lambda's
     assert set(service_actions("quote")) == {"ssm:GetParameters"}
+
+
+def test_the_backtest_api_can_only_read_and_the_daily_update_has_its_own_role():
+    assert set(lambda_functions("backtest")) == {"api_handler", "daily-update"}
+    api = function_actions("backtest", "api_handler")
+    update = function_actions("backtest", "daily-update")
+    assert "s3:GetObject" in api and "s3:PutObject" not in api
+    assert "s3:PutObject" in update
+    for stage in ("aws-dev", "aws-prod"):
+        config = json.loads((ROOT / "backtest" / ".chalice" / "config.json").read_text())["stages"][stage]
+        own = config["lambda_functions"]["daily-update"]["iam_policy_file"]
+        assert own != config["iam_policy_file"]
+        assert "s3:PutObject" not in {a for a, _ in policy_actions("backtest", config["iam_policy_file"])}
+    # The alerts authorizer reads its settings only; the check publishes.
+    assert set(function_actions("alerts", "bearer_token")) == {"ssm:GetParameters"}
+    assert "sns:Publish" in function_actions("alerts", "alerts-check")
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -136,6 +162,13 @@ def test_each_service_packages_within_lambda_limits(service, tmp_path):
         # One check at a time: a slow check must not overlap the next one.
         assert resources["AlertsCheck"]["Properties"]["ReservedConcurrentExecutions"] == 1
         assert resources["AlertsCheck"]["Properties"]["Timeout"] == 120
+    if service == "backtest":
+        # The daily update: one at a time, 15 minutes to wait out a budget, its own role.
+        update = resources["DailyUpdate"]["Properties"]
+        assert update["ReservedConcurrentExecutions"] == 1 and update["Timeout"] == 900
+        assert update["Role"] != handler["Role"]
+        [schedule] = [e for e in update["Events"].values() if e["Type"] == "Schedule"]
+        assert schedule["Properties"]["Schedule"] == "cron(30 22 ? * MON-FRI *)"
 
 
 def test_deploy_dry_run_points_cloudformation_at_the_artifact_bucket():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from datetime import date
 
 import pytest
@@ -148,3 +149,34 @@ def test_cli_entry_point_runs_as_a_module(ingest_env):
     bad = subprocess.run([sys.executable, "-m", "batch.ingest"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2
     assert "give either --symbols" in bad.stderr
+
+
+def test_a_429_mid_ingestion_is_waited_out_and_every_bar_is_loaded(ingest_env, history_polygon, history_bars, capsys):
+    """Polygon answers one page with 429 and Retry-After: 1: the page is asked again after
+    the wait, the run ends with all bars, and the retry was charged to the budget."""
+    history_polygon.set_fault("HIST", status=429, retry_after=1, times=1)
+    started = time.monotonic()
+    assert ingest(["--symbols", "HIST", "--from", "2010-01-01", "--to", "2024-12-31"]) == 0
+    assert time.monotonic() - started >= 1.0  # the Retry-After was obeyed
+    assert lake(ingest_env).read("HIST") == history_bars["HIST"]
+    assert history_polygon.count("HIST", kind="aggs") == 5  # four pages and the one asked again
+    assert "HIST: 2500 rows" in capsys.readouterr().out
+
+
+def test_a_symbol_fails_only_when_the_runs_wait_is_spent_and_says_so(ingest_env, history_polygon, capsys):
+    history_polygon.set_fault("HIST", status=429, retry_after=2)  # every time
+    assert ingest(["--symbols", "HIST,OLD", "--from", "2000-01-01", "--max-wait", "3"]) == 1
+    out = capsys.readouterr().out
+    assert "HIST: FAILED: UpstreamError: rate limited by the upstream (429, Retry-After 2 s)" in out
+    assert "of the 3 s it may wait" in out
+    history_polygon.reset()
+
+
+def test_an_unknown_ticker_is_reported_as_unknown_not_as_zero_rows(ingest_env, history_polygon, capsys):
+    assert ingest(["--symbols", "ZZZZ,OLD", "--from", "2000-01-01", "--to", "2004-12-31"]) == 1
+    out = capsys.readouterr().out
+    assert "ZZZZ: UNKNOWN: Polygon does not know the ticker ZZZZ" in out
+    assert "ZZZZ: 0 rows" not in out
+    # A known ticker with nothing in the range is not unknown.
+    assert ingest(["--symbols", "OLD", "--from", "2010-01-01", "--to", "2010-12-31", "--force"]) == 0
+    assert "OLD: 0 rows" in capsys.readouterr().out

@@ -22,9 +22,9 @@ from datetime import UTC, date, datetime
 
 from shared import postgres
 from shared.indicators import ema, rsi, sma
+from shared.market_calendar import NEW_YORK, latest_due_session, market_status, sessions_behind
 
 from .condition import ConditionError, label, parse
-from .market_hours import NEW_YORK, market_status
 from .store import AlertStore, now_iso
 
 log = logging.getLogger(__name__)
@@ -221,6 +221,18 @@ def run_check(store: AlertStore, quotes, database, publisher: Publisher, setting
 
     lap("bars_s")
 
+    # History must be current: a rule on bars the daily update has not brought in
+    # (it failed, or fell behind) would compare today's world with an old one.
+    due = latest_due_session(now, settings.recent_as_of)
+    stale: dict[str, str] = {}
+    for symbol, bars in (bars_for or {}).items():
+        behind = sessions_behind(bars[-1].day if bars else None, now, settings.recent_as_of)
+        if behind is not None and behind > settings.alerts_max_history_lag:
+            stale[symbol] = (
+                f"stale_history: the newest stored bar is {bars[-1].day}, {behind} session(s) behind "
+                f"{due} (at most {settings.alerts_max_history_lag} allowed)"
+            )
+
     evaluations: dict[str, Evaluation] = {}
     decisions = []
     for rule, condition in parsed:
@@ -228,6 +240,8 @@ def run_check(store: AlertStore, quotes, database, publisher: Publisher, setting
         try:
             if bars_for is None:
                 raise MissingData("history_unavailable")
+            if symbol in stale:
+                raise MissingData("stale_history")
             if condition.needs_quote() and symbol in quote_error:
                 raise MissingData(quote_error[symbol])
             evaluation = evaluations.get(symbol)
@@ -245,6 +259,9 @@ def run_check(store: AlertStore, quotes, database, publisher: Publisher, setting
                 store.set_rule_state(rule, last_error="unknown symbol")
             else:
                 report.skipped += 1
+                # Said on the rule, once: the text changes only when the due session does.
+                if reason == "stale_history" and rule.get("last_error") != stale[symbol]:
+                    store.set_rule_state(rule, last_error=stale[symbol])
             report.reasons[reason] += 1
         except Exception as exc:  # noqa: BLE001 - one rule's failure never stops the others
             log.exception("rule %s failed", rule.get("id"))

@@ -5,8 +5,7 @@ from __future__ import annotations
 from shared import openapi as oa
 from shared.config import Settings
 
-from .rules import FREQUENCIES
-from .store import EVENT_CURSOR_PATTERN, MAX_EVENTS_PAGE, RULE_ID_PATTERN
+from .rules import EVENT_CURSOR_PATTERN, FREQUENCIES, MAX_EVENTS_PAGE, RULE_ID_PATTERN
 
 MAX_CONDITION = Settings().alerts_max_condition_len
 DATE_TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}

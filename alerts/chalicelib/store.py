@@ -26,12 +26,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 ENABLED_INDEX = "enabled-rules"
-# A rule id: 16 hex digits (uuid4's first 64 bits). An events cursor: the sort key
-# after "EVENT#", fired_at and the rule id. Anything else is refused before it
-# reaches DynamoDB, which would fail on an over-long key rather than find nothing.
-RULE_ID_PATTERN = r"^[0-9a-f]{16}$"
-EVENT_CURSOR_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z#[0-9a-f]{16}$"
-MAX_EVENTS_PAGE = 200
+
 SHARDS = 4
 FIRING_KEEP_S = 30 * 86400
 

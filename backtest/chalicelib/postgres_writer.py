@@ -1,4 +1,4 @@
-"""Writing the recent tier: ingestion only (the serving Lambdas only read it)."""
+"""Writing the recent tier: ingestion and the daily update only (the serving APIs only read it)."""
 
 from __future__ import annotations
 
@@ -56,3 +56,49 @@ def prune(conn, before: date) -> int:
     """Drop bars older than the recent window; the lake keeps them."""
     rows = conn.run("DELETE FROM daily_bars WHERE day < :before RETURNING 1", before=before)
     return len(rows)
+
+
+def upsert_many(conn, bars: dict[str, DailyBar]) -> set[str]:
+    """One bar for each of many symbols (a day's bars), in one statement; the symbols
+    whose row changed (new or different)."""
+    if not bars:
+        return set()
+    symbols = sorted(bars)
+    rows = conn.run(
+        """
+        INSERT INTO daily_bars (symbol, day, open, high, low, close, volume)
+        SELECT * FROM unnest(CAST(:symbols AS text[]), CAST(:days AS date[]), CAST(:opens AS float8[]),
+                             CAST(:highs AS float8[]), CAST(:lows AS float8[]), CAST(:closes AS float8[]),
+                             CAST(:volumes AS int8[]))
+        ON CONFLICT (symbol, day) DO UPDATE SET
+            open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
+            close = EXCLUDED.close, volume = EXCLUDED.volume
+        WHERE (daily_bars.open, daily_bars.high, daily_bars.low, daily_bars.close, daily_bars.volume)
+            IS DISTINCT FROM (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume)
+        RETURNING symbol
+        """,
+        symbols=symbols,
+        days=[bars[s].day for s in symbols],
+        opens=[float(bars[s].open) for s in symbols],
+        highs=[float(bars[s].high) for s in symbols],
+        lows=[float(bars[s].low) for s in symbols],
+        closes=[float(bars[s].close) for s in symbols],
+        volumes=[int(bars[s].volume) for s in symbols],
+    )
+    return {row[0] for row in rows}
+
+
+def extend_spans(conn, last_days: dict[str, date]) -> None:
+    """Move known symbols' last day forward (never back), in one statement."""
+    if not last_days:
+        return
+    symbols = sorted(last_days)
+    conn.run(
+        """
+        UPDATE symbols SET last_day = new.day, updated_at = now()
+        FROM unnest(CAST(:symbols AS text[]), CAST(:days AS date[])) AS new(symbol, day)
+        WHERE symbols.symbol = new.symbol AND symbols.last_day < new.day
+        """,
+        symbols=symbols,
+        days=[last_days[s] for s in symbols],
+    )

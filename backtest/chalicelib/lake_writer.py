@@ -1,4 +1,4 @@
-"""Writing the lake: ingestion only (the serving Lambda never writes).
+"""Writing the lake: ingestion and the daily update only (the serving API never writes).
 
 Writes replace an object whole: S3 ``PutObject`` is atomic, and a local file is
 written under a hidden name and renamed, so a reader never sees half a file.
@@ -10,8 +10,9 @@ import io
 import uuid
 from datetime import date
 
-from backtest.chalicelib.lake import FILE, TABLE, Lake, LocalStore, S3Store, key_for
 from shared.bars import DailyBar
+
+from .lake import FILE, TABLE, Lake, LocalStore, S3Store, key_for
 
 
 def put(store, key: str, data: bytes) -> None:
@@ -48,13 +49,10 @@ def list_keys(store, prefix: str) -> list[str]:
     return [i.path[len(store.root) + 1 :] for i in infos if i.type == fs.FileType.File]
 
 
-def write(lake: Lake, symbol: str, bars: list[DailyBar]) -> None:
-    """Replace a symbol's whole history file."""
+def _table(bars: list[DailyBar]):
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    bars = sorted(bars, key=lambda b: b.day)
-    table = pa.table(
+    return pa.table(
         {
             "date": pa.array([b.day for b in bars], pa.date32()),
             "open": pa.array([b.open for b in bars], pa.float64()),
@@ -64,9 +62,19 @@ def write(lake: Lake, symbol: str, bars: list[DailyBar]) -> None:
             "volume": pa.array([b.volume for b in bars], pa.int64()),
         }
     )
+
+
+def _put_table(lake: Lake, symbol: str, table) -> None:
+    import pyarrow.parquet as pq
+
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="snappy")
     put(lake.store, key_for(symbol), sink.getvalue())
+
+
+def write(lake: Lake, symbol: str, bars: list[DailyBar]) -> None:
+    """Replace a symbol's whole history file."""
+    _put_table(lake, symbol, _table(sorted(bars, key=lambda b: b.day)))
 
 
 def symbols(lake: Lake) -> list[str]:
@@ -83,3 +91,42 @@ def merge(existing: list[DailyBar], incoming: list[DailyBar]) -> list[DailyBar]:
     by_day: dict[date, DailyBar] = {b.day: b for b in existing}
     by_day.update((b.day, b) for b in incoming)
     return [by_day[d] for d in sorted(by_day)]
+
+
+def append(lake: Lake, symbol: str, bars: list[DailyBar]) -> bool:
+    """Add (or correct) bars in a symbol's history; rewrites the object only if that
+    changes it. Returns whether it was written.
+
+    The daily case (bars after the last stored day) stays in Arrow: the object is
+    decoded, the new rows added and encoded again, without turning the symbol's
+    whole history into Python objects (4 times less work a symbol, make bench).
+    Anything else (a correction, a day inside the history) merges row by row.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from .lake import NOT_MODIFIED
+
+    data, _ = lake.store.get(key_for(symbol))
+    if data is None or data is NOT_MODIFIED:
+        existing = lake.read(symbol) or []
+        merged = merge(existing, bars)
+        if merged == existing:
+            return False
+        write(lake, symbol, merged)
+        return True
+    table = pq.read_table(io.BytesIO(data))
+    new = sorted(bars, key=lambda b: b.day)
+    last = pc.max(table.column("date")).as_py() if table.num_rows else None
+    if last is not None and new and new[0].day > last:
+        _put_table(lake, symbol, pa.concat_tables([table, _table(new).cast(table.schema)]))
+        return True
+    from .lake import decode
+
+    existing = decode(data)
+    merged = merge(existing, bars)
+    if merged == existing:
+        return False
+    write(lake, symbol, merged)
+    return True

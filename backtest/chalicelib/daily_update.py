@@ -1,0 +1,313 @@
+"""The daily update: each NYSE session's bar for every tracked symbol, into
+PostgreSQL and the lake, from Polygon's grouped daily bars (every ticker's bar for
+one date in one call). Runs after the close as its own Lambda function (22:30 UTC,
+after 16:00 New York in both EST and EDT); ``python -m batch.daily_update`` runs
+it by hand, and ``make run`` on an interval.
+
+- **Which days.** Tracked symbols are those in the ``symbols`` table. History is
+  filled through the newest stored day of any of them; every NYSE session after
+  that, up to the latest one whose update is due, is missing. They are filled
+  oldest first, one upstream call each, at most ``DAILY_UPDATE_MAX_DAYS`` a run;
+  the rest are left for the next run and reported. A holiday is not a session,
+  so it costs nothing. A day Polygon has no bars for yet stops the run there,
+  to be tried again.
+- **Idempotent.** A filled day is not asked for again; filling it again (by hand,
+  ``--day``) changes no row and no object, since writes happen only where a value
+  differs.
+- **Splits.** Adjusted history changes backwards after a split. A bar that does
+  not join the stored previous close (the session opened at a usual split ratio
+  of it, within 2%: 1/2, 2/3, 1/10, 10, ...) is not appended: the
+  symbol's whole adjusted history is fetched again (the ingestion path) and
+  stored in its place if it changed. If it did not (a real overnight move), the
+  bar is appended as any other.
+- **Gaps.** A symbol whose newest stored bar is older than the session before the
+  day being filled (it had no bar for a while, or was added behind the others)
+  has the gap fetched with the ingestion path first, so its history has no hole.
+- **Budget.** Every call is charged to the shared upstream budget; 429s and a spent
+  budget are waited out within the run's patience (bounded by the function's time),
+  then the run stops and reports what is left.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from shared import polygon
+from shared.market_calendar import latest_due_session, previous_session, sessions_between
+
+from . import lake_writer, postgres_writer
+from .loading import (
+    OutOfPatience,
+    Patience,
+    Rejected,
+    WaitingBudget,
+    bar_from,
+    fetch_history,
+    patient_call,
+    store,
+    validate,
+)
+from .service import window_start
+
+log = logging.getLogger(__name__)
+
+# A bar whose open stands to the stored close as a split would (new / old price) is
+# a suspect: the forward splits companies make (2-for-1 ... 20-for-1, 3-for-2, 5-for-4,
+# 4-for-3) and the reverse ones (1-for-2 ... 1-for-100). Within 2%: the open of the
+# split day still moves a little against the adjusted close.
+SPLIT_RATIOS = sorted(
+    {1 / n for n in (2, 3, 4, 5, 6, 7, 8, 10, 15, 20)}
+    | {2 / 3, 4 / 5, 3 / 4}
+    | {float(n) for n in (2, 3, 4, 5, 8, 10, 15, 20, 25, 30, 40, 50, 100)}
+    | {3 / 2, 5 / 4, 4 / 3}
+)
+SPLIT_TOLERANCE = 0.02
+SPLIT_MIN_MOVE = 0.15
+
+
+def split_suspect(open_price: float, previous_close: float) -> bool:
+    """Whether a bar's open stands to the stored previous close as a split would."""
+    if previous_close <= 0:
+        return False
+    ratio = open_price / previous_close
+    if abs(ratio - 1) < SPLIT_MIN_MOVE:
+        return False
+    return any(abs(ratio / r - 1) <= SPLIT_TOLERANCE for r in SPLIT_RATIOS)
+
+
+@dataclass
+class UpdateReport:
+    due: str = ""
+    tracked: int = 0
+    days_filled: list[str] = field(default_factory=list)
+    days_left: list[str] = field(default_factory=list)
+    updated: set[str] = field(default_factory=set)
+    refetched: list[str] = field(default_factory=list)
+    gaps_filled: list[str] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    without_bar: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    stopped: str | None = None
+    calls: int = 0
+    rows_changed: int = 0
+    lake_objects_written: int = 0
+    pruned: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        updated = sorted(self.updated)
+        return {
+            "due": self.due,
+            "tracked": self.tracked,
+            "days_filled": self.days_filled,
+            "days_left": self.days_left,
+            "updated": len(updated),
+            "updated_symbols": updated if len(updated) <= 50 else updated[:50] + [f"... {len(updated) - 50} more"],
+            "refetched": self.refetched,
+            "gaps_filled": self.gaps_filled,
+            "rejected": [{"symbol": r.symbol, "day": r.day, "reason": r.reason} for r in self.rejected],
+            "without_bar": self.without_bar,
+            "failed": self.failed,
+            "stopped": self.stopped,
+            "upstream_calls": self.calls,
+            "rows_changed": self.rows_changed,
+            "lake_objects_written": self.lake_objects_written,
+            "pruned": self.pruned,
+            "timings": self.timings,
+        }
+
+
+class CountingBudget:
+    """Counts the calls charged, for the report."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.calls = 0
+
+    def acquire(self) -> None:
+        self.inner.acquire()
+        self.calls += 1
+
+
+def tracked_symbols(conn) -> dict[str, date]:
+    return {symbol: last for symbol, last in conn.run("SELECT symbol, last_day FROM symbols")}
+
+
+def previous_closes(conn, symbols: list[str], day: date) -> dict[str, tuple[date, float]]:
+    """Each symbol's last stored bar before ``day``: (its day, its close), in one query."""
+    rows = conn.run(
+        """
+        SELECT DISTINCT ON (symbol) symbol, day, close FROM daily_bars
+        WHERE symbol = ANY(:symbols) AND day < :day ORDER BY symbol, day DESC
+        """,
+        symbols=symbols,
+        day=day,
+    )
+    return {symbol: (d, close) for symbol, d, close in rows}
+
+
+def run_daily_update(
+    settings,
+    database,
+    lake,
+    gateway,
+    budget,
+    now: datetime | None = None,
+    day: date | None = None,
+    patience: Patience | None = None,
+    lake_workers: int = 16,
+) -> UpdateReport:
+    """Fill the missing sessions (or just ``day``, again); see the module's docstring."""
+    now = now or datetime.now(UTC)
+    patience = patience or Patience(settings.ingest_max_wait_s)
+    counting = CountingBudget(WaitingBudget(budget, patience))
+    report = UpdateReport()
+    started = mark = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        report.timings[name] = round(report.timings.get(name, 0) + time.perf_counter() - mark, 3)
+        mark = time.perf_counter()
+
+    due = latest_due_session(now, settings.recent_as_of)
+    report.due = due.isoformat()
+    tracked = database.run(tracked_symbols)
+    report.tracked = len(tracked)
+    if not tracked:
+        report.stopped = "no symbol is tracked yet: ingest some history first (make ingest)"
+        return report
+    if day is not None:
+        days = [day]
+    else:
+        filled_through = max(tracked.values())
+        days = sessions_between(filled_through + timedelta(days=1), due)
+        if len(days) > settings.daily_update_max_days:
+            report.days_left = [d.isoformat() for d in days[settings.daily_update_max_days :]]
+            days = days[: settings.daily_update_max_days]
+    today = due  # no bar may be dated after the latest due session
+    since = window_start(settings, due)
+    lap("plan_s")
+
+    for session in days:
+        try:
+            results = patient_call(lambda s=session: gateway.grouped_daily(s), counting, settings, patience)
+        except (polygon.UpstreamError, polygon.BudgetExceeded, OutOfPatience) as exc:
+            report.stopped = f"{session}: {exc}"
+            report.days_left = [d.isoformat() for d in days[days.index(session) :]] + report.days_left
+            break
+        lap("fetch_s")
+        if not results:
+            # Not a trading day after all, or Polygon does not have it yet: try again next run.
+            report.stopped = f"{session}: Polygon has no bars for this day yet"
+            report.days_left = [d.isoformat() for d in days[days.index(session) :]] + report.days_left
+            break
+        bars = {}
+        for r in results:
+            symbol = r.get("T")
+            if symbol in tracked:
+                try:
+                    bars[symbol] = bar_from(r)
+                except polygon.UpstreamError as exc:
+                    report.rejected.append(Rejected(symbol, session.isoformat(), exc.message))
+        report.without_bar[session.isoformat()] = len(tracked) - len(bars)
+        good = {}
+        for symbol, bar in bars.items():
+            kept, rejected = validate(symbol, [bar], today)
+            report.rejected.extend(rejected)
+            if kept and kept[0].day == session:
+                good[symbol] = kept[0]
+            elif kept:
+                report.rejected.append(Rejected(symbol, session.isoformat(), f"the bar is dated {kept[0].day}"))
+        before = database.run(lambda c, s=session, g=good: previous_closes(c, sorted(g), s))
+        expected_previous = previous_session(session)
+        refetch, gaps, append = [], [], {}
+        for symbol, bar in good.items():
+            prev = before.get(symbol)
+            if prev is not None and split_suspect(bar.open, prev[1]):
+                refetch.append(symbol)
+            elif prev is not None and prev[0] < expected_previous:
+                gaps.append((symbol, prev[0]))
+            else:
+                append[symbol] = bar
+        lap("check_s")
+
+        for symbol in refetch:
+            try:
+                first = database.run(lambda c, s=symbol: c.run("SELECT first_day FROM symbols WHERE symbol = :s", s=s))
+                history = fetch_history(gateway, counting, settings, symbol, first[0][0], session, patience)
+                history, rejected = validate(symbol, history, today)
+                report.rejected.extend(rejected)
+                stored = lake.read(symbol) or []
+                if _same_history(stored, history, session):
+                    append[symbol] = good[symbol]  # a real move, not an adjustment
+                    continue
+                lake_changed, changed = store(symbol, history, database, lake, since, replace=True)
+                report.refetched.append(symbol)
+                report.updated.add(symbol)
+                report.rows_changed += changed
+                report.lake_objects_written += lake_changed
+            except Exception as exc:  # noqa: BLE001 - one symbol's failure never stops the others
+                report.failed[symbol] = f"re-fetch: {type(exc).__name__}: {exc}"
+        for symbol, last in gaps:
+            try:
+                missing = fetch_history(
+                    gateway, counting, settings, symbol, last + timedelta(days=1), session, patience
+                )
+                missing, rejected = validate(symbol, missing, today)
+                report.rejected.extend(rejected)
+                lake_changed, changed = store(symbol, missing, database, lake, since)
+                report.gaps_filled.append(symbol)
+                report.updated.add(symbol)
+                report.rows_changed += changed
+                report.lake_objects_written += lake_changed
+            except Exception as exc:  # noqa: BLE001 - one symbol's failure never stops the others
+                report.failed[symbol] = f"gap: {type(exc).__name__}: {exc}"
+        lap("refetch_s")
+
+        recent = {s: b for s, b in append.items() if b.day >= since}
+
+        def write(conn, recent=recent, append=append):
+            changed = postgres_writer.upsert_many(conn, recent)
+            postgres_writer.extend_spans(conn, {s: b.day for s, b in append.items()})
+            return changed
+
+        changed_rows = database.run(write)
+        report.rows_changed += len(changed_rows)
+        report.updated |= changed_rows
+        lap("postgres_s")
+
+        def to_lake(item):
+            symbol, bar = item
+            try:
+                return symbol, lake_writer.append(lake, symbol, [bar]), None
+            except Exception as exc:  # noqa: BLE001 - reported; PostgreSQL already holds the bar
+                return symbol, False, f"lake: {type(exc).__name__}: {exc}"
+
+        with ThreadPoolExecutor(max_workers=lake_workers, thread_name_prefix="lake-append") as pool:
+            for symbol, written, error in pool.map(to_lake, sorted(append.items())):
+                report.lake_objects_written += written
+                if error:
+                    report.failed[symbol] = error
+                elif written:
+                    report.updated.add(symbol)
+        lap("lake_s")
+        report.days_filled.append(session.isoformat())
+
+    report.pruned = database.run(lambda c: postgres_writer.prune(c, since))
+    report.calls = counting.calls
+    lap("prune_s")
+    report.timings["total_s"] = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _same_history(stored: list, fetched: list, session: date) -> bool:
+    """Whether a re-fetch agrees with what is stored before ``session``, to the cent's rounding."""
+    older = {b.day: b for b in fetched if b.day < session}
+    kept = [b for b in stored if b.day in older]
+    if not kept:
+        return False
+    return all(abs(b.close - older[b.day].close) <= max(0.005, 1e-6 * b.close) for b in kept)

@@ -1,0 +1,160 @@
+"""Loading daily bars into both tiers: what ingestion (the ``batch`` command line)
+and the daily update (a scheduled function of this app) share.
+
+- ``fetch_history``: a symbol's adjusted daily bars from Polygon's aggregates,
+  every ``next_url`` page, each page retried and charged to the budget. A 429 is
+  waited out (its ``Retry-After``) within the run's ``Patience``, then the same
+  page is asked again; the symbol fails only when that patience is spent, and
+  says so. No bars at all is told apart: an unknown ticker, or an empty range.
+- ``validate``: every row checked; rejected rows kept with their reasons.
+- ``store``: one symbol's bars into the lake (whole object, rewritten only when
+  it changes) and PostgreSQL (the recent window; rows upserted only where a
+  value differs), and the symbol's span.
+
+The serving API never reaches this module (the IAM scan proves it): only the
+daily update function's role may write.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from shared import polygon
+from shared.bars import DailyBar, problems
+from shared.market_calendar import NEW_YORK
+from shared.polygon import BudgetExceeded, UpstreamError
+
+from . import lake_writer, postgres_writer
+from .lake import Lake
+
+# When a 429 says nothing about how long to wait.
+DEFAULT_RATE_LIMIT_WAIT_S = 5.0
+
+
+@dataclass
+class Rejected:
+    symbol: str
+    day: str
+    reason: str
+
+
+class OutOfPatience(Exception):
+    pass
+
+
+class Patience:
+    """How long one run may spend waiting on the upstream, in all: its 429s'
+    ``Retry-After`` and our own budget. Past that a symbol fails, saying why."""
+
+    def __init__(self, max_wait_s: float, sleep=time.sleep):
+        self.max_wait_s = max_wait_s
+        self.waited_s = 0.0
+        self.sleep = sleep
+
+    def wait(self, seconds: float, why: str) -> None:
+        if self.waited_s + seconds > self.max_wait_s:
+            raise OutOfPatience(
+                f"{why}; this run has waited {self.waited_s:.0f} s of the {self.max_wait_s:.0f} s it may wait"
+            )
+        self.sleep(seconds)
+        self.waited_s += seconds
+
+
+class WaitingBudget:
+    """A batch job waits for the allowance instead of giving up, within its patience."""
+
+    def __init__(self, inner, patience: Patience):
+        self.inner = inner
+        self.patience = patience
+
+    def acquire(self) -> None:
+        while True:
+            try:
+                return self.inner.acquire()
+            except BudgetExceeded as exc:
+                self.patience.wait(exc.retry_after_s, "the upstream call budget is spent")
+
+
+class UnknownTicker(Exception):
+    def __init__(self, symbol: str):
+        super().__init__(f"Polygon does not know the ticker {symbol}")
+
+
+def patient_call(fn, budget, settings, patience: Patience):
+    """One upstream request (``polygon.call``: retried, each attempt charged), with
+    429s waited out within ``patience`` and the same request asked again."""
+    while True:
+        try:
+            return polygon.call(fn, budget, settings)
+        except UpstreamError as exc:
+            if exc.kind != polygon.RATE_LIMITED:
+                raise
+            wait = exc.retry_after_s if exc.retry_after_s is not None else DEFAULT_RATE_LIMIT_WAIT_S
+            try:
+                patience.wait(wait, f"rate limited by the upstream (429, Retry-After {wait:g} s)")
+            except OutOfPatience as out:
+                raise UpstreamError(polygon.RATE_LIMITED, str(out)) from None
+
+
+def fetch_history(gateway, budget, settings, symbol: str, start: date, end: date, patience: Patience):
+    bars, next_url = [], None
+    while True:
+        results, next_url = patient_call(
+            lambda u=next_url: gateway.daily_bars_page(symbol, start, end, u), budget, settings, patience
+        )
+        for r in results:
+            bars.append(bar_from(r))
+        if not next_url:
+            break
+    if not bars and not patient_call(lambda: gateway.ticker_known(symbol), budget, settings, patience):
+        raise UnknownTicker(symbol)
+    return bars
+
+
+def bar_from(r: dict) -> DailyBar:
+    """A Polygon aggregate (``t``: 00:00 America/New_York of the session, epoch ms)."""
+    try:
+        day = datetime.fromtimestamp(r["t"] / 1000, NEW_YORK).date()
+        return DailyBar(day, float(r["o"]), float(r["h"]), float(r["l"]), float(r["c"]), int(r["v"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UpstreamError(polygon.BAD_RESPONSE, f"malformed aggregate row {r!r}: {exc}") from None
+
+
+def validate(symbol: str, bars: list[DailyBar], today: date) -> tuple[list[DailyBar], list[Rejected]]:
+    good, rejected, seen = [], [], set()
+    for bar in bars:
+        reasons = problems(bar, today)
+        if bar.day in seen:
+            reasons.append("more than one row for this date")
+        if reasons:
+            rejected.append(Rejected(symbol, bar.day.isoformat(), "; ".join(reasons)))
+            continue
+        seen.add(bar.day)
+        good.append(bar)
+    return good, rejected
+
+
+def store(
+    symbol: str, bars: list[DailyBar], database, lake: Lake, since: date, replace: bool = False
+) -> tuple[bool, int]:
+    """Write one symbol's bars to both tiers; returns (lake changed, recent rows changed).
+
+    ``replace``: ``bars`` is the symbol's whole history (a re-fetch after a split
+    adjusted it backwards), not bars to merge in.
+    """
+    existing = lake.read(symbol) or []
+    merged = sorted(bars, key=lambda b: b.day) if replace else lake_writer.merge(existing, bars)
+    lake_changed = merged != existing
+    if lake_changed:
+        lake_writer.write(lake, symbol, merged)
+    recent = [b for b in bars if b.day >= since]
+
+    def write(conn):
+        changed = postgres_writer.upsert_bars(conn, symbol, recent)
+        if merged:
+            postgres_writer.record_symbol(conn, symbol, merged[0].day, merged[-1].day)
+        return changed
+
+    return lake_changed, database.run(write)

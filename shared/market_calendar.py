@@ -1,0 +1,94 @@
+"""The NYSE calendar: trading sessions, market hours, and which session's daily bar
+should be stored by now. Used by the alerts check (is the market open; is a
+symbol's history current) and the backtest app's daily update (which days to fill).
+
+Holidays come from the maintained ``holidays`` package (its NYSE calendar).
+Early closes (13:00 on some days before holidays) are not modelled: a check in
+those afternoon hours sees prices that no longer move, which is harmless.
+
+A session's bar is *due* once the daily update has run for it: at
+``UPDATE_DUE_UTC`` (22:30 UTC, after the 16:00 close in both EST and EDT, when
+Polygon's grouped daily bars are complete). Before that the previous session
+is the latest one history can hold.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+NEW_YORK = ZoneInfo("America/New_York")
+OPEN, CLOSE = time(9, 30), time(16, 0)
+UPDATE_DUE_UTC = time(22, 30)
+
+
+@lru_cache(maxsize=64)
+def _holidays(year: int):
+    import holidays
+
+    return holidays.financial_holidays("NYSE", years=year)
+
+
+def holiday(day: date) -> str | None:
+    return _holidays(day.year).get(day)
+
+
+def is_session(day: date) -> bool:
+    """An NYSE trading day."""
+    return day.weekday() < 5 and holiday(day) is None
+
+
+def sessions_between(first: date, last: date) -> list[date]:
+    """Trading days from ``first`` to ``last``, both included."""
+    out, day = [], first
+    while day <= last:
+        if is_session(day):
+            out.append(day)
+        day += timedelta(days=1)
+    return out
+
+
+def previous_session(day: date) -> date:
+    day -= timedelta(days=1)
+    while not is_session(day):
+        day -= timedelta(days=1)
+    return day
+
+
+def latest_due_session(now: datetime, as_of: date | None = None) -> date:
+    """The newest session whose daily bar history should hold by ``now``.
+
+    With ``as_of`` (``RECENT_AS_OF``: history as it stood on that day, e.g. the
+    demo's 2013 sample data) that day's session is the latest, its bar counted
+    as in.
+    """
+    if as_of is not None:
+        return as_of if is_session(as_of) else previous_session(as_of)
+    now = now.astimezone(UTC)
+    day = now.date()
+    if is_session(day) and now.time() >= UPDATE_DUE_UTC:
+        return day
+    return previous_session(day)
+
+
+def sessions_behind(last_stored: date | None, now: datetime, as_of: date | None = None) -> int | None:
+    """How many due sessions a history ending on ``last_stored`` lacks (None: no history)."""
+    if last_stored is None:
+        return None
+    due = latest_due_session(now, as_of)
+    if last_stored >= due:
+        return 0
+    return len(sessions_between(last_stored + timedelta(days=1), due))
+
+
+def market_status(now: datetime) -> tuple[bool, str]:
+    local = now.astimezone(NEW_YORK)
+    if local.weekday() >= 5:
+        return False, "weekend"
+    name = holiday(local.date())
+    if name:
+        return False, f"NYSE holiday: {name}"
+    if not OPEN <= local.time() < CLOSE:
+        return False, "outside 09:30-16:00 America/New_York"
+    return True, "open"
