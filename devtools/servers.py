@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -11,6 +12,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _wait_for_port(port: int, seconds: float, name: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{name} did not start on port {port}")
 
 
 def free_ports(names) -> dict[str, int]:
@@ -139,7 +151,6 @@ class MotoServer:
         if own_process:
             import subprocess
             import sys
-            import time
 
             server = Path(sys.executable).parent / "moto_server"
             self._process = subprocess.Popen(
@@ -147,14 +158,8 @@ class MotoServer:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                    return
-                except OSError:
-                    time.sleep(0.1)
-            raise RuntimeError("moto_server did not start")
+            _wait_for_port(self.port, 30, "moto_server")
+            return
         self._count_requests()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
@@ -205,7 +210,6 @@ class DynaliteServer:
     def __init__(self, port: int | None = None):
         import shutil
         import subprocess
-        import time
 
         script = self.PACKAGE / "node_modules" / "dynalite" / "cli.js"
         node = shutil.which("node")
@@ -218,15 +222,11 @@ class DynaliteServer:
             stderr=subprocess.DEVNULL,
         )
         self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("dynalite did not start")
+        try:
+            _wait_for_port(self.port, 15, "dynalite")
+        except RuntimeError:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         self._proc.terminate()

@@ -87,7 +87,20 @@ def _refuses_unknown_parameters(paths: dict) -> None:
 
 
 def document(service: str, title: str, description: str, paths: dict, schemas: dict, security: dict | None = None):
+    """The service's document; it serves itself at ``/api/<service>/openapi.json``, without auth."""
     _refuses_unknown_parameters(paths)
+    paths = {
+        **paths,
+        f"/api/{service}/openapi.json": {
+            "get": {
+                "operationId": f"get{service.title()}OpenApi",
+                "summary": "this document",
+                "responses": {
+                    "200": {"description": "the OpenAPI document", "content": json_content({"type": "object"})}
+                },
+            }
+        },
+    }
     doc = {
         "openapi": "3.1.0",
         "info": {"title": title, "version": VERSION, "description": description},

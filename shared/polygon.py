@@ -200,6 +200,16 @@ def _decode(resp) -> dict:
     return payload
 
 
+def _listed(payload: dict, key: str, what: str) -> list:
+    """The list under ``key`` of an answer whose status says it holds data."""
+    if str(payload.get("status", "")).upper() not in ("OK", "DELAYED"):
+        raise _classify_body(json.dumps(payload))
+    items = payload.get(key) or []
+    if not isinstance(items, list):
+        raise UpstreamError(BAD_RESPONSE, f"upstream {what} '{key}' is not a list")
+    return items
+
+
 # Tickers per many-ticker snapshot request (Settings.quote_batch_chunk, 250):
 # Polygon documents no limit for /v2/snapshot/.../tickers?tickers= (the URL's
 # length is the limit); its other many-ticker snapshot, /v3/snapshot?ticker.any_of=,
@@ -250,13 +260,7 @@ class PolygonGateway:
         is unknown *or* merely absent, which only a one-ticker call can tell.
         """
         resp = self.client.get_snapshot_all("stocks", tickers=list(symbols), raw=True)
-        payload = _decode(resp)
-        status = str(payload.get("status", "")).upper()
-        if status not in ("OK", "DELAYED"):
-            raise _classify_body(json.dumps(payload))
-        tickers = payload.get("tickers") or []
-        if not isinstance(tickers, list):
-            raise UpstreamError(BAD_RESPONSE, "upstream snapshot 'tickers' is not a list")
+        tickers = _listed(_decode(resp), "tickers", "snapshot")
         wanted = set(symbols)
         return {t["ticker"]: t for t in tickers if isinstance(t, dict) and t.get("ticker") in wanted}
 
@@ -264,14 +268,7 @@ class PolygonGateway:
         """Every US stock's adjusted daily bar for ``day``, in one request
         (``/v2/aggs/grouped/locale/us/market/stocks/{date}``); empty for a day without trading."""
         resp = self.client.get_grouped_daily_aggs(day.isoformat(), adjusted=True, raw=True)
-        payload = _decode(resp)
-        status = str(payload.get("status", "")).upper()
-        if status not in ("OK", "DELAYED"):
-            raise _classify_body(json.dumps(payload))
-        results = payload.get("results") or []
-        if not isinstance(results, list):
-            raise UpstreamError(BAD_RESPONSE, "upstream grouped 'results' is not a list")
-        return results
+        return _listed(_decode(resp), "results", "grouped")
 
     def ticker_known(self, symbol: str) -> bool:
         """Whether Polygon has the ticker at all (``/v3/reference/tickers/{ticker}``):
@@ -312,10 +309,4 @@ class PolygonGateway:
             path = parsed.path + ("?" + parsed.query if parsed.query else "")
             resp = self.client._get(path=path, raw=True)
         payload = _decode(resp)
-        status = str(payload.get("status", "")).upper()
-        if status not in ("OK", "DELAYED"):
-            raise _classify_body(json.dumps(payload))
-        results = payload.get("results") or []
-        if not isinstance(results, list):
-            raise UpstreamError(BAD_RESPONSE, "upstream aggregates 'results' is not a list")
-        return results, payload.get("next_url") or None
+        return _listed(payload, "results", "aggregates"), payload.get("next_url") or None

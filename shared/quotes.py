@@ -27,6 +27,15 @@ HIT, MISS, STALE, BYPASS = "hit", "miss", "stale", "bypass"
 # long instead of asking again: waiters stop waiting, and a failing upstream
 # is not asked once per request.
 FAIL_HOLD_S = 2.0
+# Every code a quote can fail with, one symbol at a time (the batch answer lists them per symbol).
+UPSTREAM_FAILURE_CODES = (
+    "upstream_unavailable",
+    "upstream_rate_limited",
+    "upstream_refused",
+    "upstream_budget_exhausted",
+    "upstream_slow",
+)
+QUOTE_FAILURE_CODES = ("unknown_symbol", *UPSTREAM_FAILURE_CODES)
 
 
 # --------------------------------------------------------------------------

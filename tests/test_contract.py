@@ -12,6 +12,7 @@ from openapi_spec_validator import validate
 
 from devtools.imports import service_files
 from shared.openapi import documented_codes
+from shared.quotes import QUOTE_FAILURE_CODES
 from tests.apps import load_app
 from tests.conftest import local_client
 
@@ -26,17 +27,7 @@ NOT_THIS_SERVICE = {
         "too_many_symbols": "parse_symbol_list, in shared/symbols.py, is the quote API's only",
         "invalid_interval": "parse_interval, in shared/bars.py, is the backtest API's only",
         # The check reads quotes through the shared quote path and keeps these as skip reasons.
-        **{
-            code: "a reason the scheduled check skips a rule, never an HTTP answer"
-            for code in (
-                "unknown_symbol",
-                "upstream_unavailable",
-                "upstream_rate_limited",
-                "upstream_refused",
-                "upstream_budget_exhausted",
-                "upstream_slow",
-            )
-        },
+        **{code: "a reason the scheduled check skips a rule, never an HTTP answer" for code in QUOTE_FAILURE_CODES},
     },
 }
 

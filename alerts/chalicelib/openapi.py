@@ -6,24 +6,14 @@ from shared import openapi as oa
 from shared.config import Settings
 
 from .rules import EVENT_CURSOR_PATTERN, FREQUENCIES, MAX_EVENTS_PAGE, RULE_ID_PATTERN
+from .store import PUBLIC_RULE_FIELDS
 
 MAX_CONDITION = Settings().alerts_max_condition_len
 DATE_TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
 
 RULE = {
     "type": "object",
-    "required": [
-        "id",
-        "symbol",
-        "condition",
-        "frequency",
-        "expires_at",
-        "enabled",
-        "created_at",
-        "updated_at",
-        "last_fired_at",
-        "last_error",
-    ],
+    "required": list(PUBLIC_RULE_FIELDS),
     "additionalProperties": False,
     "properties": {
         "id": {"type": "string", "pattern": RULE_ID_PATTERN},
@@ -243,15 +233,6 @@ def build() -> dict:
                     },
                 }
             ),
-        },
-        "/api/alerts/openapi.json": {
-            "get": {
-                "operationId": "getAlertsOpenApi",
-                "summary": "this document",
-                "responses": {
-                    "200": {"description": "the OpenAPI document", "content": oa.json_content({"type": "object"})}
-                },
-            }
         },
     }
     return oa.document(

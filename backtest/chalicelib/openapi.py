@@ -170,15 +170,6 @@ def build() -> dict:
     }
     paths = {
         "/api/backtest": {"get": operation},
-        "/api/backtest/openapi.json": {
-            "get": {
-                "operationId": "getBacktestOpenApi",
-                "summary": "this document",
-                "responses": {
-                    "200": {"description": "the OpenAPI document", "content": oa.json_content({"type": "object"})}
-                },
-            }
-        },
     }
     return oa.document(
         "backtest",

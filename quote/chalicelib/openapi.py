@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shared import openapi as oa
+from shared.quotes import QUOTE_FAILURE_CODES, UPSTREAM_FAILURE_CODES
 from shared.symbols import SYMBOLS_PATTERN
 
 # Symbols per batch request (app.py enforces it with this constant).
@@ -78,29 +79,14 @@ BATCH = {
                 "required": ["symbol", "code", "message"],
                 "properties": {
                     "symbol": {"type": "string"},
-                    "code": {
-                        "enum": [
-                            "unknown_symbol",
-                            "upstream_unavailable",
-                            "upstream_rate_limited",
-                            "upstream_refused",
-                            "upstream_budget_exhausted",
-                            "upstream_slow",
-                        ]
-                    },
+                    "code": {"enum": list(QUOTE_FAILURE_CODES)},
                     "message": {"type": "string"},
                 },
             },
         },
     },
 }
-UPSTREAM = [
-    "upstream_unavailable",
-    "upstream_rate_limited",
-    "upstream_refused",
-    "upstream_budget_exhausted",
-    "upstream_slow",
-]
+UPSTREAM = list(UPSTREAM_FAILURE_CODES)
 
 
 def build() -> dict:
@@ -142,15 +128,6 @@ def build() -> dict:
     }
     paths = {
         "/api/quote": {"get": operation},
-        "/api/quote/openapi.json": {
-            "get": {
-                "operationId": "getQuoteOpenApi",
-                "summary": "this document",
-                "responses": {
-                    "200": {"description": "the OpenAPI document", "content": oa.json_content({"type": "object"})}
-                },
-            }
-        },
     }
     return oa.document(
         "quote",
