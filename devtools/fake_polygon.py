@@ -397,20 +397,7 @@ class FakePolygon:
             "request_id": uuid.uuid4().hex,
         }
         if found:
-            body["results"] = [
-                {
-                    "T": symbol,
-                    "v": b.volume,
-                    "vw": round((b.high + b.low + b.close) / 3, 4),
-                    "o": b.open,
-                    "c": b.close,
-                    "h": b.high,
-                    "l": b.low,
-                    "t": int(datetime.combine(b.day, datetime.min.time(), NEW_YORK).timestamp() * 1000),
-                    "n": max(1, b.volume // 100),
-                }
-                for symbol, b in found
-            ]
+            body["results"] = [{"T": symbol, **_aggregate(b)} for symbol, b in found]
         return _json(200, body)
 
     def split(self, symbol: str, day: date, ratio: float) -> None:
@@ -490,19 +477,7 @@ class FakePolygon:
             "request_id": uuid.uuid4().hex,
         }
         if page:
-            body["results"] = [
-                {
-                    "v": b.volume,
-                    "vw": round((b.high + b.low + b.close) / 3, 4),
-                    "o": b.open,
-                    "c": b.close,
-                    "h": b.high,
-                    "l": b.low,
-                    "t": int(datetime.combine(b.day, datetime.min.time(), NEW_YORK).timestamp() * 1000),
-                    "n": max(1, b.volume // 100),
-                }
-                for b in page
-            ]
+            body["results"] = [_aggregate(b) for b in page]
         if offset + limit < len(rows):
             params = {k: v for k, v in query.items() if k not in ("cursor", "apiKey")}
             params["cursor"] = str(offset + limit)
@@ -531,6 +506,20 @@ class FakePolygon:
             self.delay_s = float(query.get("s", 0))
             return _json(200, {"ok": True})
         return _json(404, {"error": "unknown control"})
+
+
+def _aggregate(b: DailyBar) -> dict:
+    """One bar as Polygon's aggregates and grouped-daily answers spell it."""
+    return {
+        "v": b.volume,
+        "vw": round((b.high + b.low + b.close) / 3, 4),
+        "o": b.open,
+        "c": b.close,
+        "h": b.high,
+        "l": b.low,
+        "t": int(datetime.combine(b.day, datetime.min.time(), NEW_YORK).timestamp() * 1000),
+        "n": max(1, b.volume // 100),
+    }
 
 
 def _as_date(text: str) -> date:

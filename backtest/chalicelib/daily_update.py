@@ -98,6 +98,12 @@ class UpdateReport:
     pruned: int = 0
     timings: dict[str, float] = field(default_factory=dict)
 
+    def stored(self, symbol: str, lake_changed: bool, rows_changed: int) -> None:
+        """Counts what ``loading.store`` wrote for one symbol."""
+        self.updated.add(symbol)
+        self.rows_changed += rows_changed
+        self.lake_objects_written += int(lake_changed)
+
     def to_dict(self) -> dict:
         updated = sorted(self.updated)
         return {
@@ -245,11 +251,8 @@ def run_daily_update(
                 if _same_history(stored, history, session):
                     append[symbol] = good[symbol]  # a real move, not an adjustment
                     continue
-                lake_changed, changed = store(symbol, history, database, lake, since, replace=True)
+                report.stored(symbol, *store(symbol, history, database, lake, since, replace=True))
                 report.refetched.append(symbol)
-                report.updated.add(symbol)
-                report.rows_changed += changed
-                report.lake_objects_written += lake_changed
             except Exception as exc:  # noqa: BLE001 - one symbol's failure never stops the others
                 report.failed[symbol] = f"re-fetch: {type(exc).__name__}: {exc}"
         for symbol, last in gaps:
@@ -259,11 +262,8 @@ def run_daily_update(
                 )
                 missing, rejected = validate(symbol, missing, today)
                 report.rejected.extend(rejected)
-                lake_changed, changed = store(symbol, missing, database, lake, since)
+                report.stored(symbol, *store(symbol, missing, database, lake, since))
                 report.gaps_filled.append(symbol)
-                report.updated.add(symbol)
-                report.rows_changed += changed
-                report.lake_objects_written += lake_changed
             except Exception as exc:  # noqa: BLE001 - one symbol's failure never stops the others
                 report.failed[symbol] = f"gap: {type(exc).__name__}: {exc}"
         lap("refetch_s")

@@ -108,14 +108,19 @@ export class Chart {
     return params;
   }
 
-  async load() {
-    let params;
+  // The query, or null after showing why the form cannot make one.
+  queryOrShow() {
     try {
-      params = this.query();
+      return this.query();
     } catch (error) {
       show(this.error, error.message);
-      return;
+      return null;
     }
+  }
+
+  async load() {
+    const params = this.queryOrShow();
+    if (!params) return;
     this.loading?.abort();
     const controller = new AbortController();
     this.loading = controller;
@@ -244,13 +249,8 @@ export class Chart {
   }
 
   async download(format) {
-    let params;
-    try {
-      params = this.query();
-    } catch (error) {
-      show(this.error, error.message);
-      return;
-    }
+    const params = this.queryOrShow();
+    if (!params) return;
     this.downloadNote.textContent = `Preparing ${format.toUpperCase()}…`;
     try {
       // API Gateway returns a binary body only to a client that asks for it.
