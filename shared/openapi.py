@@ -88,7 +88,6 @@ def _refuses_unknown_parameters(paths: dict) -> None:
 
 def document(service: str, title: str, description: str, paths: dict, schemas: dict, security: dict | None = None):
     """The service's document; it serves itself at ``/api/<service>/openapi.json``, without auth."""
-    _refuses_unknown_parameters(paths)
     paths = {
         **paths,
         f"/api/{service}/openapi.json": {
@@ -101,6 +100,7 @@ def document(service: str, title: str, description: str, paths: dict, schemas: d
             }
         },
     }
+    _refuses_unknown_parameters(paths)
     doc = {
         "openapi": "3.1.0",
         "info": {"title": title, "version": VERSION, "description": description},
