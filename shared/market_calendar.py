@@ -72,11 +72,11 @@ def latest_due_session(now: datetime, as_of: date | None = None) -> date:
     return previous_session(day)
 
 
-def sessions_behind(last_stored: date | None, now: datetime, as_of: date | None = None) -> int | None:
-    """How many due sessions a history ending on ``last_stored`` lacks (None: no history)."""
+def sessions_behind(last_stored: date | None, due: date) -> int | None:
+    """How many sessions up to ``due`` (``latest_due_session``) a history ending on
+    ``last_stored`` lacks (None: no history)."""
     if last_stored is None:
         return None
-    due = latest_due_session(now, as_of)
     if last_stored >= due:
         return 0
     return len(sessions_between(last_stored + timedelta(days=1), due))

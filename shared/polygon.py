@@ -160,10 +160,7 @@ def translate(exc: BaseException) -> UpstreamError:
             return UpstreamError(UNAVAILABLE, f"upstream answered {status}: {classified.message}")
         return classified
     if isinstance(exc, MaxRetryError):
-        reason = str(exc.reason)
-        if "429" in reason:
-            return UpstreamError(RATE_LIMITED, "upstream rate limit reached (429)")
-        return UpstreamError(UNAVAILABLE, f"upstream unavailable: {reason}")
+        return UpstreamError(UNAVAILABLE, f"upstream unavailable: {exc.reason}")
     if isinstance(exc, (HTTPError, OSError)):
         return UpstreamError(UNAVAILABLE, f"upstream unavailable: {exc}")
     if isinstance(exc, ValueError):

@@ -350,8 +350,8 @@ class QuoteService:
         return polygon.call(lambda: self.gateway.snapshots(names), budget, self.settings), set()
 
     def _map(self, fn, items: list) -> list:
-        if len(items) == 1:
-            return [fn(items[0])]
+        if len(items) <= 1:
+            return [fn(item) for item in items]
         return list(self._pool().map(fn, items))
 
     def _fetch(self, needed: list[str], extras: list[str], previous: dict, budget, store: bool) -> dict:
@@ -374,17 +374,19 @@ class QuoteService:
         quotes: dict[str, dict] = {}
         missing: set[str] = set()
         failed: dict[str, UpstreamError] = {}
-        confirm: list[str] = []
-        for chunk, got in zip(chunks, self._map(attempt, chunks), strict=True):
+
+        def absorb(chunk, got) -> list[str]:
+            """Take in one call's answer; returns the needed symbols it left out."""
             if isinstance(got, BudgetExceeded):
                 for symbol in wanted.intersection(chunk):
                     outcomes[symbol] = self._stale_or(symbol, previous.get(symbol), self._budget_error(symbol, got))
-                continue
+                return []
             if isinstance(got, UpstreamError):
                 failed.update((s, got) for s in wanted.intersection(chunk))
-                continue
+                return []
             tickers, unknown = got
-            missing |= unknown
+            missing.update(unknown)
+            left_out = []
             for symbol in chunk:
                 if symbol in tickers:
                     try:
@@ -393,26 +395,16 @@ class QuoteService:
                         if symbol in wanted:
                             failed[symbol] = exc
                 elif symbol in wanted and symbol not in unknown:
-                    confirm.append(symbol)
+                    left_out.append(symbol)
+            return left_out
 
-        def confirm_one(symbol):
-            try:
-                return self._call([symbol], budget)
-            except (UpstreamError, BudgetExceeded) as exc:
-                return exc
-
-        for symbol, got in zip(confirm, self._map(confirm_one, confirm) if confirm else [], strict=True):
-            if isinstance(got, BudgetExceeded):
-                outcomes[symbol] = self._stale_or(symbol, previous.get(symbol), self._budget_error(symbol, got))
-            elif isinstance(got, UpstreamError):
-                failed[symbol] = got
-            elif symbol in got[1]:
-                missing.add(symbol)
-            else:
-                try:
-                    quotes[symbol] = parse_snapshot(symbol, got[0][symbol])
-                except UpstreamError as exc:
-                    failed[symbol] = exc
+        confirm = []
+        for chunk, got in zip(chunks, self._map(attempt, chunks), strict=True):
+            confirm += absorb(chunk, got)
+        # One ticker per call: its answer is the ticker, or a 404 that says unknown.
+        singles = [[symbol] for symbol in confirm]
+        for chunk, got in zip(singles, self._map(attempt, singles), strict=True):
+            absorb(chunk, got)
 
         now = self.clock()
         if store:

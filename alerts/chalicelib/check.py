@@ -225,8 +225,12 @@ def run_check(store: AlertStore, quotes, database, publisher: Publisher, setting
     # (it failed, or fell behind) would compare today's world with an old one.
     due = latest_due_session(now, settings.recent_as_of)
     stale: dict[str, str] = {}
+    behind_by_last: dict = {}  # most symbols end on the same day: count its sessions once
     for symbol, bars in (bars_for or {}).items():
-        behind = sessions_behind(bars[-1].day if bars else None, now, settings.recent_as_of)
+        last = bars[-1].day if bars else None
+        if last not in behind_by_last:
+            behind_by_last[last] = sessions_behind(last, due)
+        behind = behind_by_last[last]
         if behind is not None and behind > settings.alerts_max_history_lag:
             stale[symbol] = (
                 f"stale_history: the newest stored bar is {bars[-1].day}, {behind} session(s) behind "
