@@ -140,6 +140,25 @@ def read_latest(conn, sessions: dict[str, int]) -> dict[str, list[DailyBar]]:
     return {symbol: _bars_from_json(text) for symbol, text in rows}
 
 
+def read_after(conn, after: dict[str, date], through: date) -> dict[str, list[DailyBar]]:
+    """Each symbol's bars after ``after[symbol]`` up to ``through``, in one query."""
+    if not after:
+        return {}
+    symbols = sorted(after)
+    rows = conn.run(
+        f"""
+        SELECT w.symbol, (SELECT {_ROWS_AS_JSON} FROM (
+            SELECT day, open, high, low, close, volume FROM daily_bars b
+            WHERE b.symbol = w.symbol AND b.day > w.after AND b.day <= :through) AS missed)
+        FROM unnest(CAST(:symbols AS text[]), CAST(:afters AS date[])) AS w(symbol, after)
+        """,
+        symbols=symbols,
+        afters=[after[s] for s in symbols],
+        through=through,
+    )
+    return {symbol: _bars_from_json(text) for symbol, text in rows}
+
+
 def symbol_span(conn, symbol: str) -> tuple[date, date] | None:
     rows = conn.run("SELECT first_day, last_day FROM symbols WHERE symbol = :s", s=symbol)
     return (rows[0][0], rows[0][1]) if rows else None

@@ -150,6 +150,30 @@ def test_a_big_move_that_is_not_a_split_is_appended_after_the_refetch_agrees(wor
     assert stored(env, "UPA")[-1] == fell
 
 
+def test_a_lake_write_that_failed_is_made_good_by_the_next_run(world, monkeypatch):
+    fake, env, bars = world
+    from backtest.chalicelib import lake_writer
+
+    real_put = lake_writer.put
+
+    def failing_put(store, key, data):
+        if "symbol=UPA/" in key:
+            raise OSError("the lake refused the write")
+        return real_put(store, key, data)
+
+    monkeypatch.setattr(lake_writer, "put", failing_put)
+    first = update(monkeypatch, SESSIONS[0])
+    assert "the lake refused the write" in first["failed"]["UPA"]
+    assert stored(env, "UPA")[-1].day == SESSIONS[0]  # PostgreSQL has it; the lake does not
+    assert lake_bars(env, "UPA")[-1].day == STORED_THROUGH
+    monkeypatch.setattr(lake_writer, "put", real_put)
+
+    second = update(monkeypatch, SESSIONS[1])
+    assert second["failed"] == {} and second["lake_caught_up"] == ["UPA"]
+    expected = [b for b in bars["UPA"] if b.day <= SESSIONS[1]]
+    assert lake_bars(env, "UPA")[-3:] == expected[-3:]  # no hole where the failed write was
+
+
 def test_a_429_on_the_grouped_call_is_waited_out(world, monkeypatch):
     fake, env, _ = world
     fake.set_fault("GROUPED", status=429, retry_after=1, times=1)

@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from shared import polygon
+from shared import polygon, postgres
 from shared.market_calendar import latest_due_session, previous_session, sessions_between
 
 from . import lake_writer, postgres_writer
@@ -88,6 +88,7 @@ class UpdateReport:
     updated: set[str] = field(default_factory=set)
     refetched: list[str] = field(default_factory=list)
     gaps_filled: list[str] = field(default_factory=list)
+    lake_caught_up: list[str] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     without_bar: dict[str, int] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
@@ -115,6 +116,7 @@ class UpdateReport:
             "updated_symbols": updated if len(updated) <= 50 else updated[:50] + [f"... {len(updated) - 50} more"],
             "refetched": self.refetched,
             "gaps_filled": self.gaps_filled,
+            "lake_caught_up": self.lake_caught_up,
             "rejected": [{"symbol": r.symbol, "day": r.day, "reason": r.reason} for r in self.rejected],
             "without_bar": self.without_bar,
             "failed": self.failed,
@@ -139,8 +141,11 @@ class CountingBudget:
         self.calls += 1
 
 
-def tracked_symbols(conn) -> dict[str, date]:
-    return {symbol: last for symbol, last in conn.run("SELECT symbol, last_day FROM symbols")}
+def tracked_symbols(conn) -> dict[str, tuple[date, date]]:
+    """Every tracked symbol's (first day, last day)."""
+    return {
+        symbol: (first, last) for symbol, first, last in conn.run("SELECT symbol, first_day, last_day FROM symbols")
+    }
 
 
 def previous_closes(conn, symbols: list[str], day: date) -> dict[str, tuple[date, float]]:
@@ -189,7 +194,7 @@ def run_daily_update(
     if day is not None:
         days = [day]
     else:
-        filled_through = max(tracked.values())
+        filled_through = max(last for _, last in tracked.values())
         days = sessions_between(filled_through + timedelta(days=1), due)
         if len(days) > settings.daily_update_max_days:
             report.days_left = [d.isoformat() for d in days[settings.daily_update_max_days :]]
@@ -243,8 +248,8 @@ def run_daily_update(
 
         for symbol in refetch:
             try:
-                first = database.run(lambda c, s=symbol: c.run("SELECT first_day FROM symbols WHERE symbol = :s", s=s))
-                history = fetch_history(gateway, counting, settings, symbol, first[0][0], session, patience)
+                first_day = tracked[symbol][0]
+                history = fetch_history(gateway, counting, settings, symbol, first_day, session, patience)
                 history, rejected = validate(symbol, history, today)
                 report.rejected.extend(rejected)
                 stored = lake.read(symbol) or []
@@ -281,19 +286,34 @@ def run_daily_update(
         lap("postgres_s")
 
         def to_lake(item):
-            symbol, bar = item
+            symbol, bars, joins_after = item
             try:
-                return symbol, lake_writer.append(lake, symbol, [bar]), None
-            except Exception as exc:  # noqa: BLE001 - reported; PostgreSQL already holds the bar
+                return symbol, lake_writer.append(lake, symbol, bars, joins_after), None
+            except lake_writer.LakeBehind as exc:
+                return symbol, False, exc
+            except Exception as exc:  # noqa: BLE001 - reported; PostgreSQL holds the bar, a later run adds it
                 return symbol, False, f"lake: {type(exc).__name__}: {exc}"
 
-        with ThreadPoolExecutor(max_workers=lake_workers, thread_name_prefix="lake-append") as pool:
-            for symbol, written, error in pool.map(to_lake, sorted(append.items())):
-                report.lake_objects_written += written
-                if error:
-                    report.failed[symbol] = error
-                elif written:
-                    report.updated.add(symbol)
+        def write_lake(items) -> dict[str, date]:
+            behind = {}
+            with ThreadPoolExecutor(max_workers=lake_workers, thread_name_prefix="lake-append") as pool:
+                for symbol, written, outcome in pool.map(to_lake, items):
+                    report.lake_objects_written += written
+                    if isinstance(outcome, lake_writer.LakeBehind):
+                        behind[symbol] = outcome.last
+                    elif outcome:
+                        report.failed[symbol] = outcome
+                    elif written:
+                        report.updated.add(symbol)
+            return behind
+
+        behind = write_lake([(s, [b], expected_previous) for s, b in sorted(append.items())])
+        if behind:
+            # An earlier run stored these bars in PostgreSQL but failed to write them to
+            # the lake: they are added now, from PostgreSQL, with this session's.
+            missed = database.run(lambda c, b=behind, s=session: postgres.read_after(c, b, s))
+            write_lake([(s, missed.get(s) or [append[s]], None) for s in sorted(behind)])
+            report.lake_caught_up += sorted(behind)
         lap("lake_s")
         report.days_filled.append(session.isoformat())
 

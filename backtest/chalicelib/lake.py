@@ -16,8 +16,8 @@ One symbol's history is one object, read with one request: on S3 a single
 2 GET requests for ``read_table`` and a HEAD before every GET even for
 ``open_input_stream``, so S3 goes through boto3 (which the Lambda runtime
 provides); a local lake goes through ``pyarrow.fs``. Writing is in
-``lake_writer`` (used by ingestion only, so the serving Lambda's code, and its
-IAM policy, can only read).
+``lake_writer``, reached only from ingestion and the ``daily-update`` function
+(which has its own role): the API function's IAM policy can only read.
 """
 
 from __future__ import annotations

@@ -93,9 +93,20 @@ def merge(existing: list[DailyBar], incoming: list[DailyBar]) -> list[DailyBar]:
     return [by_day[d] for d in sorted(by_day)]
 
 
-def append(lake: Lake, symbol: str, bars: list[DailyBar]) -> bool:
+class LakeBehind(Exception):
+    """The object ends before the day the new bars must join (an earlier write failed)."""
+
+    def __init__(self, symbol: str, last: date):
+        super().__init__(f"the lake's {symbol} ends on {last}")
+        self.last = last
+
+
+def append(lake: Lake, symbol: str, bars: list[DailyBar], joins_after: date | None = None) -> bool:
     """Add (or correct) bars in a symbol's history; rewrites the object only if that
     changes it. Returns whether it was written.
+
+    With ``joins_after``, new bars after the object's end must follow that day:
+    an object ending earlier raises ``LakeBehind`` rather than get a hole.
 
     The daily case (bars after the last stored day) stays in Arrow: the object is
     decoded, the new rows added and encoded again, without turning the symbol's
@@ -120,6 +131,8 @@ def append(lake: Lake, symbol: str, bars: list[DailyBar]) -> bool:
     new = sorted(bars, key=lambda b: b.day)
     last = pc.max(table.column("date")).as_py() if table.num_rows else None
     if last is not None and new and new[0].day > last:
+        if joins_after is not None and last < joins_after:
+            raise LakeBehind(symbol, last)
         _put_table(lake, symbol, pa.concat_tables([table, _table(new).cast(table.schema)]))
         return True
     from .lake import decode

@@ -24,29 +24,29 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from shared import postgres
 from shared.bars import DailyBar, aggregate, parse_interval
 from shared.config import Settings
 from shared.errors import bad_request, not_found, unavailable
 from shared.indicators import MAX_PERIOD, ema_series, sma_series, warmup
+from shared.market_calendar import NEW_YORK
 from shared.postgres import DatabaseUnavailable
 from shared.symbols import parse_symbol
 
 from .lake import Lake
 
 log = logging.getLogger(__name__)
-NEW_YORK = ZoneInfo("America/New_York")
 MAX_LIMIT = 10000
 DEFAULT_LIMIT = 1000
 FORMATS = ("json", "csv", "parquet")
 # How far back from the end a range reaches when the caller gives a period instead of a start.
 PERIODS = {"1y": 1, "5y": 5, "10y": 10, "all": None}
-OVERLAY_KINDS = ("sma", "ema")
 MAX_OVERLAYS = 4
-_OVERLAY = re.compile(r"^(sma|ema)\(([0-9]{1,3})\)$")
-OVERLAYS_PATTERN = r"^(sma|ema)\([0-9]{1,3}\)(,(sma|ema)\([0-9]{1,3}\)){0,3}$"
+_ONE_OVERLAY = r"(sma|ema)\(([0-9]{1,3})\)"
+_OVERLAY = re.compile(f"^{_ONE_OVERLAY}$")
+# The whole parameter, as the OpenAPI document states it.
+OVERLAYS_PATTERN = f"^{_ONE_OVERLAY}(,{_ONE_OVERLAY}){{0,{MAX_OVERLAYS - 1}}}$"
 
 
 def market_today() -> date:
