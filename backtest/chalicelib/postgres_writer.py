@@ -7,33 +7,38 @@ from datetime import date
 from shared.bars import DailyBar
 
 
+def _upsert(conn, rows: list[tuple[str, DailyBar]]) -> list[str]:
+    """Insert or correct ``(symbol, bar)`` rows in one statement; rows already equal
+    are not touched. The symbol of each row that changed (new or different)."""
+    if not rows:
+        return []
+    changed = conn.run(
+        """
+        INSERT INTO daily_bars (symbol, day, open, high, low, close, volume)
+        SELECT * FROM unnest(CAST(:symbols AS text[]), CAST(:days AS date[]), CAST(:opens AS float8[]),
+                             CAST(:highs AS float8[]), CAST(:lows AS float8[]), CAST(:closes AS float8[]),
+                             CAST(:volumes AS int8[]))
+        ON CONFLICT (symbol, day) DO UPDATE SET
+            open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
+            close = EXCLUDED.close, volume = EXCLUDED.volume
+        WHERE (daily_bars.open, daily_bars.high, daily_bars.low, daily_bars.close, daily_bars.volume)
+            IS DISTINCT FROM (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume)
+        RETURNING symbol
+        """,
+        symbols=[symbol for symbol, _ in rows],
+        days=[b.day for _, b in rows],
+        opens=[float(b.open) for _, b in rows],
+        highs=[float(b.high) for _, b in rows],
+        lows=[float(b.low) for _, b in rows],
+        closes=[float(b.close) for _, b in rows],
+        volumes=[int(b.volume) for _, b in rows],
+    )
+    return [row[0] for row in changed]
+
+
 def upsert_bars(conn, symbol: str, bars: list[DailyBar]) -> int:
-    """Insert or correct bars; rows that are already equal are not touched. Returns rows changed."""
-    changed = 0
-    for chunk_start in range(0, len(bars), 1000):
-        chunk = bars[chunk_start : chunk_start + 1000]
-        rows = conn.run(
-            """
-            INSERT INTO daily_bars (symbol, day, open, high, low, close, volume)
-            SELECT :symbol, * FROM unnest(CAST(:days AS date[]), CAST(:opens AS float8[]), CAST(:highs AS float8[]),
-                                          CAST(:lows AS float8[]), CAST(:closes AS float8[]), CAST(:volumes AS int8[]))
-            ON CONFLICT (symbol, day) DO UPDATE SET
-                open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
-                close = EXCLUDED.close, volume = EXCLUDED.volume
-            WHERE (daily_bars.open, daily_bars.high, daily_bars.low, daily_bars.close, daily_bars.volume)
-                IS DISTINCT FROM (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume)
-            RETURNING 1
-            """,
-            symbol=symbol,
-            days=[b.day for b in chunk],
-            opens=[float(b.open) for b in chunk],
-            highs=[float(b.high) for b in chunk],
-            lows=[float(b.low) for b in chunk],
-            closes=[float(b.close) for b in chunk],
-            volumes=[int(b.volume) for b in chunk],
-        )
-        changed += len(rows)
-    return changed
+    """One symbol's bars, 1,000 rows a statement. Returns rows changed."""
+    return sum(len(_upsert(conn, [(symbol, b) for b in bars[i : i + 1000]])) for i in range(0, len(bars), 1000))
 
 
 def record_symbol(conn, symbol: str, first_day: date, last_day: date) -> None:
@@ -61,31 +66,7 @@ def prune(conn, before: date) -> int:
 def upsert_many(conn, bars: dict[str, DailyBar]) -> set[str]:
     """One bar for each of many symbols (a day's bars), in one statement; the symbols
     whose row changed (new or different)."""
-    if not bars:
-        return set()
-    symbols = sorted(bars)
-    rows = conn.run(
-        """
-        INSERT INTO daily_bars (symbol, day, open, high, low, close, volume)
-        SELECT * FROM unnest(CAST(:symbols AS text[]), CAST(:days AS date[]), CAST(:opens AS float8[]),
-                             CAST(:highs AS float8[]), CAST(:lows AS float8[]), CAST(:closes AS float8[]),
-                             CAST(:volumes AS int8[]))
-        ON CONFLICT (symbol, day) DO UPDATE SET
-            open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
-            close = EXCLUDED.close, volume = EXCLUDED.volume
-        WHERE (daily_bars.open, daily_bars.high, daily_bars.low, daily_bars.close, daily_bars.volume)
-            IS DISTINCT FROM (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume)
-        RETURNING symbol
-        """,
-        symbols=symbols,
-        days=[bars[s].day for s in symbols],
-        opens=[float(bars[s].open) for s in symbols],
-        highs=[float(bars[s].high) for s in symbols],
-        lows=[float(bars[s].low) for s in symbols],
-        closes=[float(bars[s].close) for s in symbols],
-        volumes=[int(bars[s].volume) for s in symbols],
-    )
-    return {row[0] for row in rows}
+    return set(_upsert(conn, sorted(bars.items())))
 
 
 def extend_spans(conn, last_days: dict[str, date]) -> None:
