@@ -9,6 +9,7 @@ stack on free ports (``Stack(ports=...)``).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,8 +18,9 @@ import time
 import urllib.request
 from datetime import date
 from pathlib import Path
+from urllib.parse import urlparse
 
-from shared.config import Settings
+from shared.config import LOCAL_AUTH_SECRET, LOCAL_DEFAULTS, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("quote", "backtest", "alerts")
@@ -133,7 +135,7 @@ class Stack:
         self.stoppers.append(fake.stop)
         self.env["POLYGON_BASE_URL"] = fake.url
         # The fake has no rate limit of its own; keep the demo responsive (the local default too).
-        self.env.setdefault("POLYGON_MAX_CALLS_PER_MIN", "600")
+        self.env.setdefault("POLYGON_MAX_CALLS_PER_MIN", LOCAL_DEFAULTS["POLYGON_MAX_CALLS_PER_MIN"])
         say(f"Polygon: fake server with sample data for {', '.join(sorted(fake.bars))} at {fake.url}")
 
     def start_postgres(self) -> None:
@@ -167,8 +169,9 @@ class Stack:
         self.moto = server
         say(f"AWS: moto server (S3, DynamoDB, SNS, SQS) at {server.url}")
         if not self.env.get("LAKE_URI"):
-            server.client("s3").create_bucket(Bucket="market-lake")
-            self.env.update(LAKE_URI="s3://market-lake/history", S3_ENDPOINT_URL=server.url)
+            lake_uri = LOCAL_DEFAULTS["LAKE_URI"]
+            server.client("s3").create_bucket(Bucket=urlparse(lake_uri).netloc)
+            self.env.update(LAKE_URI=lake_uri, S3_ENDPOINT_URL=server.url)
         say(f"lake: {self.env['LAKE_URI']}")
 
     def load_history(self) -> None:
@@ -180,7 +183,7 @@ class Stack:
         # The sample ends in 2013-03: let 2008-2013 play the recent tier. Its last week
         # is left to the daily update, which brings it in from the fake Polygon's grouped
         # daily bars, as it would each evening.
-        self.env.setdefault("RECENT_AS_OF", "2013-03-01")
+        self.env.setdefault("RECENT_AS_OF", LOCAL_DEFAULTS["RECENT_AS_OF"])
         path = Path(tempfile.mkdtemp()) / "sample.csv"
         rows = write_csv(path, until=SAMPLE_INGESTED_THROUGH)
         say(
@@ -207,7 +210,7 @@ class Stack:
         from alerts.chalicelib.cli import setup
         from alerts.chalicelib.runtime import AlertsRuntime
 
-        self.env.setdefault("AUTH_SECRET", "local-dev-secret-not-for-production")
+        self.env.setdefault("AUTH_SECRET", LOCAL_AUTH_SECRET)
         self.env.setdefault("AWS_ENDPOINT_URL", self.moto.url)
         # Evaluate at any hour, so the demo does something on a weekend too.
         self.env.setdefault("ALERTS_IGNORE_MARKET_HOURS", "1")
@@ -235,8 +238,6 @@ class Stack:
         sqs = self.moto.client("sqs")
 
         def watch():
-            import json
-
             while True:
                 got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=5)
                 for m in got.get("Messages", []):
@@ -256,6 +257,11 @@ class Stack:
             proc = subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise SystemExit(f"daily update failed:\n{proc.stdout}\n{proc.stderr}")
+            report = json.loads(proc.stdout.strip().splitlines()[-1])
+            say(
+                f"daily update: filled {', '.join(report['days_filled']) or 'nothing'} "
+                f"for {report['updated']} symbol(s) in {report['upstream_calls']} upstream call(s)"
+            )
             return
         self.processes.append(subprocess.Popen(command, cwd=ROOT, env=self.env, start_new_session=True))
 
@@ -310,8 +316,8 @@ class Stack:
         self.start_postgres()
         self.start_aws()
         self.load_history()
-        if not check_loop:
-            self.run_daily_updates(loop=False)  # the tests: once, before anything reads history
+        # Once before anything reads history, so the first alert check sees it current.
+        self.run_daily_updates(loop=False)
         self.setup_alerts()
         for service in SERVICES:
             self.serve(service)
