@@ -8,7 +8,7 @@ CHROMIUM ?= /usr/bin/chromium
 WEB_DEPS := web/node_modules/.package-lock.json
 BENCH_DEPS := devtools/dynalite/node_modules/.package-lock.json
 
-.PHONY: install web-deps bench-deps browser test lint run bench ingest package stage-config \
+.PHONY: install web-deps bench-deps browser test lint screenshots run bench ingest package stage-config \
         deploy-quote deploy-backtest deploy-alerts deploy-web clean
 
 install: $(VENV)/.installed
@@ -52,6 +52,10 @@ lint: install
 
 test: lint web-deps browser
 	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
+
+# The README's pictures of the dashboard, from the browser tests.
+screenshots: web-deps browser
+	SCREENSHOT_DIR=$(CURDIR)/docs/screenshots CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests/test_dashboard.py
 
 run: install web-deps
 	$(BIN)/python -m devtools.stack

@@ -3,7 +3,7 @@
 // was delivered. A 401 or 403 returns to sign-in.
 
 import { ServiceDown, ServiceError } from "./api.js";
-import { h, show } from "./dom.js";
+import { emptyRow, h, show } from "./dom.js";
 import { fmtMoment, fmtPrice } from "./format.js";
 
 const TOKEN_KEY = "alerts.token";
@@ -99,7 +99,9 @@ export class Alerts {
   async loadRules() {
     const { body } = await this.call("/api/alerts/rules");
     this.rules = body.rules;
-    this.rulesBody.replaceChildren(...body.rules.map((rule) => this.ruleRow(rule)));
+    const rows = body.rules.map((rule) => this.ruleRow(rule));
+    if (!rows.length) rows.push(emptyRow(this.rulesBody.closest("table"), "No rules yet: create one above."));
+    this.rulesBody.replaceChildren(...rows);
     document.getElementById("rules-table").dataset.count = String(body.rules.length);
   }
 
@@ -142,10 +144,11 @@ export class Alerts {
     const { body } = await this.call("/api/alerts/events", { params });
     const rows = body.events.map((event) => this.eventRow(event));
     if (older) this.eventsBody.append(...rows);
-    else this.eventsBody.replaceChildren(...rows);
+    else if (rows.length) this.eventsBody.replaceChildren(...rows);
+    else this.eventsBody.replaceChildren(emptyRow(this.eventsBody.closest("table"), "Nothing has fired yet."));
     this.eventsCursor = body.next_cursor;
     this.more.hidden = !body.next_cursor;
-    document.getElementById("events-table").dataset.count = String(this.eventsBody.children.length);
+    document.getElementById("events-table").dataset.count = String(this.eventsBody.querySelectorAll("tr:not(.empty)").length);
   }
 
   eventRow(event) {

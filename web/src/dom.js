@@ -17,6 +17,12 @@ export function h(tag, props = {}, ...children) {
   return node;
 }
 
+// The one row of a table with nothing in it, saying so (and what to do).
+export function emptyRow(table, text) {
+  const columns = table.querySelectorAll("thead th").length;
+  return h("tr", { class: "empty" }, h("td", { colspan: String(columns), class: "muted" }, text));
+}
+
 export function show(node, text) {
   node.textContent = text || "";
   node.hidden = !text;
