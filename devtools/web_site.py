@@ -69,7 +69,6 @@ class WebServer:
         from urllib.parse import urlparse
 
         files = site_files()
-        self.port_requested = port
         routes = {f"/api/{name}": urlparse(url) for name, url in services.items()}
         server_self = self
 
