@@ -213,7 +213,7 @@ class Stack:
         self.env.setdefault("AUTH_SECRET", LOCAL_AUTH_SECRET)
         self.env.setdefault("AWS_ENDPOINT_URL", self.moto.url)
         # Evaluate at any hour, so the demo does something on a weekend too.
-        self.env.setdefault("ALERTS_IGNORE_MARKET_HOURS", "1")
+        self.env.setdefault("ALERTS_IGNORE_MARKET_HOURS", LOCAL_DEFAULTS["ALERTS_IGNORE_MARKET_HOURS"])
         runtime = AlertsRuntime(self.env)
         self.env["ALERTS_TOPIC_ARN"] = setup(runtime)
         sqs = self.moto.client("sqs")

@@ -38,6 +38,9 @@ LOCAL_DEFAULTS = {
     "RECENT_AS_OF": "2013-03-01",
     # The fake has no rate limit of its own.
     "POLYGON_MAX_CALLS_PER_MIN": "600",
+    # The demo's prices are 2013's: today's market hours say nothing about them, and a
+    # check run by hand at night would otherwise evaluate nothing.
+    "ALERTS_IGNORE_MARKET_HOURS": "1",
 }
 # The signing secret make run uses; named in the message when AUTH_SECRET is missing.
 LOCAL_AUTH_SECRET = "local-dev-secret-not-for-production"
@@ -63,7 +66,7 @@ def with_local_defaults(env: Mapping[str, str]) -> dict[str, str]:
         return out
     defaults = dict(LOCAL_DEFAULTS)
     if env.get("POLYGON_API_KEY", "").strip():
-        for name in ("POLYGON_BASE_URL", "RECENT_AS_OF", "POLYGON_MAX_CALLS_PER_MIN"):
+        for name in ("POLYGON_BASE_URL", "RECENT_AS_OF", "POLYGON_MAX_CALLS_PER_MIN", "ALERTS_IGNORE_MARKET_HOURS"):
             defaults.pop(name)
     if env.get("LAKE_URI", "").strip():
         defaults.pop("S3_ENDPOINT_URL")
