@@ -118,45 +118,35 @@ def read_bars(conn, symbol: str, start: date, end: date, limit: int | None = Non
     return _bars_from_json(rows[0][0])
 
 
-def read_latest(conn, sessions: dict[str, int]) -> dict[str, list[DailyBar]]:
-    """The last ``sessions[symbol]`` bars of each symbol, in one query.
-
-    A LATERAL index scan per symbol, backwards from its newest day: it reads
-    only the rows asked for, however long the stored history is.
-    """
-    if not sessions:
+def _each_symbol(conn, values: dict, sql_type: str, clause: str, **params) -> dict[str, list[DailyBar]]:
+    """Bars of many symbols in one query: for each symbol, a LATERAL index scan of
+    its rows with ``clause``, in which ``w.v`` is that symbol's ``values`` entry."""
+    if not values:
         return {}
-    symbols = sorted(sessions)
+    symbols = sorted(values)
     rows = conn.run(
         f"""
         SELECT w.symbol, (SELECT {_ROWS_AS_JSON} FROM (
             SELECT day, open, high, low, close, volume FROM daily_bars b
-            WHERE b.symbol = w.symbol ORDER BY day DESC LIMIT w.k) AS latest)
-        FROM unnest(CAST(:symbols AS text[]), CAST(:counts AS int[])) AS w(symbol, k)
+            WHERE b.symbol = w.symbol {clause}) AS picked)
+        FROM unnest(CAST(:symbols AS text[]), CAST(:values AS {sql_type}[])) AS w(symbol, v)
         """,
         symbols=symbols,
-        counts=[int(sessions[s]) for s in symbols],
+        values=[values[s] for s in symbols],
+        **params,
     )
     return {symbol: _bars_from_json(text) for symbol, text in rows}
+
+
+def read_latest(conn, sessions: dict[str, int]) -> dict[str, list[DailyBar]]:
+    """The last ``sessions[symbol]`` bars of each symbol, in one query: backwards from
+    its newest day, reading only the rows asked for, however long the history is."""
+    return _each_symbol(conn, {s: int(k) for s, k in sessions.items()}, "int", "ORDER BY day DESC LIMIT w.v")
 
 
 def read_after(conn, after: dict[str, date], through: date) -> dict[str, list[DailyBar]]:
     """Each symbol's bars after ``after[symbol]`` up to ``through``, in one query."""
-    if not after:
-        return {}
-    symbols = sorted(after)
-    rows = conn.run(
-        f"""
-        SELECT w.symbol, (SELECT {_ROWS_AS_JSON} FROM (
-            SELECT day, open, high, low, close, volume FROM daily_bars b
-            WHERE b.symbol = w.symbol AND b.day > w.after AND b.day <= :through) AS missed)
-        FROM unnest(CAST(:symbols AS text[]), CAST(:afters AS date[])) AS w(symbol, after)
-        """,
-        symbols=symbols,
-        afters=[after[s] for s in symbols],
-        through=through,
-    )
-    return {symbol: _bars_from_json(text) for symbol, text in rows}
+    return _each_symbol(conn, after, "date", "AND b.day > w.v AND b.day <= :through", through=through)
 
 
 def symbol_span(conn, symbol: str) -> tuple[date, date] | None:
