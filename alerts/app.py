@@ -1,4 +1,4 @@
-"""Alerts service: per-user watchlist rules, checked on a schedule, notified through SNS."""
+"""Alerts service: per-user watchlist rules, checked on a schedule, delivered to each user's own channels."""
 
 import logging
 import re
@@ -6,6 +6,7 @@ import re
 from chalice import AuthResponse, Chalice, Cron
 
 from chalicelib import auth
+from chalicelib.channels import CHANNEL_ID_PATTERN, public_channel, validate_channel
 from chalicelib.check import run_check
 from chalicelib.openapi import DOCUMENT
 from chalicelib.rules import EVENT_CURSOR_PATTERN, MAX_EVENTS_PAGE, RULE_ID_PATTERN, validate
@@ -22,13 +23,16 @@ app.log.setLevel(logging.INFO)
 runtime = AlertsRuntime()
 
 
+# Cognito's tokens, verified in full (auth.py). A refused token is a 401, in API
+# Gateway and (shared/startup.py) under chalice local alike. A built-in authorizer,
+# not a CognitoUserPoolAuthorizer: chalice local lets every request through those.
 @app.authorizer()
 def bearer_token(auth_request):
-    settings = runtime.settings
     try:
-        user = auth.verify(settings.auth_secret, auth_request.token, settings.auth_issuer)
-    except auth.AuthError:
-        return AuthResponse(routes=[], principal_id="anonymous")
+        user = runtime.token_verifier.verify(auth_request.token)
+    except auth.InvalidToken as exc:
+        app.log.info("token refused: %s", exc)  # why, never the token
+        raise auth.Unauthorized() from None
     return AuthResponse(routes=["*"], principal_id=user)
 
 
@@ -44,6 +48,7 @@ def json_body():
 
 
 RULE_ID = re.compile(RULE_ID_PATTERN)
+CHANNEL_ID = re.compile(CHANNEL_ID_PATTERN)
 EVENT_CURSOR = re.compile(EVENT_CURSOR_PATTERN)
 WHOLE = re.compile(r"^[0-9]+$")
 
@@ -134,6 +139,41 @@ def list_events():
         raise bad_request("invalid_cursor", "the cursor is not one this service issued")
     events, next_cursor = runtime.alert_store.list_events(current_user(), int(raw_limit), cursor)
     return json_response({"events": events, "next_cursor": next_cursor})
+
+
+@app.route("/api/alerts/channels", methods=["POST"], authorizer=bearer_token, cors=CORS)
+@api_view
+def create_channel():
+    query_params(app, ())
+    # A webhook may be http:// on loopback only on this machine, where tests and make run receive it.
+    channel = validate_channel(json_body(), local_stage=runtime.settings.local)
+    created = runtime.channels.create(current_user(), channel)
+    return json_response(public_channel(created), 201, {"Location": f"/api/alerts/channels/{created['id']}"})
+
+
+@app.route("/api/alerts/channels", methods=["GET"], authorizer=bearer_token, cors=CORS)
+@api_view
+def list_channels():
+    query_params(app, ())
+    channels = runtime.channels.list(current_user())
+    return json_response({"channels": [public_channel(c) for c in sorted(channels, key=lambda c: c["created_at"])]})
+
+
+@app.route("/api/alerts/channels/{channel_id}", methods=["DELETE"], authorizer=bearer_token, cors=CORS)
+@api_view
+def delete_channel(channel_id):
+    query_params(app, ())
+    if not CHANNEL_ID.match(channel_id):
+        raise channel_not_found(channel_id)
+    try:
+        runtime.channels.delete(current_user(), channel_id)
+    except NotFound:
+        raise channel_not_found(channel_id) from None
+    return json_response({"deleted": channel_id})
+
+
+def channel_not_found(channel_id: str) -> ApiError:
+    return not_found("channel_not_found", f"no channel {channel_id}")
 
 
 # Every 15 minutes, 13:00-21:59 UTC on weekdays: covers 09:30-16:00 New York in

@@ -445,11 +445,12 @@ def bench_alerts(redis_url: str, fake: FakePolygon, pg_url: str) -> None:
 
     print("\n== alerts check (DynamoDB on dynalite, SNS on moto) ==")
     moto = MotoServer()
+    sns = moto.client("sns")
+    sqs = moto.client("sqs")
     dynalite = DynaliteServer()
     dynamo_calls: list[str] = []
     session = boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1")
     create_table(session.client("dynamodb", endpoint_url=dynalite.url), "bench-alerts")
-    topic = moto.client("sns").create_topic(Name="bench-alerts")["TopicArn"]
     symbols = [f"A{i:04d}" for i in range(1000)]
     bars = synthetic_bars("ALR", date(2022, 1, 3), 700, 50.0)
     rng = random.Random(7)
@@ -482,9 +483,8 @@ def bench_alerts(redis_url: str, fake: FakePolygon, pg_url: str) -> None:
                 "POLYGON_MAX_CALLS_PER_MIN": "100000",
                 "DATABASE_URL": db_url,
                 "ALERTS_TABLE": "bench-alerts",
-                "ALERTS_TOPIC_ARN": topic,
+                "ALERTS_TOPIC_PREFIX": "bench-alerts-user-",
                 "AWS_ENDPOINT_URL": moto.url,  # SNS
-                "AUTH_SECRET": "bench",
                 "ALERTS_IGNORE_MARKET_HOURS": "1",
             }
             runtime = AlertsRuntime(env)
@@ -513,6 +513,14 @@ def bench_alerts(redis_url: str, fake: FakePolygon, pg_url: str) -> None:
                         "updated_at": "2026-01-01T00:00:00Z",
                     }
                     batch.put_item(Item=to_dynamo(store._index_keys(rule)))
+                # Every user has a channel: their own topic, a queue subscribed to it.
+                queue_arn = sqs.get_queue_attributes(
+                    QueueUrl=sqs.create_queue(QueueName="bench-alerts")["QueueUrl"], AttributeNames=["QueueArn"]
+                )["Attributes"]["QueueArn"]
+                for u in range(500):
+                    topic = sns.create_topic(Name=f"bench-alerts-user-u{u}")["TopicArn"]
+                    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+                    batch.put_item(Item={"pk": f"USER#u{u}", "sk": "META", "topic_arn": topic, "webhook_secret": "x"})
             raw = redis.Redis.from_url(redis_url)
             raw.flushdb()
             fake.reset()
@@ -538,7 +546,7 @@ def bench_alerts(redis_url: str, fake: FakePolygon, pg_url: str) -> None:
             t0 = time.perf_counter()
             report = run_check(store, runtime.quotes, CountingDatabase(), runtime.publisher, runtime.settings)
             wall = time.perf_counter() - t0
-            sns = [r for r in moto.requests[before:] if r.startswith("POST")]
+            sns_calls = [r for r in moto.requests[before:] if r.startswith("POST")]
             queries = dynamo_calls.count("Query")
             print(
                 f"10,000 rules on 1,000 symbols: wall {wall:.2f}s (goal <= 5 s: {verdict(wall <= 5)}); "
@@ -553,7 +561,9 @@ def bench_alerts(redis_url: str, fake: FakePolygon, pg_url: str) -> None:
             print(
                 f"  PostgreSQL round trips {len(pg_calls)} (goal constant: {verdict(len(pg_calls) == 1)}); "
                 f"DynamoDB requests {len(dynamo_calls)}: {queries} index queries to read the rules, "
-                f"{len(dynamo_calls) - queries} writes and reads for {report.fired} firings; SNS publishes {len(sns)}"
+                f"{len(dynamo_calls) - queries} writes and reads for {report.fired} firings; "
+                f"SNS requests {len(sns_calls)}: {report.messages} messages (one per user with firings) and one "
+                "channel count per such user"
             )
             t0 = time.perf_counter()
             again = run_check(store, runtime.quotes, CountingDatabase(), runtime.publisher, runtime.settings)
@@ -568,11 +578,11 @@ def bench_alerts(redis_url: str, fake: FakePolygon, pg_url: str) -> None:
 
 def bench_cold(redis_url: str, fake: FakePolygon, pg_url: str, runs: int = 5) -> None:
     """Cold starts of each function from its packaged zip (see devtools/coldstart.py)."""
-    from alerts.chalicelib.auth import mint
     from alerts.chalicelib.cli import create_table
     from devtools import coldstart
     from devtools.packaging import check
     from devtools.servers import MotoServer, ThrowawayDatabase
+    from devtools.token_issuer import TokenIssuer
     from shared.cache import connect
     from shared.config import Settings
     from shared.polygon import PolygonGateway, make_client
@@ -585,6 +595,8 @@ def bench_cold(redis_url: str, fake: FakePolygon, pg_url: str, runs: int = 5) ->
         report = check(service, coldstart.WORK / f"pkg-{service}", "aws-prod")
         folders[service] = coldstart.unpack(report.zip_path, service)
     moto = MotoServer()
+    # The authorizer of an AWS stage trusts no moto token: a pool's key of its own, served on loopback.
+    issuer = TokenIssuer("us-east-1_ColdPool", "cold-client")
     try:
         moto.client("s3").create_bucket(Bucket="cold-lake")
         create_table(moto.client("dynamodb"), "cold-alerts")
@@ -612,15 +624,17 @@ def bench_cold(redis_url: str, fake: FakePolygon, pg_url: str, runs: int = 5) ->
                 "S3_ENDPOINT_URL": moto.url,
                 "CURSOR_SECRET": "cold",
                 "RECENT_AS_OF": as_of.isoformat(),
-                "AUTH_SECRET": "cold",
                 "AWS_ENDPOINT_URL": moto.url,
+                "AWS_ENDPOINT_URL_COGNITO_IDP": issuer.endpoint_url,
                 "ALERTS_TABLE": "cold-alerts",
-                "ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:cold",
+                "ALERTS_TOPIC_PREFIX": "cold-user-",
+                "COGNITO_USER_POOL_ID": issuer.pool_id,
+                "COGNITO_CLIENT_ID": issuer.client_id,
             }
             settings = Settings.from_env(env)
             warm = QuoteService(settings, connect(redis_url, 1.0), PolygonGateway(make_client(settings)))
             warm.get("AAPL")  # the hit case: cached, as a quote usually is
-            token = mint("cold", "demo", "market-data", 3600)
+            token = issuer.token("11111111-2222-3333-4444-555555555555")
             lake_range = {"symbol": "COLD", "start": "1995-01-01", "end": (since - timedelta(days=1)).isoformat()}
             recent = {"symbol": "COLD", "start": (as_of - timedelta(days=365)).isoformat(), "end": as_of.isoformat()}
             rule = {"symbol": "AAPL", "condition": "close < sma(50)"}
@@ -672,7 +686,7 @@ def bench_cold(redis_url: str, fake: FakePolygon, pg_url: str, runs: int = 5) ->
                     None,
                 ),
                 (
-                    "alerts authorizer, a valid token",
+                    "alerts authorizer, a valid token (the key set fetched on first use)",
                     "alerts",
                     "bearer_token",
                     lambda i: coldstart.authorizer_event(token),
@@ -694,6 +708,7 @@ def bench_cold(redis_url: str, fake: FakePolygon, pg_url: str, runs: int = 5) ->
                     f"(answers {sorted(map(str, statuses))}){verdict_text}"
                 )
     finally:
+        issuer.stop()
         moto.stop()
 
 
@@ -705,7 +720,6 @@ def bench_load(redis_url: str, fake: FakePolygon, pg_url: str, seconds: float = 
     time each, as Lambda runs them), against the local Redis, PostgreSQL and lake."""
     import redis
 
-    from alerts.chalicelib.auth import mint
     from alerts.chalicelib.cli import create_table
     from alerts.chalicelib.store import AlertStore
     from backtest.chalicelib.lake import Lake, open_store
@@ -764,11 +778,9 @@ def bench_load(redis_url: str, fake: FakePolygon, pg_url: str, seconds: float = 
                 "LAKE_URI": "s3://load-lake/h",
                 "S3_ENDPOINT_URL": moto.url,
                 "RECENT_AS_OF": as_of.isoformat(),
-                "AUTH_SECRET": "load-secret-0123456789abcdef0123456789",
                 "AWS_ENDPOINT_URL": dynalite.url,
                 "ALERTS_TABLE": "load-alerts",
             }
-            mint(env["AUTH_SECRET"], "loaduser", "market-data", 3600)
             five_years = {"symbol": "LOAD", "start": since.isoformat(), "end": as_of.isoformat(), "limit": "10000"}
             lake_range = {
                 "symbol": "LOAD",

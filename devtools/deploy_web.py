@@ -7,12 +7,14 @@
    ``/api/backtest*`` and ``/api/alerts*`` to the three APIs.
 3. Writes the page's ``config.json`` with that stage's service URLs: the
    distribution's own URL for each (one origin, no CORS, history cached at the
-   edge), or with ``--direct`` the APIs' own endpoints.
+   edge), or with ``--direct`` the APIs' own endpoints; and the user pool the
+   page signs in with, from the stateful stack's outputs (``market-data-<stage>``).
 4. Uploads the site (``devtools.web_site.site_files``) with its cache headers and
    invalidates the distribution.
 
-``--dry-run --endpoints endpoints.json`` does steps 1 and 3 offline and prints
-the plan; ``build/web/<stage>/`` then holds exactly what would be uploaded.
+``--dry-run --endpoints endpoints.json --stateful-outputs outputs.json`` does
+steps 1 and 3 offline and prints the plan; ``build/web/<stage>/`` then holds
+exactly what would be uploaded.
 """
 
 from __future__ import annotations
@@ -62,7 +64,25 @@ def service_endpoints(stage: str, region: str | None) -> dict[str, str]:
     return out
 
 
-def build(stage: str, bases: dict[str, str]) -> Path:
+def auth_config(outputs: dict[str, str]) -> dict[str, str]:
+    """The page's ``auth``: the stateful stack's user pool, at the region's own endpoint."""
+    region = outputs["UserPoolId"].split("_", 1)[0]
+    return {
+        "region": region,
+        "userPoolId": outputs["UserPoolId"],
+        "clientId": outputs["UserPoolClientId"],
+        "endpoint": f"https://cognito-idp.{region}.amazonaws.com/",
+    }
+
+
+def stateful_outputs(stage: str, region: str | None) -> dict[str, str]:
+    import boto3
+
+    stack = boto3.client("cloudformation", region_name=region).describe_stacks(StackName=f"market-data-{stage}")
+    return {o["OutputKey"]: o["OutputValue"] for o in stack["Stacks"][0].get("Outputs", [])}
+
+
+def build(stage: str, bases: dict[str, str], auth: dict[str, str]) -> Path:
     """The files to upload, config.json included, under build/web/<stage>/."""
     out = ROOT / "build" / "web" / stage
     shutil.rmtree(out, ignore_errors=True)
@@ -70,7 +90,7 @@ def build(stage: str, bases: dict[str, str]) -> Path:
         target = out / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
-    (out / "config.json").write_bytes(config_for(bases))
+    (out / "config.json").write_bytes(config_for(bases, auth))
     return out
 
 
@@ -130,6 +150,9 @@ def main(argv=None) -> int:
     parser.add_argument("--direct", action="store_true", help="the page calls the APIs' own URLs, not CloudFront's")
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--endpoints", help="a JSON file of service -> EndpointURL instead of reading the stacks")
+    parser.add_argument(
+        "--stateful-outputs", help="a JSON file of the stateful stack's outputs (OutputKey -> OutputValue)"
+    )
     args = parser.parse_args(argv)
 
     endpoints = (
@@ -140,9 +163,15 @@ def main(argv=None) -> int:
         parser.error(f"no endpoint for {', '.join(missing)}: deploy them first (make deploy-<service>)")
     # An EndpointURL ends in its stage ("/api/"), which the page's "/api/<service>" paths follow.
     direct = {service: url.rstrip("/") for service, url in endpoints.items()}
+    outputs = (
+        json.loads(Path(args.stateful_outputs).read_text())
+        if args.stateful_outputs
+        else stateful_outputs(args.stage, args.region)
+    )
+    auth = auth_config(outputs)
     if args.dry_run:
         bases = direct if args.direct else {s: "https://DISTRIBUTION.cloudfront.net" for s in SERVICES}
-        folder = build(args.stage, bases)
+        folder = build(args.stage, bases, auth)
         print(f"plan: deploy {TEMPLATE.relative_to(ROOT)} as stack market-web-{args.stage} with origins:")
         for service in SERVICES:
             host, path = endpoint_origin(endpoints[service])
@@ -151,11 +180,11 @@ def main(argv=None) -> int:
             f"plan: upload {folder.relative_to(ROOT)}/ (config.json: {json.loads((folder / 'config.json').read_text())})"
         )
         return 0
-    outputs = deploy_stack(args.stage, endpoints, args.region)
-    bases = direct if args.direct else {s: outputs["SiteUrl"] for s in SERVICES}
-    folder = build(args.stage, bases)
-    upload(folder, outputs["SiteBucket"], outputs["DistributionId"], args.region)
-    print(f"dashboard: {outputs['SiteUrl']}")
+    site = deploy_stack(args.stage, endpoints, args.region)
+    bases = direct if args.direct else {s: site["SiteUrl"] for s in SERVICES}
+    folder = build(args.stage, bases, auth)
+    upload(folder, site["SiteBucket"], site["DistributionId"], args.region)
+    print(f"dashboard: {site['SiteUrl']}")
     return 0
 
 

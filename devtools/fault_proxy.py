@@ -1,7 +1,9 @@
 """An HTTP proxy that forwards to a real server and fails chosen requests on purpose.
 
 Tests put it between boto3 and moto's server to make DynamoDB throttle or SNS
-answer 500, over real HTTP, without patching any client.
+answer 500, over real HTTP, without patching any client. A fault can also be an
+answer that comes late (``late_s``): the request reaches the server and is done
+there, and its answer is held back, as when the network stalls after sending.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ SNS_INTERNAL_ERROR = (
 @dataclass
 class Fault:
     marker: bytes  # fail requests whose target header or body contains this
-    response: tuple[int, dict, bytes]
+    response: tuple[int, dict, bytes] | None  # None: the server's own answer
     times: int | None  # None: until cleared
     hits: int = 0
+    late_s: float = 0.0  # hold the answer back this long
 
 
 class FaultProxy:
@@ -47,8 +50,10 @@ class FaultProxy:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def fail(self, marker: str, response: tuple[int, dict, bytes], times: int | None = None) -> Fault:
-        fault = Fault(marker.encode(), response, times)
+    def fail(
+        self, marker: str, response: tuple[int, dict, bytes] | None = None, times: int | None = None, late_s: float = 0
+    ) -> Fault:
+        fault = Fault(marker.encode(), response, times, late_s=late_s)
         with self.lock:
             self.faults.append(fault)
         return fault
@@ -57,14 +62,14 @@ class FaultProxy:
         with self.lock:
             self.faults.clear()
 
-    def match(self, target: bytes, body: bytes) -> tuple[int, dict, bytes] | None:
+    def match(self, target: bytes, body: bytes) -> Fault | None:
         with self.lock:
             for fault in self.faults:
                 if fault.marker in target or fault.marker in body:
                     if fault.times is not None and fault.hits >= fault.times:
                         continue
                     fault.hits += 1
-                    return fault.response
+                    return fault
         return None
 
     def stop(self) -> None:
@@ -81,9 +86,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         target = (self.headers.get("X-Amz-Target") or "").encode()
-        canned = self.proxy.match(target, body)
-        if canned is not None:
-            status, headers, payload = canned
+        fault = self.proxy.match(target, body)
+        if fault is not None and fault.response is not None:
+            status, headers, payload = fault.response
         else:
             upstream = self.proxy.upstream
             conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
@@ -93,6 +98,10 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload = response.status, response.read()
             headers = {k: v for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP | {"content-length"}}
             conn.close()
+        if fault is not None and fault.late_s:
+            import time
+
+            time.sleep(fault.late_s)
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)

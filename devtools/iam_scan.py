@@ -29,6 +29,16 @@ METHOD_ACTIONS = {
     "list_tables": {"dynamodb:ListTables"},
     "publish": {"sns:Publish"},
     "create_topic": {"sns:CreateTopic"},
+    "subscribe": {"sns:Subscribe"},
+    "unsubscribe": {"sns:Unsubscribe"},
+    "list_subscriptions_by_topic": {"sns:ListSubscriptionsByTopic"},
+    "get_subscription_attributes": {"sns:GetSubscriptionAttributes"},
+    # An operator's (the alerts command line): no Lambda may reach them.
+    "admin_create_user": {"cognito-idp:AdminCreateUser"},
+    "admin_set_user_password": {"cognito-idp:AdminSetUserPassword"},
+    "admin_delete_user": {"cognito-idp:AdminDeleteUser"},
+    "create_user_pool": {"cognito-idp:CreateUserPool"},
+    "create_user_pool_client": {"cognito-idp:CreateUserPoolClient"},
     "get_parameters": {"ssm:GetParameters"},
     "get_secret_value": {"secretsmanager:GetSecretValue"},
 }

@@ -120,7 +120,9 @@ def reachable(
     """Every project file the entry files use, runtime properties followed only where used."""
     files: set[Path] = set()
     runtime_files: set[Path] = set()
-    used_properties: set[str] = {"settings", *(properties or ())}  # every app reads its settings
+    # A property counts once code reads it (``runtime.settings``, ``self.settings``):
+    # the alerts authorizer reads none of them, so its role needs no SSM access.
+    used_properties: set[str] = set(properties or ())
     followed: set[tuple[Path, str]] = set()
     todo = list(entries)
     while True:

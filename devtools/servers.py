@@ -127,7 +127,10 @@ class ThrowawayDatabase:
 
 
 class MotoServer:
-    """moto's server mode: S3, DynamoDB, SNS and SQS over real HTTP on loopback.
+    """moto's server mode: S3, DynamoDB, SNS, SQS and Cognito's user pools over real HTTP on loopback.
+
+    Pool and app-client ids are made from their definitions (moto's HASH strategy), so
+    the local pool has the same ids at every start (``LOCAL_DEFAULTS`` names them).
 
     In this process by default (its requests can then be counted, see ``requests``);
     ``own_process=True`` runs it as a process of its own, so that a benchmark's
@@ -144,6 +147,8 @@ class MotoServer:
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
         os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+        os.environ.setdefault("MOTO_COGNITO_IDP_USER_POOL_ID_STRATEGY", "HASH")
+        os.environ.setdefault("MOTO_COGNITO_IDP_USER_POOL_CLIENT_ID_STRATEGY", "HASH")
         self.port = port or free_port()
         self.requests: list[str] = []
         self.url = f"http://127.0.0.1:{self.port}"

@@ -20,12 +20,20 @@ from datetime import date
 from pathlib import Path
 from urllib.parse import urlparse
 
-from shared.config import LOCAL_AUTH_SECRET, LOCAL_DEFAULTS, Settings
+from shared.config import LOCAL_DEFAULTS, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("quote", "backtest", "alerts")
 # Not 8000: that is where a plain `chalice local` listens, and it should be free for one.
-DEFAULT_PORTS = {"quote": 8001, "backtest": 8002, "alerts": 8003, "web": 8080, "polygon": 8790, "moto": 8795}
+DEFAULT_PORTS = {
+    "quote": 8001,
+    "backtest": 8002,
+    "alerts": 8003,
+    "web": 8080,
+    "polygon": 8790,
+    "moto": 8795,
+    "webhooks": 8796,
+}
 PORT_VARIABLES = {
     "quote": "QUOTE_PORT",
     "backtest": "BACKTEST_PORT",
@@ -33,7 +41,12 @@ PORT_VARIABLES = {
     "web": "WEB_PORT",
     "polygon": "FAKE_POLYGON_PORT",
     "moto": "MOTO_PORT",
+    "webhooks": "WEBHOOK_PORT",
 }
+# The demo account make run creates. Local only: the pool lives in moto and is made
+# afresh at every start; no AWS stage has this user or this password.
+DEMO_EMAIL = "demo@example.com"
+DEMO_PASSWORD = "demo-password-local-only"
 
 
 # Sample history goes in through this day; the daily update fills the week after.
@@ -204,29 +217,36 @@ class Stack:
             raise SystemExit(f"ingest failed:\n{proc.stdout}\n{proc.stderr}")
 
     def setup_alerts(self) -> None:
-        """Table and topic on moto, a queue subscribed to the topic so the messages
-        can be seen, a signing secret, and a token for a demo user."""
-        from alerts.chalicelib.auth import mint
-        from alerts.chalicelib.cli import setup
+        """The table and the user pool on moto, and a demo account with a webhook channel
+        to the receiver this stack runs, so that a newcomer sees a delivery arrive."""
+        from alerts.chalicelib.accounts import create_user
+        from alerts.chalicelib.cli import cognito_client, setup
         from alerts.chalicelib.runtime import AlertsRuntime
+        from devtools.webhook_receiver import WebhookReceiver
 
-        self.env.setdefault("AUTH_SECRET", LOCAL_AUTH_SECRET)
         self.env.setdefault("AWS_ENDPOINT_URL", self.moto.url)
         # Evaluate at any hour, so the demo does something on a weekend too.
         self.env.setdefault("ALERTS_IGNORE_MARKET_HOURS", LOCAL_DEFAULTS["ALERTS_IGNORE_MARKET_HOURS"])
+        self.env.setdefault("ALERTS_TOPIC_PREFIX", LOCAL_DEFAULTS["ALERTS_TOPIC_PREFIX"])
+        pool_id, client_id = setup(AlertsRuntime(self.env))
+        self.env.update(COGNITO_USER_POOL_ID=pool_id, COGNITO_CLIENT_ID=client_id)
+        if (pool_id, client_id) != (LOCAL_DEFAULTS["COGNITO_USER_POOL_ID"], LOCAL_DEFAULTS["COGNITO_CLIENT_ID"]):
+            self.exports.update(COGNITO_USER_POOL_ID=pool_id, COGNITO_CLIENT_ID=client_id)
         runtime = AlertsRuntime(self.env)
-        self.env["ALERTS_TOPIC_ARN"] = setup(runtime)
-        sqs = self.moto.client("sqs")
-        self.queue_url = sqs.create_queue(QueueName="alerts-demo")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        self.moto.client("sns").subscribe(TopicArn=self.env["ALERTS_TOPIC_ARN"], Protocol="sqs", Endpoint=queue_arn)
-        settings = runtime.settings
-        self.token = mint(settings.auth_secret, "demo", settings.auth_issuer, 7 * 86400)
+        self.auth = {
+            "region": runtime.settings.aws_region,
+            "userPoolId": pool_id,
+            "clientId": client_id,
+            "endpoint": runtime.settings.cognito_endpoint_url or self.moto.url,
+        }
+        self.webhooks = WebhookReceiver(self.ports["webhooks"], on_delivery=None if self.quiet else _print_delivery)
+        self.stoppers.append(self.webhooks.stop)
+        self.demo = create_user(cognito_client(runtime), pool_id, DEMO_EMAIL, DEMO_PASSWORD)
+        channel = runtime.channels.create(self.demo["sub"], {"type": "webhook", "url": self.webhooks.url("demo")})
+        self.webhooks.expect("demo", channel["signing_secret"])
         say(
-            f"alerts: table {settings.alerts_table}, topic {self.env['ALERTS_TOPIC_ARN']}, "
-            f"queue alerts-demo subscribed to it"
+            f"alerts: table {runtime.settings.alerts_table}, user pool {pool_id} on moto; "
+            f"webhooks received at {self.webhooks.url('<name>')}"
         )
 
     def run_alert_checks(self) -> None:
@@ -235,19 +255,6 @@ class Stack:
             [sys.executable, "-m", "alerts.chalicelib.cli", "loop"], cwd=ROOT, env=self.env, start_new_session=True
         )
         self.processes.append(proc)
-        sqs = self.moto.client("sqs")
-
-        def watch():
-            while True:
-                got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=5)
-                for m in got.get("Messages", []):
-                    envelope = json.loads(m["Body"])
-                    say(f"SNS message: {envelope.get('Subject')} :: {envelope['Message']}")
-                    sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
-
-        import threading
-
-        threading.Thread(target=watch, daemon=True, name="sqs-watch").start()
 
     def run_daily_updates(self, loop: bool = True) -> None:
         """The daily update now, and (for make run) every DAILY_UPDATE_LOCAL_INTERVAL_S after:
@@ -306,9 +313,32 @@ class Stack:
     def serve_web(self) -> None:
         from devtools.web_site import WebServer
 
-        self.web = WebServer({service: self.url(service) for service in SERVICES}, self.ports["web"])
+        self.web = WebServer({service: self.url(service) for service in SERVICES}, self.ports["web"], auth=self.auth)
         self.stoppers.append(self.web.stop)
         say(f"dashboard: {self.web.url}")
+
+    def account(self, name: str) -> tuple[str, str]:
+        """(email, password) of an account ``name@example.com`` of this stack's pool, made if new."""
+        from alerts.chalicelib.accounts import AccountError, create_user
+        from alerts.chalicelib.cli import cognito_client
+        from alerts.chalicelib.runtime import AlertsRuntime
+
+        email, password = f"{name}@example.com", f"{name}-password-local"
+        runtime = AlertsRuntime(self.env)
+        try:
+            create_user(cognito_client(runtime), runtime.settings.cognito_user_pool_id, email, password)
+        except AccountError:
+            pass  # made before: the same password
+        return email, password
+
+    def token(self, email: str = DEMO_EMAIL, password: str = DEMO_PASSWORD) -> str:
+        """An access token of one of this stack's accounts, as the dashboard gets one."""
+        from alerts.chalicelib.accounts import sign_in
+        from alerts.chalicelib.cli import cognito_client
+        from alerts.chalicelib.runtime import AlertsRuntime
+
+        runtime = AlertsRuntime(self.env)
+        return sign_in(cognito_client(runtime), runtime.settings.cognito_client_id, email, password)["AccessToken"]
 
     def start(self, check_loop: bool = True) -> None:
         self.start_redis()
@@ -339,6 +369,17 @@ class Stack:
             stop()
 
 
+def _print_delivery(name: str, delivery: dict) -> None:
+    payload = delivery["payload"] or {}
+    signature = {True: "signature ok", False: "SIGNATURE WRONG", None: "signature not checked"}[
+        delivery["signature_ok"]
+    ]
+    say(f"webhook {name} received {len(payload.get('firings', []))} firing(s) ({signature}):")
+    for firing in payload.get("firings", []):
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in firing["values"].items())
+        say(f"  {firing['symbol']}: {firing['condition']} ({shown}), bar {firing['bar_date']}, {firing['firing_id']}")
+
+
 def main() -> None:
     stack = Stack()
     # A shell that starts us in the background sets SIGINT to "ignore", and we
@@ -347,15 +388,26 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         stack.start()
-        say(f"open the dashboard: {stack.web.url} (sign in to alerts with the token below)")
+        say(f"open the dashboard: {stack.web.url}")
+        say(f"alerts: sign in as {DEMO_EMAIL} with the password {DEMO_PASSWORD}, or create an account")
+        say("        (moto sends no email: any confirmation code is accepted)")
         say(f"try: curl '{stack.url('quote')}/api/quote?symbol=AAPL'")
         say(f"     curl '{stack.url('backtest')}/api/backtest?symbol=AAPL&start=2012-01-01&interval=5d'")
-        say(f"     TOKEN={stack.token}")
+        say(
+            f"     TOKEN=$(.venv/bin/python -m alerts.chalicelib.cli token --email {DEMO_EMAIL} "
+            f"--password {DEMO_PASSWORD})"
+        )
         say(f"     curl -H \"Authorization: Bearer $TOKEN\" '{stack.url('alerts')}/api/alerts/rules'")
-        exports = " ".join(f"{k}={v}" for k, v in {**stack.exports, "AUTH_SECRET": stack.env["AUTH_SECRET"]}.items())
-        say(f"one app on its own against this stack, in another terminal: export {exports}")
+        if stack.exports:
+            exports = " ".join(f"{k}={v}" for k, v in stack.exports.items())
+            say(f"one app on its own against this stack, in another terminal: export {exports}")
+        else:
+            say("one app on its own against this stack, in another terminal (nothing to export):")
         say("     cd quote && ../.venv/bin/chalice local     # then curl 'http://127.0.0.1:8000/api/quote?symbol=AAPL'")
-        say(f"alert checks run every {stack.env.get('ALERTS_LOCAL_INTERVAL_S', '60')} s; SNS messages are printed here")
+        say(
+            f"alert checks run every {stack.env.get('ALERTS_LOCAL_INTERVAL_S', '60')} s; "
+            "what each user's webhook receives is printed here"
+        )
         say("Ctrl-C stops everything")
         while all(p.poll() is None for p in stack.processes):
             time.sleep(0.5)

@@ -31,13 +31,15 @@ ENVIRONMENT = {
         "DATABASE_URL": "DatabaseUrl",
         "DATABASE_SECRET_ARN": "DatabaseSecretArn",
         "ALERTS_TABLE": "AlertsTable",
-        "ALERTS_TOPIC_ARN": "AlertsTopicArn",
+        "ALERTS_TOPIC_PREFIX": "AlertsTopicPrefix",
+        "COGNITO_USER_POOL_ID": "UserPoolId",
+        "COGNITO_CLIENT_ID": "UserPoolClientId",
     },
 }
 SECRET_PARAMETERS = {
     "quote": {"POLYGON_API_KEY_PARAM": "polygon-api-key"},
     "backtest": {"CURSOR_SECRET_PARAM": "cursor-secret", "POLYGON_API_KEY_PARAM": "polygon-api-key"},
-    "alerts": {"POLYGON_API_KEY_PARAM": "polygon-api-key", "AUTH_SECRET_PARAM": "auth-secret"},
+    "alerts": {"POLYGON_API_KEY_PARAM": "polygon-api-key"},
 }
 
 

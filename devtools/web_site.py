@@ -51,8 +51,18 @@ def own_code_sizes() -> dict[str, int]:
     }
 
 
-def config_for(bases: dict[str, str]) -> bytes:
-    return json.dumps({service: bases.get(service, "") for service in ("quote", "backtest", "alerts")}).encode()
+AUTH_FIELDS = ("region", "userPoolId", "clientId", "endpoint")
+
+
+def config_for(bases: dict[str, str], auth: dict[str, str]) -> bytes:
+    """Where the three services are, and the user pool the page signs in with: its region,
+    pool and app client ids, and the cognito-idp endpoint (moto's, locally)."""
+    missing = [name for name in AUTH_FIELDS if not auth.get(name)]
+    if missing:
+        raise ValueError(f"the page's auth config lacks {', '.join(missing)}")
+    config = {service: bases.get(service, "") for service in ("quote", "backtest", "alerts")}
+    config["auth"] = {name: auth[name] for name in AUTH_FIELDS}
+    return json.dumps(config).encode()
 
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection", "host"}
@@ -65,7 +75,7 @@ class WebServer:
     an authorizer's 401/403 as such, which a CORS-less gateway answer would hide).
     """
 
-    def __init__(self, services: dict[str, str], port: int = 0, host: str = "127.0.0.1"):
+    def __init__(self, services: dict[str, str], port: int = 0, host: str = "127.0.0.1", auth: dict | None = None):
         from urllib.parse import urlparse
 
         files = site_files()
@@ -151,7 +161,7 @@ class WebServer:
         self.port = self._server.server_address[1]
         self.url = f"http://{host}:{self.port}/"
         # Every service at the page's own origin.
-        self.config = config_for({name: self.url.rstrip("/") for name in services})
+        self.config = config_for({name: self.url.rstrip("/") for name in services}, auth or {})
         threading.Thread(target=self._server.serve_forever, daemon=True, name="web").start()
 
     def stop(self) -> None:

@@ -34,7 +34,13 @@ LOCAL_DEFAULTS = {
     "AWS_ENDPOINT_URL": MOTO_URL,
     "LAKE_URI": "s3://market-lake/history",
     "S3_ENDPOINT_URL": MOTO_URL,
-    "ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:market-alerts-notifications",
+    # Each user's notifications go to a topic of their own: this prefix and their id.
+    "ALERTS_TOPIC_PREFIX": "market-alerts-dev-user-",
+    # The user pool make run creates on moto. moto makes these ids from the pool's
+    # and client's definitions (MOTO_COGNITO_IDP_*_ID_STRATEGY=HASH), so they are
+    # the same at every start; tests/test_accounts.py checks they still are.
+    "COGNITO_USER_POOL_ID": "us-east-1_a14d444711800994ae5e3a403642c4d113a2d831edd82",
+    "COGNITO_CLIENT_ID": "ead3123de925d36f65f7c16578",
     "RECENT_AS_OF": "2013-03-01",
     # The fake has no rate limit of its own.
     "POLYGON_MAX_CALLS_PER_MIN": "600",
@@ -42,8 +48,6 @@ LOCAL_DEFAULTS = {
     # check run by hand at night would otherwise evaluate nothing.
     "ALERTS_IGNORE_MARKET_HOURS": "1",
 }
-# The signing secret make run uses; named in the message when AUTH_SECRET is missing.
-LOCAL_AUTH_SECRET = "local-dev-secret-not-for-production"
 
 
 def current_env() -> dict[str, str]:
@@ -90,18 +94,22 @@ REQUIRED = {
         ]
     },
     "alerts": {
-        "any": [("AUTH_SECRET", "AUTH_SECRET_PARAM")],
+        # Locally the pool make run creates on moto (LOCAL_DEFAULTS).
+        "any": [("COGNITO_USER_POOL_ID",), ("COGNITO_CLIENT_ID",)],
         "aws": [
             ("DATABASE_URL",),
             ("REDIS_URL",),
-            ("ALERTS_TOPIC_ARN",),
+            ("ALERTS_TOPIC_PREFIX",),
             ("POLYGON_API_KEY", "POLYGON_API_KEY_PARAM"),
         ],
     },
 }
 WHY = {
-    "AUTH_SECRET": f"it signs and checks the bearer tokens (make run uses AUTH_SECRET={LOCAL_AUTH_SECRET}; "
-    "on AWS, AUTH_SECRET_PARAM names its SSM parameter)",
+    "COGNITO_USER_POOL_ID": "the Cognito user pool whose tokens the API accepts "
+    "(make stage-config writes it from the stateful stack's outputs)",
+    "COGNITO_CLIENT_ID": "the pool's app client the dashboard signs in with "
+    "(make stage-config writes it from the stateful stack's outputs)",
+    "ALERTS_TOPIC_PREFIX": "the name prefix of the users' SNS topics (make stage-config writes it)",
     "POLYGON_API_KEY": "the Polygon key (on AWS, POLYGON_API_KEY_PARAM names its SSM parameter)",
     "CURSOR_SECRET": "it signs pagination cursors (on AWS, CURSOR_SECRET_PARAM names its SSM parameter)",
 }
@@ -109,7 +117,7 @@ WHY = {
 
 def missing_settings(service: str, env: Mapping[str, str] | None = None) -> list[str]:
     """What ``service`` needs on its stage and the environment does not give, one line each."""
-    env = os.environ if env is None else env
+    env = with_local_defaults(os.environ if env is None else env)
     needs = REQUIRED.get(service, {})
     wanted = list(needs.get("any", []))
     if not is_local(env):
@@ -162,6 +170,8 @@ def _date(env: Mapping[str, str], name: str) -> date | None:
 @dataclass(frozen=True)
 class Settings:
     stage: str = LOCAL_STAGE
+    # This machine: the local stage outside Lambda (see is_local).
+    local: bool = False
     # Only for local AWS stand-ins (moto, dynalite); on AWS the role's credentials are used.
     aws_access_key_id: str = ""
     aws_secret_access_key: str = ""
@@ -205,10 +215,15 @@ class Settings:
 
     # --- alerts ---
     alerts_table: str = "market-alerts"
-    alerts_topic_arn: str = ""
-    auth_secret: str = ""
-    auth_issuer: str = "market-data"
+    # A user's notifications go to the SNS topic named this prefix and their id.
+    alerts_topic_prefix: str = ""
     alerts_max_rules_per_user: int = 100
+    alerts_max_channels_per_user: int = 5
+    # --- accounts: the Cognito user pool whose tokens the alerts API accepts ---
+    cognito_user_pool_id: str = ""
+    cognito_client_id: str = ""
+    # The cognito-idp endpoint (moto's locally); on AWS, the region's own.
+    cognito_endpoint_url: str = ""
     alerts_max_condition_len: int = 200
     alerts_local_interval_s: float = 60.0
     # A quote older than this (served stale while Polygon is down) is not used.
@@ -232,7 +247,6 @@ class Settings:
     # --- secrets at run time (production): SSM SecureString parameter names and
     # the RDS-managed Secrets Manager secret; never the values themselves.
     polygon_api_key_param: str = ""
-    auth_secret_param: str = ""
     cursor_secret_param: str = ""
     database_secret_arn: str = ""
     # Run the check whatever the clock says (for demos on weekends and at night).
@@ -245,6 +259,7 @@ class Settings:
         local_aws = is_local(env) and env.get("AWS_ENDPOINT_URL", "").startswith("http://127.0.0.1")
         return cls(
             stage=_text(env, "STAGE", LOCAL_STAGE),
+            local=is_local(env),
             # moto accepts any credentials, but boto3 will not sign without some.
             aws_access_key_id=_text(env, "AWS_ACCESS_KEY_ID", "testing" if local_aws else ""),
             aws_secret_access_key=_text(env, "AWS_SECRET_ACCESS_KEY", "testing" if local_aws else ""),
@@ -273,16 +288,22 @@ class Settings:
             s3_endpoint_url=_text(env, "S3_ENDPOINT_URL", ""),
             aws_region=_text(env, "AWS_REGION", _text(env, "AWS_DEFAULT_REGION", d.aws_region)),
             alerts_table=_text(env, "ALERTS_TABLE", d.alerts_table),
-            alerts_topic_arn=_text(env, "ALERTS_TOPIC_ARN", ""),
-            auth_secret=_text(env, "AUTH_SECRET", ""),
-            auth_issuer=_text(env, "AUTH_ISSUER", d.auth_issuer),
+            alerts_topic_prefix=_text(env, "ALERTS_TOPIC_PREFIX", ""),
             alerts_max_rules_per_user=_number(env, "ALERTS_MAX_RULES_PER_USER", d.alerts_max_rules_per_user, int, 1),
+            alerts_max_channels_per_user=_number(
+                env, "ALERTS_MAX_CHANNELS_PER_USER", d.alerts_max_channels_per_user, int, 1
+            ),
+            cognito_user_pool_id=_text(env, "COGNITO_USER_POOL_ID", ""),
+            cognito_client_id=_text(env, "COGNITO_CLIENT_ID", ""),
+            # The SDK's own per-service variable, else the one endpoint for every AWS service.
+            cognito_endpoint_url=_text(env, "AWS_ENDPOINT_URL_COGNITO_IDP", _text(env, "AWS_ENDPOINT_URL", "")).rstrip(
+                "/"
+            ),
             alerts_max_condition_len=_number(env, "ALERTS_MAX_CONDITION_LEN", d.alerts_max_condition_len, int, 1),
             alerts_local_interval_s=_number(env, "ALERTS_LOCAL_INTERVAL_S", d.alerts_local_interval_s, float, 1),
             alerts_max_quote_age_s=_number(env, "ALERTS_MAX_QUOTE_AGE_S", d.alerts_max_quote_age_s),
             aws_endpoint_url=_text(env, "AWS_ENDPOINT_URL", ""),
             polygon_api_key_param=_text(env, "POLYGON_API_KEY_PARAM", ""),
-            auth_secret_param=_text(env, "AUTH_SECRET_PARAM", ""),
             cursor_secret_param=_text(env, "CURSOR_SECRET_PARAM", ""),
             database_secret_arn=_text(env, "DATABASE_SECRET_ARN", ""),
             alerts_fire_concurrency=_number(env, "ALERTS_FIRE_CONCURRENCY", d.alerts_fire_concurrency, int, 1),
@@ -299,7 +320,7 @@ class Settings:
         """The settings as a dict that is safe to log."""
         from urllib.parse import urlparse
 
-        secret = {"polygon_api_key", "auth_secret", "cursor_secret", "aws_secret_access_key"}
+        secret = {"polygon_api_key", "cursor_secret", "aws_secret_access_key"}
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)

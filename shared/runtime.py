@@ -31,7 +31,7 @@ class Runtime:
     @cached_property
     def settings(self) -> Settings:
         settings = Settings.from_env(self._env)
-        if settings.polygon_api_key_param or settings.auth_secret_param or settings.cursor_secret_param:
+        if settings.polygon_api_key_param or settings.cursor_secret_param:
             from shared.secrets import resolve_parameters
 
             settings = resolve_parameters(settings, self._aws_for(settings, "client", "ssm"))
@@ -68,15 +68,17 @@ class Runtime:
             )
         return Database(url, self.settings.database_timeout_s)
 
-    def _aws(self, kind: str, service: str):
-        return self._aws_for(self.settings, kind, service)
+    def _aws(self, kind: str, service: str, attempts: int = 5):
+        return self._aws_for(self.settings, kind, service, attempts)
 
     @staticmethod
-    def _aws_for(s: Settings, kind: str, service: str):
+    def _aws_for(s: Settings, kind: str, service: str, attempts: int = 5):
         from botocore.config import Config
 
-        # Short timeouts and the standard retries, which back off on throttling.
-        config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 4, "mode": "standard"})
+        # Short timeouts and the standard retries (5 attempts in all), which back off on
+        # throttling. A call that must not be repeated blindly (a publish: botocore would
+        # repeat one that timed out after SNS took it) asks for one attempt and retries itself.
+        config = Config(connect_timeout=2, read_timeout=5, retries={"total_max_attempts": attempts, "mode": "standard"})
         options = dict(region_name=s.aws_region, endpoint_url=s.aws_endpoint_url or None, config=config)
         if kind == "resource":
             import boto3

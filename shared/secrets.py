@@ -1,7 +1,7 @@
 """Secrets read at run time from SSM Parameter Store, once per Lambda container.
 
 The configuration names the parameters (``POLYGON_API_KEY_PARAM``,
-``AUTH_SECRET_PARAM``, ``CURSOR_SECRET_PARAM``); the values never appear in
+``CURSOR_SECRET_PARAM``); the values never appear in
 ``config.json``, the environment or the logs. All of a service's parameters
 come in one ``GetParameters`` call at cold start. The database password comes
 from the secret RDS manages (``shared.credentials``).
@@ -13,7 +13,6 @@ from shared.config import ConfigError, Settings
 
 PARAMETERS = {
     "polygon_api_key_param": "polygon_api_key",
-    "auth_secret_param": "auth_secret",
     "cursor_secret_param": "cursor_secret",
 }
 

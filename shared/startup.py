@@ -9,6 +9,12 @@
    changes. Chalice's own watcher walks the project without following symlinks,
    so it never sees ``vendor/shared``; this thread polls the real folder the way
    Chalice's stat watcher polls the project, and asks for the same restart.
+3. Outside Lambda, make Chalice's local gateway (``chalice local`` and
+   ``chalice.test.Client``) answer an authorizer that fails as API Gateway does:
+   401 for the error "Unauthorized" (how a TOKEN authorizer refuses a token), and
+   API Gateway's 500 for any other error. Chalice runs built-in authorizers
+   locally as they run in Lambda but lets their exceptions escape, so a refused
+   token would get no answer at all.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ def start(service: str) -> None:
         if under_chalice_local():
             os._exit(2)
         raise SystemExit(2)
+    if not os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        local_gateway_answers_authorizer_errors()
     if under_chalice_local() and not _watching.is_set():
         _watching.set()
         threading.Thread(target=_watch, args=(SHARED,), daemon=True, name="shared-reload").start()
@@ -62,3 +70,31 @@ def _watch(folder: Path, interval_s: float = 1.0) -> None:
             print(f"{', '.join(changed)} changed: restarting", file=sys.stderr, flush=True)
             # The exit code chalice local's parent process restarts its worker on.
             os._exit(RESTART_REQUEST_RC)
+
+
+def local_gateway_answers_authorizer_errors() -> None:
+    try:
+        from chalice import local
+    except ImportError:  # a Lambda zip carries Chalice's runtime only
+        return
+    original = local.LocalGatewayAuthorizer.authorize
+    if getattr(original, "answers_as_api_gateway", False):
+        return
+
+    def authorize(self, raw_path, lambda_event, lambda_context):
+        try:
+            return original(self, raw_path, lambda_event, lambda_context)
+        except local.LocalGatewayException:
+            raise
+        except Exception as exc:  # noqa: BLE001 - answered here as API Gateway answers it
+            headers = {"x-amzn-RequestId": lambda_context.aws_request_id}
+            if str(exc) == "Unauthorized":
+                raise local.NotAuthorizedError(
+                    {**headers, "x-amzn-ErrorType": "UnauthorizedException"}, b'{"message":"Unauthorized"}'
+                ) from None
+            raise local.InvalidAuthorizerError(
+                {**headers, "x-amzn-ErrorType": "AuthorizerConfigurationException"}, b'{"message":null}'
+            ) from exc
+
+    authorize.answers_as_api_gateway = True
+    local.LocalGatewayAuthorizer.authorize = authorize

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import date
 
@@ -246,8 +247,6 @@ def backtest_client(loaded_history):
 
 # ---------------------------------------------------------------- alerts
 
-AUTH_SECRET = "test-signing-secret-0123456789abcdef"
-
 
 def bars_from_closes(closes: list[float], last_day: date, volume: int = 1_000_000):
     """Weekday bars ending on ``last_day`` with these closes (oldest first)."""
@@ -264,14 +263,21 @@ def bars_from_closes(closes: list[float], last_day: date, volume: int = 1_000_00
     return [DailyBar(d, c, c * 1.01, c * 0.99, c, volume) for d, c in zip(days, closes)]
 
 
+PASSWORD = "correct-horse-battery"
+
+
 class AlertsWorld:
-    """A DynamoDB table, an SNS topic with an SQS queue subscribed, and daily bars, for one test."""
+    """For one test: a DynamoDB table, a Cognito user pool with its accounts, the users'
+    SNS topics (a prefix of this world's own), a webhook receiver, and daily bars.
+    AWS calls go through a fault-injecting proxy in front of moto."""
 
     def __init__(self, moto, database_url: str):
         import uuid
 
+        from alerts.chalicelib.accounts import create_pool
         from alerts.chalicelib.cli import create_table
         from devtools.fault_proxy import FaultProxy
+        from devtools.webhook_receiver import WebhookReceiver
 
         self.moto = moto
         self.proxy = FaultProxy(moto.url)  # boto3 -> proxy -> moto, so tests can inject faults
@@ -279,26 +285,64 @@ class AlertsWorld:
         self.dynamodb = moto.client("dynamodb")
         create_table(self.dynamodb, self.name)
         self.sns = moto.client("sns")
-        self.topic_arn = self.sns.create_topic(Name=self.name)["TopicArn"]
-        self.sqs = moto.client("sqs")
-        self.queue_url = self.sqs.create_queue(QueueName=self.name)["QueueUrl"]
-        queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        self.sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        self.cognito = moto.client("cognito-idp")
+        self.pool_id, self.client_id = create_pool(self.cognito, self.name)
+        self.topic_prefix = f"{self.name}-user-"
+        self.webhooks = WebhookReceiver()
         self.database_url = database_url
+        self.users: dict[str, dict] = {}
 
     def env(self) -> dict:
         return {
             "ALERTS_TABLE": self.name,
-            "ALERTS_TOPIC_ARN": self.topic_arn,
+            "ALERTS_TOPIC_PREFIX": self.topic_prefix,
             "AWS_ENDPOINT_URL": self.proxy.url,
-            "AUTH_SECRET": AUTH_SECRET,
+            "COGNITO_USER_POOL_ID": self.pool_id,
+            "COGNITO_CLIENT_ID": self.client_id,
             "DATABASE_URL": self.database_url,
             "ALERTS_IGNORE_MARKET_HOURS": "1",
             # The tests' bars end on 2026-11-20: history as of then is current.
             "RECENT_AS_OF": "2026-11-20",
         }
+
+    def user(self, name: str) -> dict:
+        """An account for ``name`` (``name@example.com``), signed in: its sub and tokens."""
+        from alerts.chalicelib.accounts import create_user, sign_in
+
+        if name not in self.users:
+            email = f"{name}@example.com"
+            made = create_user(self.cognito, self.pool_id, email, PASSWORD)
+            tokens = sign_in(self.cognito, self.client_id, email, PASSWORD)
+            self.users[name] = {"email": email, "sub": made["sub"], **tokens}
+        return self.users[name]
+
+    def headers(self, name: str, token: str = "AccessToken") -> dict:
+        return {"Authorization": f"Bearer {self.user(name)[token]}"}
+
+    def sub(self, name: str) -> str:
+        return self.user(name)["sub"]
+
+    def subscribe(self, client, name: str) -> dict:
+        """A webhook channel for ``name`` to this world's receiver, through the API."""
+        response = client.http.post(
+            "/api/alerts/channels",
+            headers={"Content-Type": "application/json", **self.headers(name)},
+            body=json.dumps({"type": "webhook", "url": self.webhooks.url(name)}),
+        )
+        assert response.status_code == 201, response.body
+        channel = json.loads(response.body)
+        self.webhooks.expect(name, channel["signing_secret"])
+        return channel
+
+    def messages(self, name: str) -> list[dict]:
+        """The messages ``name``'s webhook got since last asked (each signature checked)."""
+        got = self.webhooks.deliveries(name)
+        self.webhooks._got.pop(name, None)
+        for delivery in got:
+            assert delivery["signature_ok"] is True, delivery
+        return [
+            {"subject": d["envelope"].get("Subject"), "topic": d["envelope"]["TopicArn"], **d["payload"]} for d in got
+        ]
 
     def load_bars(self, symbol: str, closes: list[float], last_day: date) -> None:
         from backtest.chalicelib import postgres_writer
@@ -312,32 +356,14 @@ class AlertsWorld:
         postgres_writer.record_symbol(conn, symbol, bars[0].day, bars[-1].day)
         conn.close()
 
-    def messages(self) -> list[dict]:
-        """Everything delivered to the queue so far (and removes it)."""
-        import json as _json
-
-        out = []
-        while True:
-            got = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-            batch = got.get("Messages", [])
-            if not batch:
-                return out
-            for m in batch:
-                envelope = _json.loads(m["Body"])
-                out.append(
-                    {
-                        "subject": envelope.get("Subject"),
-                        "message": _json.loads(envelope["Message"]),
-                        "attributes": {k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()},
-                    }
-                )
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
-
     def close(self) -> None:
         self.proxy.stop()
+        self.webhooks.stop()
         self.dynamodb.delete_table(TableName=self.name)
-        self.sns.delete_topic(TopicArn=self.topic_arn)
-        self.sqs.delete_queue(QueueUrl=self.queue_url)
+        for topic in self.sns.list_topics().get("Topics", []):
+            if topic["TopicArn"].rsplit(":", 1)[-1].startswith(self.topic_prefix):
+                self.sns.delete_topic(TopicArn=topic["TopicArn"])
+        self.cognito.delete_user_pool(UserPoolId=self.pool_id)
 
 
 @pytest.fixture
@@ -367,10 +393,14 @@ def alerts_client(alerts_app):
         yield client
 
 
-def token_for(user: str, secret: str = AUTH_SECRET, ttl_s: float = 3600) -> dict:
-    from alerts.chalicelib.auth import mint
+@pytest.fixture
+def alice(alerts_world) -> dict:
+    return alerts_world.headers("alice")
 
-    return {"Authorization": f"Bearer {mint(secret, user, 'market-data', ttl_s)}"}
+
+@pytest.fixture
+def bob(alerts_world) -> dict:
+    return alerts_world.headers("bob")
 
 
 # ---------------------------------------------------------------- the whole local stack

@@ -32,14 +32,6 @@ NOT_THIS_SERVICE = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def auth_secret():
-    # Importing the alerts app needs one (it stops without it).
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AUTH_SECRET", "contract-secret-0123456789abcdef0123")
-        yield
-
-
 def document(service):
     return load_app(service).DOCUMENT
 
@@ -197,14 +189,28 @@ def print_report(service: str, report: Counter) -> None:
 def test_contract_fuzzing_against_chalice_local(stack, service):
     import schemathesis
 
-    from alerts.chalicelib.auth import mint
-
     base_url = stack.url(service)
     schema = schemathesis.openapi.from_url(f"{base_url}/api/{service}/openapi.json")
     headers = {}
     if service == "alerts":
-        headers = {"Authorization": f"Bearer {mint(stack.env['AUTH_SECRET'], 'fuzz', 'market-data', 3600)}"}
+        headers = {"Authorization": f"Bearer {stack.token(*stack.account('fuzz'))}"}
     report: Counter = Counter()
+    if service == "alerts":
+        # A rule and a channel of this user's first, so the fuzzing finds ids that exist
+        # (and before it can fill the user's channel slots).
+        import urllib.request
+
+        def post(path, body):
+            request_ = urllib.request.Request(
+                f"{base_url}{path}",
+                data=json.dumps(body).encode(),
+                headers={**headers, "Content-Type": "application/json"},
+                method="POST",
+            )
+            return json.loads(urllib.request.urlopen(request_, timeout=10).read())["id"]
+
+        rule_id = post("/api/alerts/rules", {"symbol": "AAPL", "condition": "close < sma(50)"})
+        channel_id = post("/api/alerts/channels", {"type": "email", "address": "fuzz@example.com"})
     fuzz(schema, base_url, headers, report)
     # Again with what the data holds, so the answers are more than 404s.
     if service == "quote":
@@ -212,23 +218,17 @@ def test_contract_fuzzing_against_chalice_local(stack, service):
     elif service == "backtest":
         fuzz(schema, base_url, headers, report, {"GET /api/backtest": {"query": {"symbol": "AAPL"}}})
     else:
-        import urllib.request
-
-        request_ = urllib.request.Request(
-            f"{base_url}/api/alerts/rules",
-            data=json.dumps({"symbol": "AAPL", "condition": "close < sma(50)"}).encode(),
-            headers={**headers, "Content-Type": "application/json"},
-            method="POST",
-        )
-        rule_id = json.loads(urllib.request.urlopen(request_, timeout=10).read())["id"]
         fuzz(
             schema,
             base_url,
             headers,
             report,
             {
-                f"{method} /api/alerts/rules/{{rule_id}}": {"path_parameters": {"rule_id": rule_id}}
-                for method in ("GET", "PATCH", "DELETE")
+                **{
+                    f"{method} /api/alerts/rules/{{rule_id}}": {"path_parameters": {"rule_id": rule_id}}
+                    for method in ("GET", "PATCH", "DELETE")
+                },
+                "DELETE /api/alerts/channels/{channel_id}": {"path_parameters": {"channel_id": channel_id}},
             },
         )
         valid = {"symbol": "AAPL", "condition": "close < sma(50)"}
@@ -238,6 +238,14 @@ def test_contract_fuzzing_against_chalice_local(stack, service):
             headers,
             report,
             {"POST /api/alerts/rules": {"body": valid, "media_type": "application/json"}},
+        )
+        hook = {"type": "webhook", "url": stack.webhooks.url("fuzz")}
+        fuzz(
+            schema,
+            base_url,
+            headers,
+            report,
+            {"POST /api/alerts/channels": {"body": hook, "media_type": "application/json"}},
         )
     print_report(service, report)
     operations = {label for label, _, _ in report}

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.stack import DEMO_EMAIL, DEMO_PASSWORD
 from tests.apps import ROOT
 
 # Not into the checkout's tracked files by default: a test run leaves git status clean.
@@ -121,11 +122,13 @@ def show_chart(page) -> None:
     page.wait_for_function(f"() => Number(document.querySelector('#chart').dataset.loads) > {loads}")
 
 
-def sign_in(page, token: str) -> None:
-    page.fill("#token", token)
+def sign_in(page, email: str = DEMO_EMAIL, password: str = DEMO_PASSWORD) -> None:
+    page.fill("#signin-email", email)
+    page.fill("#signin-password", password)
     page.click("#signin button[type=submit]")
     page.wait_for_selector("#alerts-body:not([hidden])")
     page.wait_for_selector("#rules-table[data-count]")
+    page.wait_for_selector("#channels-table[data-count]")
 
 
 def shoot(locator, name: str) -> None:
@@ -246,9 +249,8 @@ def test_crosshair_overlays_and_downloads(dashboard, stack):
 
 
 def alerts_api(stack, method: str, path: str, user: str, body: dict | None = None):
-    from alerts.chalicelib.auth import mint
-
-    token = mint(stack.env["AUTH_SECRET"], user, "market-data", 3600)
+    """The alerts API as ``user@example.com`` (an account of the stack's pool, made if new)."""
+    token = stack.token(*stack.account(user)) if user != "demo" else stack.token()
     request = urllib.request.Request(
         f"{stack.url('alerts')}{path}",
         method=method,
@@ -259,15 +261,28 @@ def alerts_api(stack, method: str, path: str, user: str, body: dict | None = Non
         return json.loads(response.read())
 
 
+def run_check(stack) -> dict:
+    check = subprocess.run(
+        [sys.executable, "-m", "alerts.chalicelib.cli", "check"],
+        cwd=ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stderr
+    return json.loads(check.stdout)
+
+
 def test_alerts_rules_errors_and_events(dashboard, stack):
     page, console = dashboard()
     alerts_api(stack, "POST", "/api/alerts/rules", "mallory", {"symbol": "IBM", "condition": "close > 1"})
-    sign_in(page, stack.token)
-    assert "Signed in as demo" in page.inner_text("#alerts-who")
-    # The token is kept for this tab only: never in the URL or localStorage.
-    assert stack.token not in page.url
-    assert stack.token not in json.dumps(page.evaluate("Object.assign({}, localStorage)"))
-    assert page.evaluate("sessionStorage.getItem('alerts.token')") == stack.token
+    sign_in(page)
+    assert f"Signed in as {DEMO_EMAIL}" in page.inner_text("#alerts-who")
+    # The tokens are kept for this tab only: never in the URL or localStorage.
+    session = json.loads(page.evaluate("sessionStorage.getItem('alerts.session')"))
+    assert session["accessToken"] and session["refreshToken"]
+    assert session["accessToken"] not in page.url
+    assert session["refreshToken"] not in json.dumps(page.evaluate("Object.assign({}, localStorage)"))
 
     # A bad condition: the API's position and expected tokens, shown inline.
     console.expect("status of 400")
@@ -289,20 +304,15 @@ def test_alerts_rules_errors_and_events(dashboard, stack):
     page.wait_for_selector("#rules-table tbody tr >> text=price < sma(50)")
     rules = page.inner_text("#rules-table tbody")
     assert "AAPL" in rules and "IBM" not in rules and "close > 1" not in rules
+    # make run gave the demo account a webhook channel to its receiver.
+    assert page.get_attribute("#channels-table tbody tr", "data-status") == "confirmed"
 
     # What fired, with the values and the delivery.
-    check = subprocess.run(
-        [sys.executable, "-m", "alerts.chalicelib.cli", "check"],
-        cwd=ROOT,
-        env=stack.env,
-        capture_output=True,
-        text=True,
-    )
-    assert check.returncode == 0, check.stderr
+    run_check(stack)
     page.click("#alerts-refresh")
     page.wait_for_selector("#events-table tbody tr[data-delivery=sent]")
     event = page.inner_text("#events-table tbody tr")
-    assert "AAPL" in event and "sma(50)" in event and "sent" in event
+    assert "AAPL" in event and "sma(50)" in event and "sent to 1 channel" in event
     shoot(page.locator("#alerts-panel"), "alerts.png")
 
     # Disable, edit, delete.
@@ -320,13 +330,128 @@ def test_alerts_rules_errors_and_events(dashboard, stack):
     assert alerts_api(stack, "GET", "/api/alerts/rules", "demo")["rules"] == []
     assert page.inner_text("#rules-table tbody") == "No rules yet: create one above."
 
-    # A refused token returns to sign-in.
-    console.expect("status of 403")
-    page.evaluate("sessionStorage.setItem('alerts.token', 'not-a-token')")
+    # A session the service does not accept returns to sign-in, saying why.
+    console.expect("status of 401")
+    console.expect("status of 400")  # Cognito refusing the made-up refresh token
+    page.evaluate(
+        "sessionStorage.setItem('alerts.session', JSON.stringify({accessToken: 'not-a-token', "
+        "refreshToken: 'not-a-refresh-token', idToken: '', expiresAt: Date.now() + 3600000}))"
+    )
     page.reload()
     page.wait_for_selector("#signin:not([hidden])")
-    assert "did not accept that token" in page.inner_text("#signin-error")
-    assert page.evaluate("sessionStorage.getItem('alerts.token')") is None
+    assert "sign in again" in page.inner_text("#signin-error").lower()
+    assert page.evaluate("sessionStorage.getItem('alerts.session')") is None
+
+
+def test_a_new_user_signs_up_confirms_and_their_alert_reaches_them_only(dashboard, stack):
+    """Sign up, confirm with the emailed code (moto takes any), sign in, a rule, a webhook;
+    a check runs; the page shows the delivery, the webhook got it signed, and another
+    user's webhook got only that user's own firing."""
+    import uuid
+
+    page, console = dashboard()
+    email = f"new-{uuid.uuid4().hex[:8]}@example.com"
+    shoot(page.locator("#alerts-panel"), "signin.png")
+    page.click("#signin >> text=Create an account")
+    page.fill("#signup-email", DEMO_EMAIL)
+    page.fill("#signup-password", "a long enough password")
+    page.click("#signup button[type=submit]")
+    console.expect("status of 400")  # Cognito refusing an address that has an account
+    page.wait_for_selector("#signin-error:not([hidden])")
+    assert "exists already" in page.inner_text("#signin-error")
+    page.fill("#signup-email", email)
+    page.click("#signup button[type=submit]")
+    page.wait_for_selector("#confirm:not([hidden])")
+    assert "We emailed a confirmation code" in page.inner_text("#auth-message")
+    page.fill("#confirm-code", "123456")
+    page.click("#confirm button[type=submit]")
+    page.wait_for_selector("#signin:not([hidden])")
+    assert "confirmed" in page.inner_text("#auth-message")
+    assert page.input_value("#signin-email") == email
+    sign_in(page, email, "a long enough password")
+    assert f"Signed in as {email}" in page.inner_text("#alerts-who")
+    assert "No channels yet" in page.inner_text("#channels-table tbody")
+
+    page.fill("#rule-symbol", "MSFT")
+    page.fill("#rule-condition", "close > 0")
+    page.click("#rule-save")
+    page.wait_for_selector("#rules-table tbody tr >> text=close > 0")
+    name = email.split("@")[0]
+    page.select_option("#channel-type", "webhook")
+    page.fill("#channel-target", stack.webhooks.url(name))
+    page.click("#channel-add")
+    page.wait_for_selector("#channels-table tbody tr[data-status=confirmed]")
+    page.click("#channels-table summary")
+    stack.webhooks.expect(name, page.inner_text("#channels-table details.secret code"))
+
+    # Another user, with a rule and a webhook of their own.
+    other = f"other-{uuid.uuid4().hex[:8]}"
+    alerts_api(stack, "POST", "/api/alerts/channels", other, {"type": "webhook", "url": stack.webhooks.url(other)})
+    theirs = alerts_api(stack, "POST", "/api/alerts/rules", other, {"symbol": "IBM", "condition": "close > 0"})
+    run_check(stack)
+    page.click("#alerts-refresh")
+    page.wait_for_selector("#events-table tbody tr[data-delivery=sent]")
+    assert "MSFT" in page.inner_text("#events-table tbody") and "IBM" not in page.inner_text("#events-table tbody")
+    assert "sent to 1 channel" in page.inner_text("#events-table tbody tr")
+    [mine] = stack.webhooks.deliveries(name)
+    assert mine["signature_ok"] is True
+    assert [f["symbol"] for f in mine["payload"]["firings"]] == ["MSFT"]
+    [to_other] = stack.webhooks.deliveries(other)
+    assert [f["rule_id"] for f in to_other["payload"]["firings"]] == [theirs["id"]]
+    shoot(page.locator("#alerts-panel"), "alerts-channels.png")
+
+    # Sign out: everywhere, so the refresh token this tab held is no longer any use.
+    session = json.loads(page.evaluate("sessionStorage.getItem('alerts.session')"))
+    page.click("#signout")
+    page.wait_for_selector("#signin:not([hidden])")
+    from alerts.chalicelib.cli import cognito_client
+    from alerts.chalicelib.runtime import AlertsRuntime
+
+    runtime = AlertsRuntime(stack.env)
+    cognito = cognito_client(runtime)
+    with pytest.raises(cognito.exceptions.NotAuthorizedException):
+        cognito.initiate_auth(
+            ClientId=runtime.settings.cognito_client_id,
+            AuthFlow="REFRESH_TOKEN_AUTH",
+            AuthParameters={"REFRESH_TOKEN": session["refreshToken"]},
+        )
+
+
+def test_a_page_left_open_past_token_expiry_stays_signed_in(dashboard, stack):
+    page, _ = dashboard(clock=True)
+    targets = []
+    page.on("request", lambda r: targets.append(r.headers.get("x-amz-target", "")))
+    sign_in(page)
+    first = json.loads(page.evaluate("sessionStorage.getItem('alerts.session')"))["accessToken"]
+    sent = []
+    page.on("request", lambda r: "/api/alerts/" in r.url and sent.append(r.headers.get("authorization")))
+    page.clock.fast_forward(61 * 60 * 1000)  # an hour and a minute: the first access token has expired
+    page.wait_for_function("() => Number(document.querySelector('#alerts-panel').dataset.tokenRefreshes) >= 1")
+    assert "AWSCognitoIdentityProviderService.InitiateAuth" in targets
+    second = json.loads(page.evaluate("sessionStorage.getItem('alerts.session')"))["accessToken"]
+    assert second != first
+    page.click("#alerts-refresh")
+    page.wait_for_function("() => document.querySelector('#rules-table').dataset.count !== undefined")
+    page.wait_for_timeout(300)
+    assert sent and all(header == f"Bearer {second}" for header in sent)
+    assert page.is_visible("#alerts-body") and page.is_hidden("#signin")
+
+
+def test_a_forgotten_password_is_reset_from_the_page(dashboard, stack):
+    import uuid
+
+    email, _ = stack.account(f"forgetful-{uuid.uuid4().hex[:8]}")
+    page, _ = dashboard()
+    page.click("#signin >> text=Forgot password?")
+    page.fill("#forgot-email", email)
+    page.click("#forgot button[type=submit]")
+    page.wait_for_selector("#reset:not([hidden])")
+    page.fill("#reset-code", "123456")
+    page.fill("#reset-password", "my brand new password")
+    page.click("#reset button[type=submit]")
+    page.wait_for_selector("#signin:not([hidden])")
+    assert "password is changed" in page.inner_text("#auth-message")
+    sign_in(page, email, "my brand new password")
 
 
 def _invalid_condition(stack, condition: str) -> dict:
@@ -353,8 +478,10 @@ ACCESSIBLE_NAME = """el => {
 
 @pytest.mark.parametrize("width", [1280, 390])
 def test_layout_and_keyboard(dashboard, stack, width):
-    page, _ = dashboard(width=width, height=900)
-    sign_in(page, stack.token)
+    page, _ = dashboard(width=width, height=900, clock=True)
+    sign_in(page)
+    # No scheduled refresh may redraw rows while the walk below tabs through them.
+    page.clock.pause_at(page.evaluate("Date.now()") + 1000)
     # Nothing wider than the screen: a narrow phone scrolls down, never sideways.
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     for panel in ("#watchlist", "#chart-panel", "#alerts-panel"):

@@ -74,9 +74,50 @@ def test_the_backtest_api_can_only_read_and_the_daily_update_has_its_own_role():
         own = config["lambda_functions"]["daily-update"]["iam_policy_file"]
         assert own != config["iam_policy_file"]
         assert "s3:PutObject" not in {a for a, _ in policy_actions("backtest", config["iam_policy_file"])}
-    # The alerts authorizer reads its settings only; the check publishes.
-    assert set(function_actions("alerts", "bearer_token")) == {"ssm:GetParameters"}
+    # The alerts authorizer calls no AWS service at all; the check publishes.
+    assert set(function_actions("alerts", "bearer_token")) == set()
     assert "sns:Publish" in function_actions("alerts", "alerts-check")
+
+
+def test_alerts_roles_get_only_the_sns_actions_their_function_needs():
+    api = function_actions("alerts", "api_handler")
+    check = function_actions("alerts", "alerts-check")
+    sns = {a for a in api if a.startswith("sns:")}
+    assert sns == {"sns:CreateTopic", "sns:Subscribe", "sns:Unsubscribe", "sns:ListSubscriptionsByTopic"}
+    assert {a for a in check if a.startswith("sns:")} == {"sns:Publish", "sns:ListSubscriptionsByTopic"}
+    for stage in ("aws-dev", "aws-prod"):
+        config = json.loads((ROOT / "alerts" / ".chalice" / "config.json").read_text())["stages"][stage]
+        files = {
+            "api_handler": config["iam_policy_file"],
+            "alerts-check": config["lambda_functions"]["alerts-check"]["iam_policy_file"],
+            "bearer_token": config["lambda_functions"]["bearer_token"]["iam_policy_file"],
+        }
+        assert len(set(files.values())) == 3, "each alerts function has a role of its own"
+        for function, policy_file in files.items():
+            for action, resource in policy_actions("alerts", policy_file):
+                if action.startswith("sns:"):
+                    # The users' topics only, by their name prefix: never "*" or another stage's.
+                    assert resource == f"arn:aws:sns:*:*:market-alerts-{stage}-user-*", (function, action)
+        assert not [
+            a
+            for a, _ in policy_actions("alerts", files["bearer_token"])
+            if a.split(":")[0] != "logs" and not a.startswith("ec2:")
+        ]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_lambda_gets_cognito_admin_actions(service):
+    for function in lambda_functions(service):
+        assert not [a for a in function_actions(service, function) if a.startswith("cognito-idp:")], function
+    for stage in ("aws-dev", "aws-prod"):
+        for policy in (ROOT / service / ".chalice").glob(f"policy-{stage}*.json"):
+            assert "cognito-idp:" not in policy.read_text(), policy.name
+    # The scan does see them where they are called: the operator's command line.
+    from devtools.iam_scan import actions_in
+
+    assert {"cognito-idp:AdminCreateUser", "cognito-idp:AdminSetUserPassword"} <= actions_in(
+        ROOT / "alerts" / "chalicelib" / "accounts.py"
+    )
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -159,6 +200,19 @@ def test_each_service_packages_within_lambda_limits(service, tmp_path):
         f"at the measured p99; Little's law needs {needed}"
     )
     if service == "alerts":
+        # Each function its own role, as the policy files say: only the API subscribes, only the check publishes.
+        def actions(role):
+            return {
+                a
+                for p in resources[role]["Properties"]["Policies"]
+                for st in p["PolicyDocument"]["Statement"]
+                for a in st["Action"]
+            }
+
+        assert {"sns:Subscribe", "sns:CreateTopic"} <= actions("ApiHandlerRole")
+        assert "sns:Publish" not in actions("ApiHandlerRole")
+        assert "sns:Publish" in actions("AlertsCheckRole") and "sns:Subscribe" not in actions("AlertsCheckRole")
+        assert {a.split(":")[0] for a in actions("BearerTokenRole")} == {"logs", "ec2"}
         # One check at a time: a slow check must not overlap the next one.
         assert resources["AlertsCheck"]["Properties"]["ReservedConcurrentExecutions"] == 1
         assert resources["AlertsCheck"]["Properties"]["Timeout"] == 120
@@ -205,17 +259,18 @@ def test_stage_config_takes_the_stack_outputs(tmp_path):
         "DatabaseSecretArn": "arn:aws:secretsmanager:x:1:secret:rds!db-1",
         "LakeUri": "s3://lake/history",
         "AlertsTable": "market-alerts-prod",
-        "AlertsTopicArn": "arn:aws:sns:x:1:t",
+        "AlertsTopicPrefix": "market-alerts-aws-prod-user-",
+        "UserPoolId": "us-east-1_Pool123",
+        "UserPoolClientId": "client123",
         "ParameterPrefix": "/market-data/aws-prod/",
     }
     apply(outputs, "aws-prod", root=tmp_path)
     alerts = json.loads((tmp_path / "alerts" / ".chalice" / "config.json").read_text())["stages"]["aws-prod"]
     assert alerts["subnet_ids"] == ["subnet-aaa", "subnet-bbb"] and alerts["security_group_ids"] == ["sg-123"]
     env = alerts["environment_variables"]
-    assert (
-        env["ALERTS_TOPIC_ARN"] == "arn:aws:sns:x:1:t"
-        and env["AUTH_SECRET_PARAM"] == "/market-data/aws-prod/auth-secret"
-    )
+    assert env["ALERTS_TOPIC_PREFIX"] == "market-alerts-aws-prod-user-"
+    assert (env["COGNITO_USER_POOL_ID"], env["COGNITO_CLIENT_ID"]) == ("us-east-1_Pool123", "client123")
+    assert "AUTH_SECRET_PARAM" not in env
     assert env["DATABASE_SECRET_ARN"].endswith("rds!db-1")
 
 
@@ -224,7 +279,7 @@ def test_secrets_come_from_ssm_and_secrets_manager_at_run_time(moto_server, monk
 
     ssm = moto_server.client("ssm")
     ssm.put_parameter(Name="/market-data/t/polygon-api-key", Value="pk-123", Type="SecureString", Overwrite=True)
-    ssm.put_parameter(Name="/market-data/t/auth-secret", Value="s3cret", Type="SecureString", Overwrite=True)
+    ssm.put_parameter(Name="/market-data/t/cursor-secret", Value="s3cret", Type="SecureString", Overwrite=True)
     secrets = moto_server.client("secretsmanager")
     arn = secrets.create_secret(
         Name="rds!db-test-" + str(id(ssm)), SecretString=json.dumps({"username": "market", "password": "p@ss:word"})
@@ -232,16 +287,16 @@ def test_secrets_come_from_ssm_and_secrets_manager_at_run_time(moto_server, monk
     env = {
         "AWS_ENDPOINT_URL": moto_server.url,
         "POLYGON_API_KEY_PARAM": "/market-data/t/polygon-api-key",
-        "AUTH_SECRET_PARAM": "/market-data/t/auth-secret",
+        "CURSOR_SECRET_PARAM": "/market-data/t/cursor-secret",
         "DATABASE_SECRET_ARN": arn,
         "DATABASE_URL": "postgresql://market@db.example:5432/market",
     }
     runtime = Runtime(env)
     assert runtime.settings.polygon_api_key == "pk-123"
-    assert runtime.settings.auth_secret == "s3cret"
+    assert runtime.settings.cursor_secret == "s3cret"
     assert "pk-123" not in json.dumps(runtime.settings.redacted(), default=str)
     assert runtime.database.url == "postgresql://market:p%40ss%3Aword@db.example:5432/market"
-    missing = Runtime({**env, "AUTH_SECRET_PARAM": "/market-data/t/nope"})
+    missing = Runtime({**env, "CURSOR_SECRET_PARAM": "/market-data/t/nope"})
     with pytest.raises(ValueError, match="not found"):
         missing.settings  # noqa: B018 - reading it is the test
 
@@ -259,12 +314,23 @@ def test_deploy_web_dry_run_writes_the_stage_urls_into_the_config(tmp_path):
         "--endpoints",
         str(tmp_path / "endpoints.json"),
     ]
+    (tmp_path / "outputs.json").write_text(
+        json.dumps({"UserPoolId": "us-east-1_Pool123", "UserPoolClientId": "client123"})
+    )
+    base += ["--stateful-outputs", str(tmp_path / "outputs.json")]
     proc = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "/api/backtest* -> https://backtest123.execute-api.us-east-1.amazonaws.com/api" in proc.stdout
     site = ROOT / "build" / "web" / "t"
-    # Through CloudFront: every service at the distribution's own origin.
-    assert set(json.loads((site / "config.json").read_text()).values()) == {"https://DISTRIBUTION.cloudfront.net"}
+    # Through CloudFront: every service at the distribution's own origin; the stage's user pool.
+    config = json.loads((site / "config.json").read_text())
+    assert config.pop("auth") == {
+        "region": "us-east-1",
+        "userPoolId": "us-east-1_Pool123",
+        "clientId": "client123",
+        "endpoint": "https://cognito-idp.us-east-1.amazonaws.com/",
+    }
+    assert set(config.values()) == {"https://DISTRIBUTION.cloudfront.net"}
     assert {"index.html", "app.css", "src/main.js", "vendor/lightweight-charts.mjs"} <= {
         str(p.relative_to(site)) for p in site.rglob("*") if p.is_file()
     }

@@ -4,7 +4,8 @@ Reads all enabled rules (one index query per shard), quotes for the symbols
 whose rules use ``price`` or ``change_pct`` (through the shared quote cache:
 same Redis, single-flight and upstream budget as the quote service), and the
 daily bars of every symbol in **one** PostgreSQL query; evaluates; publishes
-each firing to SNS exactly once as far as SNS allows (see ``fire``).
+each firing exactly once as far as SNS allows (see ``claim``), in one message per
+user per check, to that user's own SNS topic (``notify.py``).
 
 One failing symbol or rule never stops the others; the report counts rules
 checked, fired, failed and skipped, with the reasons.
@@ -25,6 +26,7 @@ from shared.indicators import ema, rsi, sma
 from shared.market_calendar import NEW_YORK, latest_due_session, market_status, sessions_behind
 
 from .condition import ConditionError, label, parse
+from .notify import Publisher, messages_for
 from .store import AlertStore, now_iso
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,10 @@ class CheckReport:
     failed: int = 0
     skipped: int = 0
     delivery_failed: int = 0
+    # Firings of users with no confirmed channel: recorded, not sent.
+    undelivered: int = 0
+    # SNS messages published: one per user with firings (see notify.py).
+    messages: int = 0
     reasons: Counter = field(default_factory=Counter)
     fired_rules: list[dict] = field(default_factory=list)
     timings: dict = field(default_factory=dict)
@@ -56,44 +62,11 @@ class CheckReport:
             "failed": self.failed,
             "skipped": self.skipped,
             "delivery_failed": self.delivery_failed,
+            "undelivered": self.undelivered,
+            "messages": self.messages,
             "reasons": dict(self.reasons),
             "timings": self.timings,
         }
-
-
-class Publisher:
-    """SNS publish with an honest outcome: ``sent``, ``failed`` (certainly not
-    delivered: safe to retry) or ``unknown`` (maybe delivered: never retried)."""
-
-    def __init__(self, sns, topic_arn: str):
-        self.sns = sns
-        self.topic_arn = topic_arn
-
-    def publish(self, subject: str, message: dict, attributes: dict[str, str]) -> tuple[str, str | None]:
-        from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
-
-        try:
-            response = self.sns.publish(
-                TopicArn=self.topic_arn,
-                Subject=subject,
-                Message=json.dumps(message, separators=(",", ":")),
-                MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
-            )
-        except (ClientError, EndpointConnectionError, ConnectTimeoutError) as exc:
-            log.warning("SNS publish failed, will retry on the next check: %s", exc)
-            return "failed", None
-        except ReadTimeoutError as exc:
-            log.error("SNS publish timed out; it may or may not have been delivered, not retried: %s", exc)
-            return "unknown", None
-        return "sent", response.get("MessageId")
-
-
-def subject_for(rule: dict, values: dict) -> str:
-    """A readable SNS subject: ASCII, one line, at most 100 characters."""
-    shown = ", ".join(f"{k} {v:.4g}" for k, v in list(values.items())[:3])
-    text = f"{rule['symbol']}: {rule['condition']} ({shown})"
-    text = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in text)
-    return text if len(text) <= 100 else text[:97] + "..."
 
 
 class Evaluation:
@@ -273,34 +246,93 @@ def run_check(store: AlertStore, quotes, database, publisher: Publisher, setting
             report.reasons[type(exc).__name__] += 1
     lap("evaluate_s")
 
-    # Firing is network-bound (DynamoDB, SNS): rules are independent, so in parallel.
-    def act(decision):
-        rule = decision[0]
+    # Firing is network-bound (DynamoDB, SNS): rules, and users, are independent, so in parallel.
+    # Nothing that can fail stands between claiming a firing and publishing it: what the
+    # publish needs (the user's topic and channels) is read first, so a claimed firing
+    # is always published, or recorded as failed, or (after a crash) never resent.
+    def outcome_of(rule, outcome: str) -> None:
+        if outcome in ("sent", "already_sent", "unknown", "no_channel"):
+            report.fired += outcome == "sent"
+            report.undelivered += outcome == "no_channel"
+            report.fired_rules.append({"rule": rule["id"], "symbol": rule["symbol"], "outcome": outcome})
+        elif outcome == "failed":
+            report.delivery_failed += 1
+            report.reasons["delivery_failed"] += 1
+        elif outcome.startswith("error:"):
+            report.failed += 1
+            report.reasons[outcome[len("error:") :]] += 1
+
+    def guarded(work, rule):
         try:
-            return rule, decide(store, publisher, *decision, trading_day)
-        except Exception as exc:  # noqa: BLE001 - counted and logged below; the others go on
+            return work()
+        except Exception as exc:  # noqa: BLE001 - counted and logged; the others go on
             log.exception("firing rule %s failed", rule.get("id"))
-            return rule, f"error:{type(exc).__name__}"
+            return f"error:{type(exc).__name__}"
 
     with ThreadPoolExecutor(settings.alerts_fire_concurrency, thread_name_prefix="alerts-fire") as pool:
-        for rule, outcome in pool.map(act, decisions):
-            if outcome in ("sent", "already_sent", "unknown"):
-                report.fired += outcome == "sent"
-                report.fired_rules.append({"rule": rule["id"], "symbol": rule["symbol"], "outcome": outcome})
-            elif outcome == "failed":
-                report.delivery_failed += 1
-                report.reasons["delivery_failed"] += 1
-            elif outcome and outcome.startswith("error:"):
-                report.failed += 1
-                report.reasons[outcome[len("error:") :]] += 1
+        wanting = []
+        states = pool.map(lambda d: guarded(lambda: firing_state(store, d[0], d[1], trading_day), d[0]), decisions)
+        for decision, state in zip(decisions, states, strict=True):
+            if isinstance(state, str):
+                outcome_of(decision[0], state)
+            elif state is not None:
+                wanting.append((decision, state))
+        users = sorted({decision[0]["user"] for decision, _ in wanting})
+        delivery = dict(zip(users, pool.map(lambda u: delivery_for(store, publisher, u), users), strict=True))
+
+        def take(item):
+            (rule, _, values, evaluation), state = item
+            if delivery[rule["user"]] is None:
+                return "failed"  # nothing claimed: the next check fires it again
+            return guarded(lambda: claim(store, rule, values, evaluation, trading_day, state), rule)
+
+        by_user: dict[str, list[Firing]] = {}
+        for (decision, state), claimed in zip(wanting, pool.map(take, wanting), strict=True):
+            rule = decision[0]
+            if isinstance(claimed, Firing):
+                by_user.setdefault(rule["user"], []).append(claimed)
+                continue
+            if claimed in ("already_sent", "unknown"):
+                guarded(lambda rule=rule, state=state: store.set_rule_state(rule, **state), rule)
+            outcome_of(rule, claimed)
+        sends = [
+            send
+            for part in pool.map(lambda item: publish(publisher, item[0], delivery[item[0]], item[1]), by_user.items())
+            for send in part
+        ]
+        report.messages = sum(1 for status, _, _ in sends if status in ("sent", "unknown"))
+        records = [(status, message_id, firing) for status, message_id, part in sends for firing in part]
+
+        def record(item):
+            status, message_id, firing = item
+            channels = delivery[firing.rule["user"]]["confirmed"]
+            event = {**firing.entry, "delivery": status, "message_id": message_id, "channels": channels}
+            rule_state = firing.state if status != "failed" else None
+            store.record_firing(firing.firing_id, status, message_id, firing.rule, firing.event_key, event, rule_state)
+            return status
+
+        for (_, _, firing), outcome in zip(records, pool.map(lambda r: guarded(lambda: record(r), r[2].rule), records)):
+            outcome_of(firing.rule, outcome)
     lap("fire_s")
     report.timings = timings
     log.info("alerts check: %s", json.dumps(report.to_dict()))
     return report
 
 
-def decide(store, publisher, rule, holds: bool, values: dict, evaluation: Evaluation, trading_day) -> str | None:
-    """Apply the rule's frequency; returns the firing's outcome, or None when nothing fires."""
+@dataclass
+class Firing:
+    """A firing this check has claimed and must now deliver and record."""
+
+    rule: dict
+    firing_id: str
+    event_key: str
+    entry: dict  # what the message says of it
+    state: dict  # the rule's trigger state once it is delivered
+
+
+def firing_state(store, rule, holds: bool, trading_day) -> dict | None:
+    """Apply the rule's frequency: the rule's trigger state once this firing is delivered,
+    or None when nothing fires (an ``on_change`` rule that turned false re-arms here)."""
     frequency = rule.get("frequency", "once_per_bar")
     if frequency == "on_change":
         armed = bool(rule.get("armed", True))
@@ -319,21 +351,35 @@ def decide(store, publisher, rule, holds: bool, values: dict, evaluation: Evalua
         state["enabled"] = False
     elif frequency == "on_change":
         state["armed"] = False
-    outcome = fire(store, publisher, rule, values, evaluation, trading_day, state)
-    if outcome in ("already_sent", "unknown"):
-        store.set_rule_state(rule, **state)  # catch up with a firing an earlier run made
-    return outcome
+    return state
 
 
-def fire(
-    store: AlertStore, publisher: Publisher, rule: dict, values: dict, evaluation: Evaluation, trading_day, state: dict
-) -> str:
-    """Publish one firing at most once.
+def delivery_for(store: AlertStore, publisher: Publisher, user: str) -> dict | None:
+    """Where a user's firings go: their topic, its confirmed channels and their webhook
+    signing secret; None when that cannot be read now (nothing is claimed then)."""
+    try:
+        meta = store.user_meta(user)
+        topic = meta.get("topic_arn")
+        confirmed = publisher.confirmed_channels(topic) if topic else None
+    except Exception as exc:  # noqa: BLE001 - DynamoDB or SNS unreachable: try again next check
+        log.warning("cannot read where a user's alerts go, their firings wait for the next check: %s", exc)
+        return None
+    return {
+        "topic_arn": topic if confirmed else None,
+        "confirmed": confirmed or 0,
+        "secret": meta.get("webhook_secret"),
+    }
 
-    The firing record is written with a conditional put *before* publishing. A
-    retried check, or a run after a crash, finds it and does not publish again:
-    ``sent`` and ``publishing`` (we may have crashed after SNS accepted it) are
-    never resent; ``failed`` (SNS certainly refused it) is retried.
+
+def claim(store: AlertStore, rule: dict, values: dict, evaluation: Evaluation, trading_day, state: dict):
+    """Take a firing for this check, at most once: a claimed ``Firing``, or the outcome
+    of the firing an earlier or concurrent run took.
+
+    The firing record is written with a conditional put *before* anything is
+    published. A retried check, a concurrent one, or a run after a crash finds it
+    and does not publish again: ``sent``, ``no_channel`` and ``publishing`` (we may
+    have crashed after SNS accepted it) are never resent; ``failed`` (SNS
+    certainly refused it) is taken back and retried.
     """
     fid = firing_id(rule, trading_day)
     fired_at = now_iso()
@@ -341,13 +387,13 @@ def fire(
     existing = store.claim_firing(fid, rule, event_key)
     if existing is not None:
         if existing.get("status") != "failed" or not store.retry_firing(fid):
-            return "already_sent" if existing.get("status") == "sent" else "unknown"
+            return "already_sent" if existing.get("status") in ("sent", "no_channel") else "unknown"
         event_key = existing["event_key"]
         fired_at = event_key.split("#", 1)[0]
     quote = evaluation.quote or {}
-    message = {
+    entry = {
+        "firing_id": fid,
         "rule_id": rule["id"],
-        "user": rule["user"],
         "symbol": rule["symbol"],
         "condition": rule["condition"],
         "frequency": rule.get("frequency"),
@@ -356,11 +402,19 @@ def fire(
         "price_as_of": quote.get("as_of"),
         "price_stale": bool(quote.get("stale")),
         "fired_at": fired_at,
-        "firing_id": fid,
     }
-    status, message_id = publisher.publish(
-        subject_for(rule, values), message, {"user": rule["user"], "symbol": rule["symbol"]}
-    )
-    event = {**message, "delivery": status, "message_id": message_id}
-    store.record_firing(fid, status, message_id, rule, event_key, event, state if status != "failed" else None)
-    return status
+    return Firing(rule, fid, event_key, entry, state)
+
+
+def publish(publisher: Publisher, user: str, delivery: dict, firings: list[Firing]) -> list[tuple]:
+    """One user's claimed firings of this check, as one message to their topic (several
+    only past SNS's size limit): (status, message id, the firings it carried) each.
+    A user without a confirmed channel gets none: ``no_channel``."""
+    if not delivery["topic_arn"]:
+        return [("no_channel", None, firings)]
+    by_id = {f.firing_id: f for f in firings}
+    out = []
+    for subject, message, entries in messages_for(user, [f.entry for f in firings], delivery["secret"]):
+        status, message_id = publisher.publish(delivery["topic_arn"], subject, message)
+        out.append((status, message_id, [by_id[e["firing_id"]] for e in entries]))
+    return out

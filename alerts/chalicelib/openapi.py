@@ -5,6 +5,7 @@ from __future__ import annotations
 from shared import openapi as oa
 from shared.config import Settings
 
+from .channels import CHANNEL_ID_PATTERN, MAX_URL, STATUSES
 from .rules import EVENT_CURSOR_PATTERN, FREQUENCIES, MAX_EVENTS_PAGE, RULE_ID_PATTERN
 from .store import PUBLIC_RULE_FIELDS
 
@@ -57,18 +58,84 @@ EVENT = {
         "price_stale": {"type": "boolean"},
         "fired_at": {"type": "string", "format": "date-time"},
         "firing_id": {"type": "string"},
-        "delivery": {"enum": ["sent", "failed", "unknown"]},
+        "delivery": {
+            "enum": ["sent", "failed", "unknown", "no_channel"],
+            "description": "sent: SNS accepted it for the user's confirmed channels; failed: SNS refused it, "
+            "the next check retries; unknown: the publish got no answer, it is not resent; no_channel: the user "
+            "had no confirmed channel",
+        },
+        "channels": {"type": "integer", "minimum": 0, "description": "confirmed channels it was sent to"},
         "message_id": {"type": "string"},
     },
+}
+CHANNEL = {
+    "type": "object",
+    "required": ["id", "type", "status", "created_at"],
+    "additionalProperties": False,
+    "properties": {
+        "id": {"type": "string", "pattern": CHANNEL_ID_PATTERN},
+        "type": {"enum": ["email", "webhook"]},
+        "address": {"type": "string", "format": "email"},
+        "url": {"type": "string", "format": "uri", "maxLength": MAX_URL},
+        "status": {
+            "enum": list(STATUSES),
+            "description": "pending_confirmation: SNS waits for the link in its email to be followed, or for the "
+            "webhook to GET the SubscribeURL it was sent; inactive: SNS no longer has the subscription",
+        },
+        "created_at": {"type": "string", "format": "date-time"},
+        "signing_secret": {
+            "type": "string",
+            "description": "webhooks only: the user's secret that signs every webhook delivery (HMAC-SHA256)",
+        },
+    },
+}
+NEW_CHANNEL = {
+    "oneOf": [
+        {
+            "type": "object",
+            "required": ["type", "address"],
+            "additionalProperties": False,
+            "properties": {"type": {"const": "email"}, "address": {"type": "string", "format": "email"}},
+        },
+        {
+            "type": "object",
+            "required": ["type", "url"],
+            "additionalProperties": False,
+            "properties": {
+                "type": {"const": "webhook"},
+                "url": {
+                    "type": "string",
+                    "format": "uri",
+                    "maxLength": MAX_URL,
+                    "description": "https:// on a public host (on the local stage also http:// on loopback)",
+                },
+            },
+        },
+    ]
 }
 # What API Gateway (and chalice local) answer when the authorizer refuses.
 GATEWAY_REFUSAL = {
     "type": "object",
-    "description": 'API Gateway\'s own body: {"message"} without a token, {"Message"} for a refused one',
+    "description": 'API Gateway\'s own body, {"message": "Unauthorized"}',
     "minProperties": 1,
-    "properties": {"message": {"type": "string"}, "Message": {"type": "string"}},
+    "properties": {"message": {"type": "string"}},
 }
 RULE_ID = {"name": "rule_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": RULE_ID_PATTERN}}
+CHANNEL_ID = {
+    "name": "channel_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": CHANNEL_ID_PATTERN},
+}
+CHANNEL_BODY_ERRORS = [
+    "invalid_json",
+    "invalid_body",
+    "unknown_field",
+    "missing_field",
+    "invalid_channel_type",
+    "invalid_email",
+    "invalid_url",
+]
 BODY_ERRORS = [
     "invalid_json",
     "invalid_body",
@@ -91,11 +158,7 @@ def _rule(description: str) -> dict:
 def _with_auth(operation: dict) -> dict:
     operation["security"] = [{"bearer": []}]
     operation["responses"]["401"] = {
-        "description": "no bearer token",
-        "content": oa.json_content({"$ref": "#/components/schemas/GatewayRefusal"}),
-    }
-    operation["responses"]["403"] = {
-        "description": "the token is invalid or expired",
+        "description": "no token, or one the user pool did not issue to this app, or expired",
         "content": oa.json_content({"$ref": "#/components/schemas/GatewayRefusal"}),
     }
     return operation
@@ -194,6 +257,78 @@ def build() -> dict:
                 }
             ),
         },
+        "/api/alerts/channels": {
+            "post": _with_auth(
+                {
+                    "operationId": "createChannel",
+                    "summary": "Add a place the user's alerts are delivered to",
+                    "requestBody": {
+                        "required": True,
+                        "content": oa.json_content({"$ref": "#/components/schemas/NewChannel"}),
+                    },
+                    "responses": {
+                        "201": {
+                            "description": "the channel; SNS asks its address to confirm first",
+                            "content": oa.json_content({"$ref": "#/components/schemas/Channel"}),
+                            "headers": {"Location": {"required": True, "schema": {"type": "string"}}},
+                        },
+                        "400": oa.error_answer(
+                            "bad input, or the user's channel limit is reached",
+                            [*CHANNEL_BODY_ERRORS, "too_many_channels"],
+                        ),
+                        "409": oa.error_answer("the user has a channel for this address already", ["channel_exists"]),
+                        "503": oa.unavailable_answer("SNS could not be reached", ["notifications_unavailable"]),
+                    },
+                }
+            ),
+            "get": _with_auth(
+                {
+                    "operationId": "listChannels",
+                    "summary": "The user's channels, oldest first, with their status as SNS has it",
+                    "responses": {
+                        "200": {
+                            "description": "the channels (when SNS cannot be asked, the status last seen)",
+                            "content": oa.json_content(
+                                {
+                                    "type": "object",
+                                    "required": ["channels"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "channels": {
+                                            "type": "array",
+                                            "items": {"$ref": "#/components/schemas/Channel"},
+                                        }
+                                    },
+                                }
+                            ),
+                        }
+                    },
+                }
+            ),
+        },
+        "/api/alerts/channels/{channel_id}": {
+            "delete": _with_auth(
+                {
+                    "operationId": "deleteChannel",
+                    "summary": "Remove a channel (its SNS subscription goes with it)",
+                    "parameters": [CHANNEL_ID],
+                    "responses": {
+                        "200": {
+                            "description": "deleted",
+                            "content": oa.json_content(
+                                {
+                                    "type": "object",
+                                    "required": ["deleted"],
+                                    "properties": {"deleted": {"type": "string"}},
+                                }
+                            ),
+                        },
+                        "404": oa.error_answer("no such channel of this user", ["channel_not_found"]),
+                        "503": oa.unavailable_answer("SNS could not be reached", ["notifications_unavailable"]),
+                    },
+                }
+            ),
+        },
         "/api/alerts/events": {
             "get": _with_auth(
                 {
@@ -238,14 +373,17 @@ def build() -> dict:
     return oa.document(
         "alerts",
         "Alerts service",
-        "Per-user watchlist rules such as close < sma(50), checked on a schedule and notified through SNS. "
-        "Every route but this document needs a bearer token (HS256 JWT whose sub is the user).",
+        "Per-user watchlist rules such as close < sma(50), checked on a schedule and delivered to each user's own "
+        "channels (email, webhooks) through SNS. Every route but this document needs a bearer token: an access "
+        "(or ID) token of the Amazon Cognito user pool, issued to the dashboard's app client; its sub is the user.",
         paths,
         {
             "Rule": RULE,
             "NewRule": NEW_RULE,
             "RuleChanges": RULE_CHANGES,
             "Event": EVENT,
+            "Channel": CHANNEL,
+            "NewChannel": NEW_CHANNEL,
             "GatewayRefusal": GATEWAY_REFUSAL,
         },
         security={"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},

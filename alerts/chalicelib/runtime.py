@@ -1,9 +1,10 @@
-"""The alerts app's clients: the shared ones plus the rule store and the SNS publisher."""
+"""The alerts app's clients: the shared ones plus the rule store, SNS and the token verifier."""
 
 from __future__ import annotations
 
 from functools import cached_property
 
+from shared.config import Settings
 from shared.runtime import Runtime
 
 
@@ -16,6 +17,27 @@ class AlertsRuntime(Runtime):
 
     @cached_property
     def publisher(self):
-        from .check import Publisher
+        from .notify import Publisher
 
-        return Publisher(self._aws("client", "sns"), self.settings.alerts_topic_arn)
+        # One attempt per call: the publisher retries only what SNS certainly did not take.
+        return Publisher(self._aws("client", "sns", attempts=1))
+
+    @cached_property
+    def channels(self):
+        from .subscriptions import ChannelService
+
+        settings = self.settings
+        return ChannelService(
+            self.alert_store,
+            self._aws("client", "sns"),
+            settings.alerts_topic_prefix,
+            settings.alerts_max_channels_per_user,
+        )
+
+    @cached_property
+    def token_verifier(self):
+        """The authorizer's: from the environment alone, for it needs no secret (and so
+        its role reads no SSM parameter)."""
+        from .auth import TokenVerifier
+
+        return TokenVerifier.from_settings(Settings.from_env(self._env))

@@ -5,9 +5,12 @@ Keys (``pk``, ``sk``):
 | item | pk | sk |
 |---|---|---|
 | rule | ``USER#{user}`` | ``RULE#{id}`` |
-| a user's rule count | ``USER#{user}`` | ``META`` |
+| delivery channel | ``USER#{user}`` | ``CHANNEL#{id}`` |
+| the user's counts, SNS topic and webhook signing secret | ``USER#{user}`` | ``META`` |
 | event (what fired) | ``USER#{user}`` | ``EVENT#{fired_at}#{rule id}`` |
 | firing record | ``FIRING#{firing id}`` | ``FIRING`` |
+
+``{user}`` is the account's Cognito ``sub``.
 
 "All rules of a user" is one query on ``pk``. "All enabled rules" is the sparse
 index ``enabled-rules`` (``gsi1pk`` = ``ENABLED#{shard}``, ``gsi1sk`` =
@@ -37,6 +40,12 @@ class RuleLimitReached(Exception):
 
 class NotFound(Exception):
     pass
+
+
+def _channels():
+    from . import channels
+
+    return channels
 
 
 def now_iso() -> str:
@@ -239,6 +248,114 @@ class AlertStore:
             self.table.update_item(**self._state_update(rule, state))
         except self.client.exceptions.ConditionalCheckFailedException:
             return  # the rule was deleted meanwhile: nothing to update
+
+    # ----- delivery channels
+
+    def user_meta(self, user: str) -> dict:
+        """The user's counts, SNS topic and webhook signing secret (empty for a new user)."""
+        item = self.table.get_item(Key={"pk": f"USER#{user}", "sk": "META"}, ConsistentRead=True).get("Item")
+        return item or {}
+
+    def add_channel(self, user: str, channel: dict, max_channels: int, new_secret: str) -> dict:
+        """Store a new channel within the user's limit; the user's webhook signing secret is
+        made with their first channel and kept (a webhook channel carries a copy)."""
+        meta = self.table.update_item(
+            Key={"pk": f"USER#{user}", "sk": "META"},
+            UpdateExpression="SET webhook_secret = if_not_exists(webhook_secret, :secret), topic_arn = :topic",
+            ExpressionAttributeValues={":secret": new_secret, ":topic": channel["topic_arn"]},
+            ReturnValues="ALL_NEW",
+        )["Attributes"]
+        item = {
+            "pk": f"USER#{user}",
+            "sk": f"CHANNEL#{channel['id']}",
+            "created_at": now_iso(),
+            **channel,
+        }
+        if channel["type"] == "webhook":
+            item["signing_secret"] = meta["webhook_secret"]
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table.name,
+                            "Key": {"pk": f"USER#{user}", "sk": "META"},
+                            "UpdateExpression": "ADD channel_count :one",
+                            "ConditionExpression": "attribute_not_exists(channel_count) OR channel_count < :max",
+                            "ExpressionAttributeValues": {":one": 1, ":max": max_channels},
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table.name,
+                            "Item": to_dynamo(item),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                ]
+            )
+        except self.client.exceptions.TransactionCanceledException as exc:
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                raise _channels().ChannelLimitReached() from None
+            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                raise _channels().ChannelExists() from None
+            raise
+        return item
+
+    def set_channel(self, user: str, channel_id: str, **fields) -> None:
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        values = {f":v{i}": value for i, value in enumerate(fields.values())}
+        try:
+            self.table.update_item(
+                Key={"pk": f"USER#{user}", "sk": f"CHANNEL#{channel_id}"},
+                UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return  # removed meanwhile
+
+    def get_channel(self, user: str, channel_id: str) -> dict:
+        item = self.table.get_item(Key={"pk": f"USER#{user}", "sk": f"CHANNEL#{channel_id}"}, ConsistentRead=True).get(
+            "Item"
+        )
+        if item is None:
+            raise NotFound(channel_id)
+        return item
+
+    def list_channels(self, user: str) -> list[dict]:
+        from boto3.dynamodb.conditions import Key
+
+        return self._query_all(
+            KeyConditionExpression=Key("pk").eq(f"USER#{user}") & Key("sk").begins_with("CHANNEL#"),
+            ConsistentRead=True,
+        )
+
+    def remove_channel(self, user: str, channel_id: str) -> None:
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Delete": {
+                            "TableName": self.table.name,
+                            "Key": {"pk": f"USER#{user}", "sk": f"CHANNEL#{channel_id}"},
+                            "ConditionExpression": "attribute_exists(pk)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table.name,
+                            "Key": {"pk": f"USER#{user}", "sk": "META"},
+                            "UpdateExpression": "ADD channel_count :minus",
+                            "ExpressionAttributeValues": {":minus": -1},
+                        }
+                    },
+                ]
+            )
+        except self.client.exceptions.TransactionCanceledException:
+            raise NotFound(channel_id) from None
 
     # ----- firings and events
 

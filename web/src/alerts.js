@@ -1,19 +1,33 @@
-// Alerts: sign in with a bearer token (kept in sessionStorage only, sent only in
-// the Authorization header), manage rules, and see what fired and whether it
-// was delivered. A 401 or 403 returns to sign-in.
+// Alerts: accounts (auth.js: sign up, confirm, sign in, forgot password, sign out,
+// a silent refresh), the user's rules, where their alerts go (channels), and what
+// fired and whether it was delivered. The access token is sent only in the
+// Authorization header; a 401 gets one refresh and one retry, then sign-in again.
 
+import { AuthError } from "./auth.js";
 import { ServiceDown, ServiceError } from "./api.js";
 import { emptyRow, h, show } from "./dom.js";
 import { fmtMoment, fmtPrice } from "./format.js";
 
-const TOKEN_KEY = "alerts.token";
 const FREQUENCIES = { once_per_bar: "once per trading day", once: "once", on_change: "each time it turns true" };
+const STATUS_TEXT = {
+  confirmed: "confirmed",
+  pending_confirmation: "waiting for confirmation",
+  inactive: "inactive: add it again",
+};
+const PENDING_HINT = {
+  email: "Check your inbox to confirm: SNS sent a link to this address.",
+  webhook: "Your endpoint must confirm: GET the SubscribeURL of the SubscriptionConfirmation SNS posted to it.",
+};
 
 export class Alerts {
-  constructor({ api, banner }) {
+  constructor({ api, banner, auth }) {
     this.api = api;
     this.banner = banner;
-    this.signin = document.getElementById("signin");
+    this.auth = auth;
+    this.panel = document.getElementById("alerts-panel");
+    this.tokenRefreshes = 0;
+    this.authBox = document.getElementById("auth");
+    this.authMessage = document.getElementById("auth-message");
     this.signinError = document.getElementById("signin-error");
     this.body = document.getElementById("alerts-body");
     this.who = document.getElementById("alerts-who");
@@ -21,19 +35,28 @@ export class Alerts {
     this.conditionError = document.getElementById("rule-condition-error");
     this.ruleError = document.getElementById("rule-error");
     this.rulesBody = document.querySelector("#rules-table tbody");
+    this.channelsBody = document.querySelector("#channels-table tbody");
+    this.channelForm = document.getElementById("channel-form");
+    this.channelError = document.getElementById("channel-error");
     this.eventsBody = document.querySelector("#events-table tbody");
     this.more = document.getElementById("events-more");
     this.editing = null;
     this.eventsCursor = null;
+    this.pendingEmail = "";
+    this.challenge = null;
 
-    this.signin.addEventListener("submit", (event) => {
-      event.preventDefault();
-      const token = event.target.elements.token.value.trim();
-      event.target.elements.token.value = "";
-      sessionStorage.setItem(TOKEN_KEY, token);
-      this.start();
-    });
-    document.getElementById("signout").addEventListener("click", () => this.signOut(""));
+    this.auth.onChange = (what, message) => this.authChanged(what, message);
+    for (const button of this.authBox.querySelectorAll("[data-go]")) {
+      button.addEventListener("click", () => this.view(button.dataset.go));
+    }
+    this.onSubmit("signin", (f) => this.signIn(f.email.value.trim(), f.password.value));
+    this.onSubmit("signup", (f) => this.signUp(f.email.value.trim(), f.password.value));
+    this.onSubmit("confirm", (f) => this.confirm(f.code.value.trim()));
+    this.onSubmit("forgot", (f) => this.forgot(f.email.value.trim()));
+    this.onSubmit("reset", (f) => this.reset(f.code.value.trim(), f.password.value));
+    this.onSubmit("newpass", (f) => this.newPassword(f.password.value));
+    document.getElementById("confirm-resend").addEventListener("click", () => this.resend());
+    document.getElementById("signout").addEventListener("click", () => this.auth.signOut());
     document.getElementById("alerts-refresh").addEventListener("click", () => this.refresh());
     document.getElementById("rule-cancel").addEventListener("click", () => this.edit(null));
     this.form.addEventListener("submit", (event) => {
@@ -41,46 +64,161 @@ export class Alerts {
       this.save();
     });
     this.form.elements.condition.addEventListener("input", () => this.clearConditionError());
+    this.channelForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.addChannel();
+    });
+    this.channelForm.elements.type.addEventListener("change", () => {
+      this.channelForm.elements.target.placeholder =
+        this.channelForm.elements.type.value === "email" ? "you@example.com" : "https://example.com/hooks/alerts";
+    });
     this.more.addEventListener("click", () => this.loadEvents(true));
   }
 
-  get token() {
-    return sessionStorage.getItem(TOKEN_KEY);
+  onSubmit(id, work) {
+    const form = document.getElementById(id);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const button = form.querySelector("button[type=submit]");
+      button.disabled = true;
+      show(this.signinError, "");
+      try {
+        await work(form.elements);
+      } catch (error) {
+        if (!(error instanceof AuthError)) throw error;
+        if (error.code === "UserNotConfirmedException") {
+          this.pendingEmail = form.elements.email?.value.trim() || this.pendingEmail;
+          this.view("confirm", "This account's email is not confirmed yet: enter the code we emailed.");
+        } else {
+          show(this.signinError, error.message);
+        }
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
+
+  // Shows one of the sign-in forms (signin, signup, confirm, forgot, reset, newpass).
+  view(name, message = "") {
+    for (const form of this.authBox.querySelectorAll("form[data-view]")) form.hidden = form.dataset.view !== name;
+    this.authBox.dataset.view = name;
+    show(this.authMessage, message);
+    show(this.signinError, "");
+    const first = this.authBox.querySelector(`form[data-view=${name}] input`);
+    if (first && name !== "signin") first.focus();
   }
 
   start() {
-    if (!this.token) {
-      this.signOut("");
+    if (!this.auth.configured) {
+      this.signedOut("");
+      show(this.signinError, "This page's config.json names no user pool, so nobody can sign in here.");
       return;
     }
-    this.signin.hidden = true;
+    if (this.auth.signedIn) this.signedIn();
+    else this.signedOut("");
+  }
+
+  authChanged(what, message) {
+    if (what === "signed-in") this.signedIn();
+    else if (what === "signed-out") this.signedOut(message);
+    // Counted where a test (or a curious person) can see that the page renewed its token.
+    else if (what === "refreshed") this.panel.dataset.tokenRefreshes = String(++this.tokenRefreshes);
+  }
+
+  signedIn() {
+    this.authBox.hidden = true;
     this.body.hidden = false;
-    this.who.textContent = `Signed in as ${userOf(this.token)}`;
+    this.who.textContent = `Signed in as ${this.auth.email}`;
     this.refresh();
   }
 
-  signOut(message) {
-    sessionStorage.removeItem(TOKEN_KEY);
+  signedOut(message) {
     this.body.hidden = true;
-    this.signin.hidden = false;
+    this.authBox.hidden = false;
     this.who.textContent = "";
     this.edit(null);
     this.rulesBody.replaceChildren();
+    this.channelsBody.replaceChildren();
     this.eventsBody.replaceChildren();
+    this.view("signin");
     show(this.signinError, message);
   }
 
-  async call(path, options = {}) {
+  async signIn(email, password) {
+    const step = await this.auth.signIn(email, password);
+    if (step.challenge === "NEW_PASSWORD_REQUIRED") {
+      this.challenge = { email, session: step.session };
+      this.view("newpass");
+    } else if (step.challenge) {
+      show(this.signinError, `Cognito asks for ${step.challenge}, which this page cannot do.`);
+    }
+  }
+
+  async newPassword(password) {
+    await this.auth.setNewPassword(this.challenge.email, this.challenge.session, password);
+    this.challenge = null;
+  }
+
+  async signUp(email, password) {
+    const made = await this.auth.signUp(email, password);
+    this.pendingEmail = email;
+    document.getElementById("signin-email").value = email;
+    if (made.confirmed) this.view("signin", "Your account is ready: sign in.");
+    else this.view("confirm", `We emailed a confirmation code to ${made.destination}.`);
+  }
+
+  async confirm(code) {
+    await this.auth.confirmSignUp(this.pendingEmail, code);
+    document.getElementById("signin-email").value = this.pendingEmail;
+    this.view("signin", "Your email is confirmed: sign in.");
+  }
+
+  async resend() {
+    try {
+      await this.auth.resendCode(this.pendingEmail);
+      show(this.authMessage, "We sent a new code.");
+    } catch (error) {
+      if (!(error instanceof AuthError)) throw error;
+      show(this.signinError, error.message);
+    }
+  }
+
+  async forgot(email) {
+    await this.auth.forgotPassword(email);
+    this.pendingEmail = email;
+    this.view("reset");
+  }
+
+  async reset(code, password) {
+    await this.auth.resetPassword(this.pendingEmail, code, password);
+    document.getElementById("signin-email").value = this.pendingEmail;
+    this.view("signin", "Your password is changed: sign in with it.");
+  }
+
+  async call(path, options = {}, retried = false) {
+    let token;
+    try {
+      token = await this.auth.accessToken();
+    } catch (error) {
+      if (error instanceof AuthError && error.code === "unreachable") this.banner.set("auth", error.message);
+      throw error;
+    }
+    this.banner.set("auth", null);
     try {
       const answer = await this.api.call("alerts", path, {
         ...options,
-        headers: { ...(options.headers || {}), Authorization: `Bearer ${this.token}` },
+        headers: { ...(options.headers || {}), Authorization: `Bearer ${token}` },
       });
       this.banner.set("alerts", null);
       return answer;
     } catch (error) {
       if (error instanceof ServiceError && (error.status === 401 || error.status === 403)) {
-        this.signOut("The alerts service did not accept that token (it may have expired). Sign in again.");
+        // Expired a moment early, or revoked: one fresh token and one more try.
+        if (!retried) {
+          const renewed = await this.auth.refresh().then(() => true, () => false);
+          if (renewed) return this.call(path, options, true);
+        }
+        if (this.auth.signedIn) this.auth.end("The alerts service did not accept your sign-in (it may have expired). Sign in again.");
       } else if (error instanceof ServiceDown) {
         this.banner.set("alerts", "The alerts service is not answering; your rules are safe, try again shortly.");
       }
@@ -90,9 +228,78 @@ export class Alerts {
 
   async refresh() {
     try {
-      await Promise.all([this.loadRules(), this.loadEvents(false)]);
+      await Promise.all([this.loadRules(), this.loadChannels(), this.loadEvents(false)]);
     } catch (error) {
-      if (!(error instanceof ServiceError) && !(error instanceof ServiceDown)) throw error;
+      if (!(error instanceof ServiceError) && !(error instanceof ServiceDown) && !(error instanceof AuthError)) throw error;
+    }
+  }
+
+  async loadChannels() {
+    const { body } = await this.call("/api/alerts/channels");
+    const rows = body.channels.map((channel) => this.channelRow(channel));
+    if (!rows.length) rows.push(emptyRow(this.channelsBody.closest("table"), "No channels yet: alerts fire but reach nobody. Add one below."));
+    this.channelsBody.replaceChildren(...rows);
+    document.getElementById("channels-table").dataset.count = String(body.channels.length);
+  }
+
+  channelRow(channel) {
+    const target = channel.type === "email" ? channel.address : channel.url;
+    const remove = h("button", { type: "button", class: "quiet", "aria-label": `Remove ${channel.type} ${target}` }, "Remove");
+    remove.addEventListener("click", () => {
+      if (remove.dataset.armed) this.removeChannel(channel);
+      else {
+        remove.dataset.armed = "true";
+        remove.textContent = "Confirm remove";
+      }
+    });
+    const status = h(
+      "td",
+      {},
+      h("span", { class: `badge ${channel.status}` }, STATUS_TEXT[channel.status] || channel.status),
+      channel.status === "pending_confirmation" ? h("div", { class: "muted hint" }, PENDING_HINT[channel.type]) : "",
+    );
+    const where = h("td", { class: "channel-target" }, target);
+    if (channel.signing_secret) {
+      where.append(
+        h(
+          "details",
+          { class: "secret" },
+          h("summary", {}, "Signing secret"),
+          h("code", {}, channel.signing_secret),
+          h("p", { class: "muted hint" }, "Each delivery's message carries signature t=…,v1=HMAC-SHA256(secret, t + \".\" + payload): check it."),
+        ),
+      );
+    }
+    return h("tr", { dataset: { channelId: channel.id, status: channel.status, type: channel.type } }, h("td", {}, channel.type), where, status, h("td", {}, remove));
+  }
+
+  async addChannel() {
+    show(this.channelError, "");
+    const f = this.channelForm.elements;
+    const type = f.type.value;
+    const target = f.target.value.trim();
+    const body = type === "email" ? { type, address: target } : { type, url: target };
+    const button = document.getElementById("channel-add");
+    button.disabled = true;
+    try {
+      await this.call("/api/alerts/channels", { method: "POST", json: body });
+      f.target.value = "";
+      await this.loadChannels();
+    } catch (error) {
+      if (error instanceof ServiceError && error.status !== 401 && error.status !== 403) show(this.channelError, error.message);
+      else if (!(error instanceof ServiceDown || error instanceof ServiceError || error instanceof AuthError)) throw error;
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async removeChannel(channel) {
+    try {
+      await this.call(`/api/alerts/channels/${encodeURIComponent(channel.id)}`, { method: "DELETE" });
+    } catch (error) {
+      if (error instanceof ServiceError && error.status !== 401 && error.status !== 403) show(this.channelError, error.message);
+    } finally {
+      await this.loadChannels().catch(() => {});
     }
   }
 
@@ -155,9 +362,16 @@ export class Alerts {
     const values = Object.entries(event.values || {}).map(([k, v]) => `${k} ${fmtPrice(v)}`).join(", ");
     const delivery = event.delivery || "unknown";
     const explain = {
-      sent: "SNS accepted the notification",
+      sent: "SNS accepted it for your confirmed channels",
       failed: "SNS refused it; the next check retries",
       unknown: "the publish timed out: it may or may not have been delivered, and is not resent",
+      no_channel: "you had no confirmed channel when it fired: add one under Where alerts go",
+    };
+    const shown = {
+      sent: `sent to ${event.channels || 0} channel${event.channels === 1 ? "" : "s"}`,
+      failed: "failed: retried next check",
+      unknown: "unknown",
+      no_channel: "not sent: no confirmed channel",
     };
     return h(
       "tr",
@@ -167,7 +381,7 @@ export class Alerts {
       h("td", {}, h("code", {}, event.condition)),
       h("td", {}, values, event.price_stale ? h("span", { class: "badge stale" }, "stale price") : ""),
       h("td", {}, event.bar_date || ""),
-      h("td", {}, h("span", { class: `badge ${delivery}`, title: explain[delivery] || "" }, delivery)),
+      h("td", {}, h("span", { class: `badge ${delivery}`, title: explain[delivery] || "" }, shown[delivery] || delivery)),
     );
   }
 
@@ -258,16 +472,6 @@ export class Alerts {
     this.conditionError.replaceChildren();
     this.conditionError.hidden = true;
     delete this.conditionError.dataset.position;
-  }
-}
-
-// The token's user, for display only; the service verifies the token itself.
-function userOf(token) {
-  try {
-    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-    return JSON.parse(atob(payload)).sub || "you";
-  } catch {
-    return "you";
   }
 }
 

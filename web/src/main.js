@@ -2,6 +2,7 @@
 
 import { Alerts } from "./alerts.js";
 import { Api } from "./api.js";
+import { Auth } from "./auth.js";
 import { Chart } from "./chart.js";
 import { Banner } from "./dom.js";
 import { Watchlist } from "./watchlist.js";
@@ -19,7 +20,7 @@ async function main() {
   const api = new Api(config);
   const chart = new Chart({ api, banner });
   const watchlist = new Watchlist({ api, banner, onChart: (symbol) => chart.show(symbol) });
-  const alerts = new Alerts({ api, banner });
+  const alerts = new Alerts({ api, banner, auth: new Auth(config.auth) });
   document.body.dataset.ready = "true";
   watchlist.refresh();
   chart.load();
