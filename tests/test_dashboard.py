@@ -398,7 +398,6 @@ def test_a_new_user_signs_up_confirms_and_their_alert_reaches_them_only(dashboar
     assert [f["symbol"] for f in mine["payload"]["firings"]] == ["MSFT"]
     [to_other] = stack.webhooks.deliveries(other)
     assert [f["rule_id"] for f in to_other["payload"]["firings"]] == [theirs["id"]]
-    shoot(page.locator("#alerts-panel"), "alerts-channels.png")
 
     # Sign out: everywhere, so the refresh token this tab held is no longer any use.
     session = json.loads(page.evaluate("sessionStorage.getItem('alerts.session')"))
@@ -481,7 +480,7 @@ def test_layout_and_keyboard(dashboard, stack, width):
     page, _ = dashboard(width=width, height=900, clock=True)
     sign_in(page)
     # No scheduled refresh may redraw rows while the walk below tabs through them.
-    page.clock.pause_at(page.evaluate("Date.now()") + 1000)
+    page.clock.pause_at(page.evaluate("Date.now()") / 1000 + 1)  # seconds, in Playwright for Python
     # Nothing wider than the screen: a narrow phone scrolls down, never sideways.
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     for panel in ("#watchlist", "#chart-panel", "#alerts-panel"):
