@@ -165,6 +165,12 @@ def _with_auth(operation: dict) -> dict:
 
 
 NOT_FOUND = oa.error_answer("no such rule of this user", ["rule_not_found"])
+DELETED = {
+    "description": "deleted",
+    "content": oa.json_content(
+        {"type": "object", "required": ["deleted"], "properties": {"deleted": {"type": "string"}}}
+    ),
+}
 
 
 def build() -> dict:
@@ -242,16 +248,7 @@ def build() -> dict:
                     "summary": "Delete a rule",
                     "parameters": [RULE_ID],
                     "responses": {
-                        "200": {
-                            "description": "deleted",
-                            "content": oa.json_content(
-                                {
-                                    "type": "object",
-                                    "required": ["deleted"],
-                                    "properties": {"deleted": {"type": "string"}},
-                                }
-                            ),
-                        },
+                        "200": DELETED,
                         "404": NOT_FOUND,
                     },
                 }
@@ -313,16 +310,7 @@ def build() -> dict:
                     "summary": "Remove a channel (its SNS subscription goes with it)",
                     "parameters": [CHANNEL_ID],
                     "responses": {
-                        "200": {
-                            "description": "deleted",
-                            "content": oa.json_content(
-                                {
-                                    "type": "object",
-                                    "required": ["deleted"],
-                                    "properties": {"deleted": {"type": "string"}},
-                                }
-                            ),
-                        },
+                        "200": DELETED,
                         "404": oa.error_answer("no such channel of this user", ["channel_not_found"]),
                         "503": oa.unavailable_answer("SNS could not be reached", ["notifications_unavailable"]),
                     },

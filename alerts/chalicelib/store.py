@@ -123,32 +123,8 @@ class AlertStore:
             **rule,
         }
         item = self._index_keys(item)
-        try:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self.table.name,
-                            "Key": {"pk": f"USER#{user}", "sk": "META"},
-                            "UpdateExpression": "ADD rule_count :one",
-                            "ConditionExpression": "attribute_not_exists(rule_count) OR rule_count < :max",
-                            "ExpressionAttributeValues": {":one": 1, ":max": max_rules},
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self.table.name,
-                            "Item": {k: to_dynamo(v) for k, v in item.items() if v is not None},
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                ]
-            )
-        except self.client.exceptions.TransactionCanceledException as exc:
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
-                raise RuleLimitReached(f"a user may keep at most {max_rules} rules") from None
-            raise
+        if self._put_counted(item, "rule_count", max_rules) == "limit":
+            raise RuleLimitReached(f"a user may keep at most {max_rules} rules")
         return item
 
     def _index_keys(self, item: dict) -> dict:
@@ -185,13 +161,53 @@ class AlertStore:
         return item
 
     def delete_rule(self, user: str, rule_id: str) -> None:
+        if not self._delete_counted(user, f"RULE#{rule_id}", "rule_count"):
+            raise NotFound(rule_id)
+
+    # ----- a user's items kept under a limit (rules, channels), counted on their META item
+
+    def _put_counted(self, item: dict, counter: str, limit: int) -> str | None:
+        """Put a new item of a user's and count it, in one transaction: None when done,
+        "limit" when the user has ``limit`` already, "exists" when the item does."""
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table.name,
+                            "Key": {"pk": item["pk"], "sk": "META"},
+                            "UpdateExpression": f"ADD {counter} :one",
+                            "ConditionExpression": f"attribute_not_exists({counter}) OR {counter} < :max",
+                            "ExpressionAttributeValues": {":one": 1, ":max": limit},
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table.name,
+                            "Item": {k: to_dynamo(v) for k, v in item.items() if v is not None},
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                ]
+            )
+        except self.client.exceptions.TransactionCanceledException as exc:
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                return "limit"
+            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                return "exists"
+            raise
+        return None
+
+    def _delete_counted(self, user: str, sk: str, counter: str) -> bool:
+        """Delete a user's item and count it out; False when there was none."""
         try:
             self.client.transact_write_items(
                 TransactItems=[
                     {
                         "Delete": {
                             "TableName": self.table.name,
-                            "Key": {"pk": f"USER#{user}", "sk": f"RULE#{rule_id}"},
+                            "Key": {"pk": f"USER#{user}", "sk": sk},
                             "ConditionExpression": "attribute_exists(pk)",
                         }
                     },
@@ -199,14 +215,15 @@ class AlertStore:
                         "Update": {
                             "TableName": self.table.name,
                             "Key": {"pk": f"USER#{user}", "sk": "META"},
-                            "UpdateExpression": "ADD rule_count :minus",
+                            "UpdateExpression": f"ADD {counter} :minus",
                             "ExpressionAttributeValues": {":minus": -1},
                         }
                     },
                 ]
             )
         except self.client.exceptions.TransactionCanceledException:
-            raise NotFound(rule_id) from None
+            return False
+        return True
 
     def enabled_rules(self) -> list[dict]:
         from concurrent.futures import ThreadPoolExecutor
@@ -273,34 +290,11 @@ class AlertStore:
         }
         if channel["type"] == "webhook":
             item["signing_secret"] = meta["webhook_secret"]
-        try:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self.table.name,
-                            "Key": {"pk": f"USER#{user}", "sk": "META"},
-                            "UpdateExpression": "ADD channel_count :one",
-                            "ConditionExpression": "attribute_not_exists(channel_count) OR channel_count < :max",
-                            "ExpressionAttributeValues": {":one": 1, ":max": max_channels},
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self.table.name,
-                            "Item": to_dynamo(item),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                ]
-            )
-        except self.client.exceptions.TransactionCanceledException as exc:
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
-                raise _channels().ChannelLimitReached() from None
-            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
-                raise _channels().ChannelExists() from None
-            raise
+        refused = self._put_counted(item, "channel_count", max_channels)
+        if refused == "limit":
+            raise _channels().ChannelLimitReached()
+        if refused == "exists":
+            raise _channels().ChannelExists()
         return item
 
     def set_channel(self, user: str, channel_id: str, **fields) -> None:
@@ -334,28 +328,8 @@ class AlertStore:
         )
 
     def remove_channel(self, user: str, channel_id: str) -> None:
-        try:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Delete": {
-                            "TableName": self.table.name,
-                            "Key": {"pk": f"USER#{user}", "sk": f"CHANNEL#{channel_id}"},
-                            "ConditionExpression": "attribute_exists(pk)",
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self.table.name,
-                            "Key": {"pk": f"USER#{user}", "sk": "META"},
-                            "UpdateExpression": "ADD channel_count :minus",
-                            "ExpressionAttributeValues": {":minus": -1},
-                        }
-                    },
-                ]
-            )
-        except self.client.exceptions.TransactionCanceledException:
-            raise NotFound(channel_id) from None
+        if not self._delete_counted(user, f"CHANNEL#{channel_id}", "channel_count"):
+            raise NotFound(channel_id)
 
     # ----- firings and events
 
