@@ -27,7 +27,7 @@ class WebhookReceiver:
         self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True, name="webhooks").start()
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True, name="webhooks").start()
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/hooks/{name}"
