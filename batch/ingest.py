@@ -35,7 +35,7 @@ from backtest.chalicelib.loading import (
 )
 from backtest.chalicelib.service import market_today, window_start
 from shared.bars import DailyBar
-from shared.symbols import parse_symbol
+from shared.symbols import normalize, parse_symbol
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def from_csv(path: Path, symbol: str | None) -> tuple[dict[str, list[DailyBar]],
         if not sym_col and not symbol:
             raise SystemExit(f"{path}: no Symbol column; pass --symbol")
         for line, row in enumerate(reader, start=2):
-            sym = (symbol or row[sym_col]).strip().upper()
+            sym = normalize((symbol or row[sym_col]).strip())
             try:
                 bar = DailyBar(
                     date.fromisoformat(row[fields["date"]].strip()[:10]),
@@ -74,7 +74,7 @@ def from_csv(path: Path, symbol: str | None) -> tuple[dict[str, list[DailyBar]],
                     float(row[fields["high"]]),
                     float(row[fields["low"]]),
                     float(row[fields["close"]]),
-                    int(float(row[fields["volume"]])),
+                    float(row[fields["volume"]]),
                 )
             except (TypeError, ValueError) as exc:
                 unreadable.append(Rejected(sym, row.get(fields["date"], f"line {line}"), f"unreadable row: {exc}"))
@@ -123,7 +123,7 @@ def main(argv=None, runtime=None) -> int:
     early_rejects: list[Rejected] = []
 
     if args.csv:
-        loaded, early_rejects = from_csv(Path(args.csv), args.symbol and args.symbol.upper())
+        loaded, early_rejects = from_csv(Path(args.csv), args.symbol and normalize(args.symbol))
         symbols = sorted(loaded)
     else:
         symbols = [parse_symbol(s.strip()) for s in args.symbols.split(",") if s.strip()]

@@ -11,6 +11,15 @@ error bodies, counts every call, and can be told to misbehave:
   ``T`` the ticker; no results on a day without trading)
 - ``GET /v3/reference/tickers/{T}`` (404 for an unknown ticker)
 
+As the vendor's recorded answers have it: tickers are case-sensitive (``KIMpL`` is
+a preferred share, ``/tickers/KIMPL`` another, unknown ticker); volumes are floats
+and may be fractional; prices have up to 4 decimals; aggregates carry ``n``; a
+``next_url`` is absolute, has ``from`` rewritten to epoch milliseconds and carries
+only an opaque ``cursor``; a cleared snapshot (03:30 ET until the first trade)
+has ``updated: 0`` and no ``lastTrade`` or ``lastQuote`` at all; a delayed plan's
+snapshots say ``"status": "DELAYED"``; OTC tickers (``otc``) are left out of the
+grouped-daily and many-ticker answers unless ``include_otc=true`` is asked for.
+
 ``split(symbol, day, ratio)`` adjusts a symbol's bars before ``day`` as Polygon's
 ``adjusted=true`` history changes after a split. A fault for a many-ticker or a
 grouped request can be set under ``"GROUPED"`` (or ``"*"``).
@@ -76,11 +85,11 @@ def session_bar(symbol: str, prev: DailyBar, day: date) -> DailyBar:
     import random
 
     rng = random.Random(f"{symbol}:{day.isoformat()}")
-    open_ = round(prev.close * (1 + rng.uniform(-0.01, 0.01)), 2)
-    close = round(open_ * (1 + rng.uniform(-0.02, 0.02)), 2)
-    high = round(max(open_, close) * (1 + rng.uniform(0, 0.01)), 2)
-    low = round(min(open_, close) * (1 - rng.uniform(0, 0.01)), 2)
-    return DailyBar(day, open_, high, low, close, int(prev.volume * rng.uniform(0.7, 1.3)))
+    open_ = round(prev.close * (1 + rng.uniform(-0.01, 0.01)), 4)
+    close = round(open_ * (1 + rng.uniform(-0.02, 0.02)), 4)
+    high = round(max(open_, close) * (1 + rng.uniform(0, 0.01)), 4)
+    low = round(min(open_, close) * (1 - rng.uniform(0, 0.01)), 4)
+    return DailyBar(day, open_, high, low, close, round(prev.volume * rng.uniform(0.7, 1.3), 1))
 
 
 def derive_snapshot(symbol: str, bars: list[DailyBar], now: datetime) -> dict:
@@ -107,21 +116,17 @@ def derive_snapshot(symbol: str, bars: list[DailyBar], now: datetime) -> dict:
         "h": prev.high,
         "l": prev.low,
         "c": prev.close,
-        "v": prev.volume,
+        "v": float(prev.volume),
         "vw": round((prev.high + prev.low + prev.close) / 3, 4),
     }
     snapshot = {"ticker": symbol, "updated": now_ns, "prevDay": prev_day, "fmv": 0}
 
     if not weekend and cleared_at <= local < open_at:
+        # As reported bodies have it: day and min zero-filled, updated 0, and no
+        # lastTrade or lastQuote at all.
         zero_bar = {"o": 0, "h": 0, "l": 0, "c": 0, "v": 0, "vw": 0}
-        snapshot.update(
-            day=zero_bar,
-            min={**zero_bar, "av": 0, "t": 0, "n": 0},
-            lastTrade={"c": None, "i": "", "p": 0, "s": 0, "t": 0, "x": 0},
-            lastQuote={"P": 0, "S": 0, "p": 0, "s": 0, "t": 0},
-            todaysChange=0,
-            todaysChangePerc=0,
-        )
+        snapshot.update(day=zero_bar, min={**zero_bar, "av": 0, "t": 0, "n": 0}, todaysChange=0, todaysChangePerc=0)
+        snapshot["updated"] = 0
         return snapshot
 
     if weekend or local >= close_at:
@@ -141,36 +146,36 @@ def derive_snapshot(symbol: str, bars: list[DailyBar], now: datetime) -> dict:
     seen = [p for t, p in path if t <= fraction]
     for (t0, p0), (t1, p1) in zip(path, path[1:], strict=False):
         if t0 <= fraction <= t1:
-            price = round(p0 + (p1 - p0) * (fraction - t0) / (t1 - t0), 2)
+            price = round(p0 + (p1 - p0) * (fraction - t0) / (t1 - t0), 4)
             break
     seen.append(price)
     minute_start = at.replace(second=0, microsecond=0)
-    volume = int(bar.volume * fraction)
+    volume = round(bar.volume * fraction, 1)
     snapshot.update(
         day={
             "o": bar.open,
             "h": max(seen),
             "l": min(seen),
             "c": price,
-            "v": volume,
+            "v": float(volume),
             "vw": round(sum(seen) / len(seen), 4),
         },
         min={
-            "av": volume,
+            "av": float(volume),
             "o": price,
             "h": price,
             "l": price,
             "c": price,
-            "v": 100,
+            "v": 100.0,
             "vw": price,
             "t": int(minute_start.timestamp() * 1000),
             "n": 1,
         },
         lastTrade={"c": [14, 41], "i": "1", "p": price, "s": 100, "t": int(at.timestamp() * 1e9), "x": 4},
         lastQuote={
-            "P": round(price + 0.01, 2),
+            "P": round(price + 0.01, 4),
             "S": 1,
-            "p": round(price - 0.01, 2),
+            "p": round(price - 0.01, 4),
             "s": 1,
             "t": int(at.timestamp() * 1e9),
         },
@@ -189,8 +194,18 @@ class FakePolygon:
         api_key: str | None = None,
         clock=lambda: datetime.now(UTC),
         page_size: int = 5000,
+        otc: set[str] | None = None,
+        delayed: bool = False,
     ):
-        self.bars = {k.upper(): sorted(v, key=lambda b: b.day) for k, v in (bars or {}).items()}
+        # Case-sensitive, as the vendor's tickers are.
+        self.bars = {k: sorted(v, key=lambda b: b.day) for k, v in (bars or {}).items()}
+        # Tickers traded over the counter: absent from grouped and many-ticker answers
+        # unless include_otc=true.
+        self.otc = set(otc or ())
+        # A delayed plan: snapshot answers say "status": "DELAYED".
+        self.delayed = delayed
+        # Tickers whose aggregates answer a next_url that leads back to the same page.
+        self.looping_next_url: set[str] = set()
         self.snapshots: dict[str, dict] = {}
         self.api_key = api_key
         self.clock = clock
@@ -211,7 +226,7 @@ class FakePolygon:
 
     def set_snapshot(self, symbol: str, ticker: dict) -> None:
         with self._lock:
-            self.snapshots[symbol.upper()] = ticker
+            self.snapshots[symbol] = ticker
 
     def set_fault(
         self,
@@ -224,7 +239,7 @@ class FakePolygon:
     ) -> None:
         """Misbehave for ``symbol`` (or every symbol with None) for the next ``times`` calls."""
         with self._lock:
-            self._faults[(symbol or "*").upper()] = {
+            self._faults[symbol or "*"] = {
                 "status": status,
                 "delay_s": delay_s,
                 "garbage": garbage,
@@ -257,10 +272,10 @@ class FakePolygon:
                     return sum(v for k, v in self.calls.items() if k.startswith("snapshot:")) + self.calls.get(
                         "snapshots", 0
                     )
-                return self.calls.get(f"asked:{symbol.upper()}", 0)
+                return self.calls.get(f"asked:{symbol}", 0)
             if symbol is None:
                 return sum(v for k, v in self.calls.items() if k.startswith(kind + ":"))
-            return self.calls.get(f"{kind}:{symbol.upper()}", 0)
+            return self.calls.get(f"{kind}:{symbol}", 0)
 
     def count_many(self) -> int:
         """Many-ticker snapshot requests."""
@@ -279,7 +294,7 @@ class FakePolygon:
 
     def _take_first_fault(self, tickers: list[str]) -> dict | None:
         with self._lock:
-            keys = [t.upper() for t in tickers if t.upper() in self._faults] + ["*"]
+            keys = [t for t in tickers if t in self._faults] + ["*"]
         for key in keys:
             fault = self._take_fault(key) if key != "*" else self._take_fault("")
             if fault is not None:
@@ -328,20 +343,20 @@ class FakePolygon:
         if path.rstrip("/") == SNAPSHOT_MANY:
             kind, symbol = "snapshots", ""
             tickers = [t for t in query.get("tickers", "").split(",") if t]  # case-sensitive, as Polygon's
-            self._count("snapshots", *(f"asked:{t.upper()}" for t in tickers))
+            self._count("snapshots", *(f"asked:{t}" for t in tickers))
             self._log(tickers)
         elif path.startswith(SNAPSHOT_PREFIX):
-            kind, symbol = "snapshot", path[len(SNAPSHOT_PREFIX) :].upper()
+            kind, symbol = "snapshot", path[len(SNAPSHOT_PREFIX) :]
             self._count(f"snapshot:{symbol}", f"asked:{symbol}")
             self._log([symbol])
         elif path.startswith(AGGS_PREFIX):
-            kind, symbol = "aggs", path[len(AGGS_PREFIX) :].split("/")[0].upper()
+            kind, symbol = "aggs", path[len(AGGS_PREFIX) :].split("/")[0]
             self._count(f"aggs:{symbol}")
         elif path.startswith(GROUPED_PREFIX):
             kind, symbol = "grouped", "GROUPED"
             self._count(f"grouped:{path[len(GROUPED_PREFIX) :]}")
         elif path.startswith(REFERENCE_PREFIX):
-            kind, symbol = "reference", path[len(REFERENCE_PREFIX) :].upper()
+            kind, symbol = "reference", path[len(REFERENCE_PREFIX) :]
             self._count(f"reference:{symbol}")
         else:
             return _json(404, {"status": "NOT_FOUND", "request_id": uuid.uuid4().hex, "message": "Not found"})
@@ -365,10 +380,11 @@ class FakePolygon:
                 return status, {**head, **extra}, body
         if kind == "snapshot":
             return self._snapshot(symbol)
+        with_otc = query.get("include_otc") == "true"
         if kind == "snapshots":
-            return self._snapshots(tickers)
+            return self._snapshots([t for t in tickers if with_otc or t not in self.otc])
         if kind == "grouped":
-            return self._grouped(path[len(GROUPED_PREFIX) :])
+            return self._grouped(path[len(GROUPED_PREFIX) :], with_otc)
         if kind == "reference":
             if symbol not in self.bars and symbol not in self.snapshots:
                 return _json(404, _error_body(404))
@@ -382,13 +398,19 @@ class FakePolygon:
             )
         return self._aggs(path, query, symbol)
 
-    def _grouped(self, raw_day: str):
+    def _grouped(self, raw_day: str, with_otc: bool):
         try:
             day = date.fromisoformat(raw_day)
         except ValueError:
             return _json(400, {"status": "ERROR", "request_id": uuid.uuid4().hex, "error": "Could not parse date"})
         with self._lock:
-            found = [(symbol, b) for symbol, bars in self.bars.items() for b in bars if b.day == day]
+            found = [
+                (symbol, b)
+                for symbol, bars in self.bars.items()
+                if with_otc or symbol not in self.otc
+                for b in bars
+                if b.day == day
+            ]
         body = {
             "adjusted": True,
             "queryCount": len(found),
@@ -412,16 +434,17 @@ class FakePolygon:
                     round(b.high / ratio, 4),
                     round(b.low / ratio, 4),
                     round(b.close / ratio, 4),
-                    int(b.volume * ratio),
+                    # Split-adjusted volumes are fractional, as the vendor's are.
+                    round(b.volume * ratio, 4),
                 )
                 for b in self.bars[symbol]
             ]
 
     def add_bars(self, symbol: str, bars: list[DailyBar]) -> None:
         with self._lock:
-            by_day = {b.day: b for b in self.bars.get(symbol.upper(), [])}
+            by_day = {b.day: b for b in self.bars.get(symbol, [])}
             by_day.update((b.day, b) for b in bars)
-            self.bars[symbol.upper()] = [by_day[d] for d in sorted(by_day)]
+            self.bars[symbol] = [by_day[d] for d in sorted(by_day)]
 
     def _ticker(self, symbol: str) -> dict | None:
         with self._lock:
@@ -441,15 +464,19 @@ class FakePolygon:
             ticker = derive_snapshot(symbol, bars, self.clock())
         return ticker
 
+    @property
+    def _status(self) -> str:
+        return "DELAYED" if self.delayed else "OK"
+
     def _snapshots(self, tickers: list[str]):
         found = [t for t in (self._ticker(symbol) for symbol in dict.fromkeys(tickers)) if t is not None]
-        return _json(200, {"status": "OK", "count": len(found), "tickers": found})
+        return _json(200, {"status": self._status, "count": len(found), "tickers": found})
 
     def _snapshot(self, symbol: str):
         ticker = self._ticker(symbol)
         if ticker is None:
             return _json(404, _error_body(404))
-        return _json(200, {"status": "OK", "request_id": uuid.uuid4().hex, "ticker": ticker})
+        return _json(200, {"status": self._status, "request_id": uuid.uuid4().hex, "ticker": ticker})
 
     def _aggs(self, path: str, query: dict[str, str], symbol: str):
         parts = path[len(AGGS_PREFIX) :].split("/")
@@ -459,11 +486,13 @@ class FakePolygon:
                 400, {"status": "ERROR", "request_id": uuid.uuid4().hex, "error": "this fake serves only range/1/day"}
             )
         try:
-            start, end = _as_date(parts[4]), _as_date(parts[5])
+            # A cursor holds the window the first page asked for and the position in it.
+            query = {**query, **(_read_cursor(query["cursor"]) if "cursor" in query else {})}
+            start, end = _as_date(query.get("window_from", parts[4])), _as_date(parts[5])
         except ValueError:
             return _json(400, {"status": "ERROR", "request_id": uuid.uuid4().hex, "error": "Could not parse dates"})
         limit = min(int(query.get("limit", 5000)), 50000, self.page_size)
-        offset = int(query.get("cursor", 0))
+        offset = int(query.get("offset", 0))
         rows = [b for b in self.bars.get(symbol, []) if start <= b.day <= end]
         if query.get("sort") == "desc":
             rows.reverse()
@@ -479,9 +508,15 @@ class FakePolygon:
         if page:
             body["results"] = [_aggregate(b) for b in page]
         if offset + limit < len(rows):
-            params = {k: v for k, v in query.items() if k not in ("cursor", "apiKey")}
-            params["cursor"] = str(offset + limit)
-            body["next_url"] = f"{self.url}{path}?{urlencode(params)}"
+            # As the vendor's: absolute, `from` as epoch milliseconds, and nothing in the
+            # query but an opaque cursor (which holds the other parameters and where to go on).
+            kept = {k: v for k, v in query.items() if k in ("adjusted", "sort", "limit")}
+            following = offset if symbol in self.looping_next_url else offset + limit
+            first = rows[offset + limit] if symbol not in self.looping_next_url else rows[offset]
+            from_ms = int(datetime.combine(first.day, datetime.min.time(), NEW_YORK).timestamp() * 1000)
+            rest = "/".join([symbol, "range", "1", "day", str(from_ms), parts[5]])
+            state = {**kept, "offset": following, "window_from": query.get("window_from", parts[4])}
+            body["next_url"] = f"{self.url}{AGGS_PREFIX}{rest}?cursor={_make_cursor(state)}"
         return _json(200, body)
 
     def _control(self, path: str, query: dict[str, str]):
@@ -508,17 +543,29 @@ class FakePolygon:
         return _json(404, {"error": "unknown control"})
 
 
+def _make_cursor(fields: dict) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(urlencode(fields).encode()).decode().rstrip("=")
+
+
+def _read_cursor(cursor: str) -> dict:
+    import base64
+
+    return {k: v[-1] for k, v in parse_qs(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()).items()}
+
+
 def _aggregate(b: DailyBar) -> dict:
-    """One bar as Polygon's aggregates and grouped-daily answers spell it."""
+    """One bar as Polygon's aggregates and grouped-daily answers spell it (volumes are floats)."""
     return {
-        "v": b.volume,
+        "v": float(b.volume),
         "vw": round((b.high + b.low + b.close) / 3, 4),
         "o": b.open,
         "c": b.close,
         "h": b.high,
         "l": b.low,
         "t": int(datetime.combine(b.day, datetime.min.time(), NEW_YORK).timestamp() * 1000),
-        "n": max(1, b.volume // 100),
+        "n": max(1, int(b.volume // 100)),
     }
 
 

@@ -20,7 +20,8 @@ class DailyBar(NamedTuple):
     high: float
     low: float
     close: float
-    volume: int
+    # A float: the vendor's volumes can be fractional.
+    volume: float
 
 
 # tuple.__new__ straight from C: DailyBar(*row) and DailyBar._make cost a

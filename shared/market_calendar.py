@@ -56,6 +56,21 @@ def previous_session(day: date) -> date:
     return day
 
 
+def session_close(day: date) -> datetime:
+    """When a session's regular trading ends: 16:00 New York (early closes, 13:00 on a
+    few days a year, are not modelled)."""
+    return datetime.combine(day, time(16, 0), NEW_YORK)
+
+
+def last_close_before(moment: datetime) -> datetime:
+    """The close of the last session that ended before ``moment``."""
+    local = moment.astimezone(NEW_YORK)
+    day = local.date()
+    if is_session(day) and local >= session_close(day):
+        return session_close(day)
+    return session_close(previous_session(day))
+
+
 def latest_due_session(now: datetime, as_of: date | None = None) -> date:
     """The newest session whose daily bar history should hold by ``now``.
 

@@ -197,6 +197,14 @@ def _decode(resp) -> dict:
     return payload
 
 
+# Set on each ticker object the gateway returns: whether the answer was a delayed one.
+DELAYED = "_delayed"
+
+
+def _delayed(payload: dict) -> bool:
+    return str(payload.get("status", "")).upper() == "DELAYED"
+
+
 def _listed(payload: dict, key: str, what: str) -> list:
     """The list under ``key`` of an answer whose status says it holds data."""
     if str(payload.get("status", "")).upper() not in ("OK", "DELAYED"):
@@ -239,6 +247,8 @@ class PolygonGateway:
         return self._client
 
     def snapshot(self, symbol: str) -> dict:
+        """The ticker object; ``DELAYED`` says whether the answer said ``"status": "DELAYED"``
+        (a plan whose snapshots are delayed)."""
         resp = self.client.get_snapshot_ticker("stocks", symbol, raw=True)
         payload = _decode(resp)
         ticker = payload.get("ticker")
@@ -246,7 +256,7 @@ class PolygonGateway:
             if str(payload.get("status", "")).upper() == "NOT_FOUND":
                 raise UpstreamError(NOT_FOUND, "ticker not found")
             raise UpstreamError(BAD_RESPONSE, "upstream snapshot has no 'ticker' object")
-        return ticker
+        return {**ticker, DELAYED: _delayed(payload)}
 
     def snapshots(self, symbols: list[str]) -> dict[str, dict]:
         """Snapshots of many tickers in one request, by symbol.
@@ -256,15 +266,21 @@ class PolygonGateway:
         and leaves out tickers it does not know: a symbol missing from the answer
         is unknown *or* merely absent, which only a one-ticker call can tell.
         """
-        resp = self.client.get_snapshot_all("stocks", tickers=list(symbols), raw=True)
-        tickers = _listed(_decode(resp), "tickers", "snapshot")
-        wanted = set(symbols)
-        return {t["ticker"]: t for t in tickers if isinstance(t, dict) and t.get("ticker") in wanted}
+        # include_otc: the client leaves OTC tickers out unless told, and every one left
+        # out would then cost a confirming one-ticker call.
+        resp = self.client.get_snapshot_all("stocks", tickers=list(symbols), include_otc=True, raw=True)
+        payload = _decode(resp)
+        tickers = _listed(payload, "tickers", "snapshot")
+        wanted, delayed = set(symbols), _delayed(payload)
+        return {
+            t["ticker"]: {**t, DELAYED: delayed} for t in tickers if isinstance(t, dict) and t.get("ticker") in wanted
+        }
 
     def grouped_daily(self, day: date) -> list[dict]:
         """Every US stock's adjusted daily bar for ``day``, in one request
-        (``/v2/aggs/grouped/locale/us/market/stocks/{date}``); empty for a day without trading."""
-        resp = self.client.get_grouped_daily_aggs(day.isoformat(), adjusted=True, raw=True)
+        (``/v2/aggs/grouped/locale/us/market/stocks/{date}``); empty for a day without trading.
+        OTC tickers included: a tracked symbol that trades over the counter has its bar too."""
+        resp = self.client.get_grouped_daily_aggs(day.isoformat(), adjusted=True, include_otc=True, raw=True)
         return _listed(_decode(resp), "results", "grouped")
 
     def ticker_known(self, symbol: str) -> bool:

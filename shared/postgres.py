@@ -51,6 +51,9 @@ MIGRATIONS = [
         PRIMARY KEY (run_key, symbol)
     )
     """,
+    # The vendor's volumes are floats and can be fractional (25933.6; split-adjusted
+    # ones often are): bigint cut them. Every whole number converts exactly.
+    "ALTER TABLE daily_bars ALTER COLUMN volume TYPE double precision",
 ]
 
 

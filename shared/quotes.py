@@ -36,6 +36,10 @@ UPSTREAM_FAILURE_CODES = (
     "upstream_slow",
 )
 QUOTE_FAILURE_CODES = ("unknown_symbol", *UPSTREAM_FAILURE_CODES)
+# How far behind a delayed plan's snapshots are, when POLYGON_DELAY_MIN does not say.
+DELAYED_PLAN_MIN = 15
+# When a 429 says nothing about how long to wait.
+DEFAULT_RATE_LIMIT_WAIT_S = 15
 
 
 # --------------------------------------------------------------------------
@@ -58,25 +62,44 @@ def _iso_utc(epoch_s: float | None) -> str | None:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def parse_snapshot(symbol: str, ticker: dict) -> dict:
-    """The price, where it came from and the vendor's own time of it."""
+def parse_snapshot(symbol: str, ticker: dict, now: float | None = None) -> dict:
+    """The price, where it came from and when that price was the price (``as_of``):
+
+    - ``last_trade``: the trade's own time (``lastTrade.t``, ns);
+    - ``minute``: the end of the minute bar whose close it is (``min.t`` is the
+      minute's start, ms), or the snapshot's update time if that is earlier;
+    - ``day``: the snapshot's update time (``updated``, ns): the day's close so far;
+    - ``prev_close``: the previous session's close, 16:00 New York; not the update
+      time (after the 03:30 clear that is 0, and the price is older than it anyway).
+    """
     last_trade = ticker.get("lastTrade") or {}
     minute = ticker.get("min") or {}
     day = ticker.get("day") or {}
     prev_day = ticker.get("prevDay") or {}
-    updated_ns = _positive(ticker.get("updated"))
+    updated_s = (_positive(ticker.get("updated")) or 0) / 1e9
 
-    # (source, price, vendor timestamp in seconds)
+    def minute_end():
+        start = (_positive(minute.get("t")) or 0) / 1e3
+        return min(start + 60, updated_s) if start and updated_s else (start + 60 if start else 0)
+
+    def previous_close():
+        from shared.market_calendar import last_close_before
+
+        reference = datetime.fromtimestamp(updated_s or (now if now is not None else time.time()), tz=UTC)
+        return last_close_before(reference).timestamp()
+
+    # (source, price, when it was the price: seconds since the epoch, computed if chosen)
     candidates = [
-        ("last_trade", _positive(last_trade.get("p")), (_positive(last_trade.get("t")) or 0) / 1e9),
-        ("minute", _positive(minute.get("c")), (_positive(minute.get("t")) or 0) / 1e3),
-        ("day", _positive(day.get("c")), (updated_ns or 0) / 1e9),
-        ("prev_close", _positive(prev_day.get("c")), (updated_ns or 0) / 1e9),
+        ("last_trade", _positive(last_trade.get("p")), lambda: (_positive(last_trade.get("t")) or 0) / 1e9),
+        ("minute", _positive(minute.get("c")), minute_end),
+        ("day", _positive(day.get("c")), lambda: updated_s),
+        ("prev_close", _positive(prev_day.get("c")), previous_close),
     ]
     found = next((c for c in candidates if c[1] is not None), None)
     if found is None:
         raise UpstreamError(polygon.BAD_RESPONSE, f"snapshot for {symbol} carries no price at all")
-    source, price, as_of = found
+    source, price, when = found
+    as_of = when()
 
     prev_close = _positive(prev_day.get("c"))
     change = round(price - prev_close, 6) if prev_close else None
@@ -88,7 +111,8 @@ def parse_snapshot(symbol: str, ticker: dict) -> dict:
             "high": _positive(day.get("h")),
             "low": _positive(day.get("l")),
             "close": _positive(day.get("c")),
-            "volume": int(float(day.get("v") or 0)),
+            # A float, as the vendor's: volumes can be fractional.
+            "volume": float(day.get("v") or 0),
         }
     return {
         "symbol": symbol,
@@ -99,6 +123,8 @@ def parse_snapshot(symbol: str, ticker: dict) -> dict:
         "change": change,
         "change_pct": change_pct,
         "day": day_bar,
+        # The vendor said so ("status": "DELAYED"): a delayed plan's snapshot.
+        "delayed": bool(ticker.get(polygon.DELAYED)),
     }
 
 
@@ -194,8 +220,11 @@ class QuoteService:
         """The response body of one quote."""
         body = dict(result.quote)
         body["stale"] = result.stale
-        body["delayed"] = self.settings.polygon_delay_min > 0
-        body["delay_min"] = self.settings.polygon_delay_min
+        # Delayed when the vendor's answer said so, or the plan is set as delayed; the
+        # delayed plans (Starter, Developer) are 15 minutes behind.
+        delayed = bool(body.get("delayed")) or self.settings.polygon_delay_min > 0
+        body["delayed"] = delayed
+        body["delay_min"] = self.settings.polygon_delay_min or (DELAYED_PLAN_MIN if delayed else 0)
         body["cache"] = {"status": result.status, "age_s": round(result.age_s, 3)}
         return body
 
@@ -390,7 +419,7 @@ class QuoteService:
             for symbol in chunk:
                 if symbol in tickers:
                     try:
-                        quotes[symbol] = parse_snapshot(symbol, tickers[symbol])
+                        quotes[symbol] = parse_snapshot(symbol, tickers[symbol], self.clock())
                     except UpstreamError as exc:
                         if symbol in wanted:
                             failed[symbol] = exc
@@ -415,7 +444,8 @@ class QuoteService:
             for symbol in missing:
                 self.store.put(symbol, {"missing": True, "t": now}, self.settings.quote_not_found_ttl_s, pipe)
             for symbol, exc in failed.items():
-                self.failures.put(symbol, {"kind": exc.kind, "message": exc.message, "t": now}, FAIL_HOLD_S, pipe)
+                failure = {"kind": exc.kind, "message": exc.message, "retry_after_s": exc.retry_after_s, "t": now}
+                self.failures.put(symbol, failure, FAIL_HOLD_S, pipe)
             pipe.execute()
         for symbol in needed:
             if symbol in quotes:
@@ -451,14 +481,20 @@ def _unknown_symbol(symbol: str) -> ApiError:
 
 def _upstream_error(exc: UpstreamError) -> ApiError:
     if exc.kind == polygon.RATE_LIMITED:
-        return unavailable("upstream_rate_limited", "the market data vendor is rate limiting us; try again shortly", 15)
+        # The vendor's own Retry-After when it gave one.
+        wait = exc.retry_after_s if exc.retry_after_s is not None else DEFAULT_RATE_LIMIT_WAIT_S
+        return unavailable(
+            "upstream_rate_limited", "the market data vendor is rate limiting us; try again shortly", wait
+        )
     if exc.kind in (polygon.AUTH, polygon.NOT_ENTITLED):
         return unavailable("upstream_refused", f"the market data vendor refused the request: {exc.message}", 60)
     return unavailable("upstream_unavailable", f"the market data vendor is unavailable: {exc.message}", 5)
 
 
 def _failure_error(failure: dict) -> ApiError:
-    return _upstream_error(UpstreamError(str(failure.get("kind")), str(failure.get("message", ""))))
+    return _upstream_error(
+        UpstreamError(str(failure.get("kind")), str(failure.get("message", "")), failure.get("retry_after_s"))
+    )
 
 
 def _is_redis_error(exc: BaseException) -> bool:

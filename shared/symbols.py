@@ -6,8 +6,11 @@ import re
 
 from shared.errors import bad_request
 
-# Class shares use a dot (BRK.B, BF.B); a few tickers carry digits. Any case:
-# symbols are upper-cased. The OpenAPI documents use this very pattern.
+# Class shares use a dot (BRK.B, BF.B); a few tickers carry digits, and some a
+# lower-case letter (preferred shares: KIMpL). The vendor's tickers are
+# case-sensitive, so a symbol typed all in lower case is upper-cased (aapl ->
+# AAPL) and one with any upper-case letter is kept exactly as given (KIMpL; KIMPL
+# is another, unknown ticker). The OpenAPI documents use this very pattern.
 SYMBOL_PATTERN = r"^[A-Za-z][A-Za-z0-9]{0,5}(\.[A-Za-z0-9]{1,3})?$"
 # A list: symbols separated by commas, spaces around them and empty parts allowed.
 SYMBOLS_PATTERN = r"^[A-Za-z0-9., ]*$"
@@ -22,7 +25,12 @@ def parse_symbol(raw: str | None, name: str = "symbol") -> str:
             "invalid_symbol",
             f"{raw!r} is not a ticker symbol: expected 1-6 letters or digits, optionally a class suffix such as BRK.B",
         )
-    return raw.upper()
+    return normalize(raw)
+
+
+def normalize(symbol: str) -> str:
+    """``aapl`` -> ``AAPL``; ``KIMpL``, ``Brk.b`` and ``AAPL`` as they are."""
+    return symbol.upper() if symbol == symbol.lower() else symbol
 
 
 def parse_symbol_list(raw: str | None, limit: int) -> list[str]:

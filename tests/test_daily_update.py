@@ -114,11 +114,11 @@ def test_a_day_polygon_lacks_stops_the_run_there_and_the_next_run_goes_on(world,
     assert later["days_filled"] == [d.isoformat() for d in SESSIONS[1:]] and later["days_left"] == []
 
 
-def test_a_symbol_without_a_bar_that_day_is_counted_and_its_gap_filled_later(world, monkeypatch):
+def test_a_symbol_without_a_bar_that_day_is_named_and_its_gap_filled_later(world, monkeypatch):
     fake, env, bars = world
     fake.bars["UPB"] = [b for b in fake.bars["UPB"] if b.day != SESSIONS[0]]  # halted on Monday
     report = update(monkeypatch, SESSIONS[1])
-    assert report["without_bar"] == {SESSIONS[0].isoformat(): 1, SESSIONS[1].isoformat(): 0}
+    assert report["without_bar"] == {SESSIONS[0].isoformat(): ["UPB"], SESSIONS[1].isoformat(): []}  # named
     # Tuesday's bar would leave a hole after Friday: the gap is fetched with the ingestion path.
     assert report["gaps_filled"] == ["UPB"]
     assert [b.day for b in stored(env, "UPB")[-2:]] == [STORED_THROUGH, SESSIONS[1]]

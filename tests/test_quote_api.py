@@ -70,7 +70,9 @@ def test_miss_then_hit_with_vendor_timestamp(quote_client, fake_polygon):
 @pytest.mark.parametrize(
     "parts, source, price, as_of",
     [
-        ({}, "prev_close", 100.0, "2024-11-25T16:00:00.123Z"),
+        # The snapshot was updated at 11:00 New York on Monday 2024-11-25. A price that is
+        # the previous close was the price at Friday's close, 16:00 New York.
+        ({}, "prev_close", 100.0, "2024-11-22T21:00:00.000Z"),
         (
             {
                 "min": {
@@ -81,13 +83,13 @@ def test_miss_then_hit_with_vendor_timestamp(quote_client, fake_polygon):
                     "c": 101.25,
                     "v": 5,
                     "vw": 101,
-                    "t": 1_732_550_460_000,
+                    "t": 1_732_550_340_000,  # the minute from 10:59 New York
                     "n": 1,
                 }
             },
             "minute",
             101.25,
-            "2024-11-25T16:01:00.000Z",
+            "2024-11-25T16:00:00.000Z",  # its close is the price at the minute's end
         ),
         (
             {"day": {"o": 100, "h": 104, "l": 99, "c": 103.0, "v": 10, "vw": 101}},

@@ -90,7 +90,8 @@ class UpdateReport:
     gaps_filled: list[str] = field(default_factory=list)
     lake_caught_up: list[str] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
-    without_bar: dict[str, int] = field(default_factory=dict)
+    # session -> every tracked symbol that got no bar in it, by name
+    without_bar: dict[str, list[str]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     stopped: str | None = None
     calls: int = 0
@@ -224,7 +225,7 @@ def run_daily_update(
                     bars[symbol] = bar_from(r)
                 except polygon.UpstreamError as exc:
                     report.rejected.append(Rejected(symbol, session.isoformat(), exc.message))
-        report.without_bar[session.isoformat()] = len(tracked) - len(bars)
+        report.without_bar[session.isoformat()] = sorted(set(tracked) - set(bars))
         good = {}
         for symbol, bar in bars.items():
             kept, rejected = validate(symbol, [bar], today)

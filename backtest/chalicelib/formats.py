@@ -50,7 +50,7 @@ def _parquet(page: BarsPage) -> bytes:
             "High": pa.array([b["high"] for b in bars], pa.float64()),
             "Low": pa.array([b["low"] for b in bars], pa.float64()),
             "Close": pa.array([b["close"] for b in bars], pa.float64()),
-            "Volume": pa.array([b["volume"] for b in bars], pa.int64()),
+            "Volume": pa.array([b["volume"] for b in bars], pa.float64()),
             **{overlay_column(n): pa.array(values, pa.float64()) for n, values in page.overlays.items()},
         }
     )

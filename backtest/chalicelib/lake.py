@@ -6,7 +6,8 @@ Layout under ``LAKE_URI`` (``s3://bucket/prefix`` or ``file:///path``)::
     daily_bars/symbol=BRK.B/data.parquet
 
 Each file holds a symbol's whole history sorted by date, columns ``date``
-(date32), ``open``, ``high``, ``low``, ``close`` (float64), ``volume`` (int64);
+(date32), ``open``, ``high``, ``low``, ``close``, ``volume`` (float64: the vendor's
+volumes can be fractional; objects written before that have int64, read the same);
 ``symbol`` is the partition key in the path. pyarrow (``partitioning="hive"``),
 DuckDB (``read_parquet('.../daily_bars/*/*.parquet', hive_partitioning=1)``)
 and Athena (partitioned by ``symbol``) read it as it is.
@@ -177,5 +178,5 @@ def decode(data: bytes) -> list[DailyBar]:
     # Arrow's own date32 -> datetime.date conversion is ~20x slower than
     # going through ISO strings and the C date parser.
     days = map(date.fromisoformat, table.column("date").cast("string").to_pylist())
-    columns = [table.column(name).to_pylist() for name in ("open", "high", "low", "close", "volume")]
+    columns = [table.column(name).cast("float64").to_pylist() for name in ("open", "high", "low", "close", "volume")]
     return list(map(make_bar, zip(days, *columns)))

@@ -59,7 +59,7 @@ def _table(bars: list[DailyBar]):
             "high": pa.array([b.high for b in bars], pa.float64()),
             "low": pa.array([b.low for b in bars], pa.float64()),
             "close": pa.array([b.close for b in bars], pa.float64()),
-            "volume": pa.array([b.volume for b in bars], pa.int64()),
+            "volume": pa.array([b.volume for b in bars], pa.float64()),
         }
     )
 

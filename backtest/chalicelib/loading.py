@@ -99,7 +99,7 @@ def patient_call(fn, budget, settings, patience: Patience):
 
 
 def fetch_history(gateway, budget, settings, symbol: str, start: date, end: date, patience: Patience):
-    bars, next_url = [], None
+    bars, next_url, followed = [], None, set()
     while True:
         results, next_url = patient_call(
             lambda u=next_url: gateway.daily_bars_page(symbol, start, end, u), budget, settings, patience
@@ -108,6 +108,11 @@ def fetch_history(gateway, budget, settings, symbol: str, start: date, end: date
             bars.append(bar_from(r))
         if not next_url:
             break
+        if next_url in followed:
+            # A page that leads back to one already read would be followed until the
+            # budget stopped it, storing its bars again each time.
+            raise UpstreamError(polygon.BAD_RESPONSE, f"the upstream's next_url for {symbol} leads back to a page read")
+        followed.add(next_url)
     if not bars and not patient_call(lambda: gateway.ticker_known(symbol), budget, settings, patience):
         raise UnknownTicker(symbol)
     return bars
@@ -117,7 +122,8 @@ def bar_from(r: dict) -> DailyBar:
     """A Polygon aggregate (``t``: 00:00 America/New_York of the session, epoch ms)."""
     try:
         day = datetime.fromtimestamp(r["t"] / 1000, NEW_YORK).date()
-        return DailyBar(day, float(r["o"]), float(r["h"]), float(r["l"]), float(r["c"]), int(r["v"]))
+        # Volumes are floats, and can be fractional (split-adjusted ones always may be).
+        return DailyBar(day, float(r["o"]), float(r["h"]), float(r["l"]), float(r["c"]), float(r["v"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise UpstreamError(polygon.BAD_RESPONSE, f"malformed aggregate row {r!r}: {exc}") from None
 

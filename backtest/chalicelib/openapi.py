@@ -21,7 +21,7 @@ DAILY_BAR = {
         "high": PRICE,
         "low": PRICE,
         "close": PRICE,
-        "volume": {"type": "integer", "minimum": 0},
+        "volume": {"type": "number", "minimum": 0, "description": "a float: the vendor's volumes can be fractional"},
     },
 }
 N_DAY_BAR = {

@@ -17,7 +17,7 @@ def _upsert(conn, rows: list[tuple[str, DailyBar]]) -> list[str]:
         INSERT INTO daily_bars (symbol, day, open, high, low, close, volume)
         SELECT * FROM unnest(CAST(:symbols AS text[]), CAST(:days AS date[]), CAST(:opens AS float8[]),
                              CAST(:highs AS float8[]), CAST(:lows AS float8[]), CAST(:closes AS float8[]),
-                             CAST(:volumes AS int8[]))
+                             CAST(:volumes AS float8[]))
         ON CONFLICT (symbol, day) DO UPDATE SET
             open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
             close = EXCLUDED.close, volume = EXCLUDED.volume
@@ -31,7 +31,7 @@ def _upsert(conn, rows: list[tuple[str, DailyBar]]) -> list[str]:
         highs=[float(b.high) for _, b in rows],
         lows=[float(b.low) for _, b in rows],
         closes=[float(b.close) for _, b in rows],
-        volumes=[int(b.volume) for _, b in rows],
+        volumes=[float(b.volume) for _, b in rows],
     )
     return [row[0] for row in changed]
 

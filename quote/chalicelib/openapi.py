@@ -30,7 +30,12 @@ QUOTE = {
     "properties": {
         "symbol": {"type": "string"},
         "price": {"type": "number", "exclusiveMinimum": 0},
-        "as_of": {"type": ["string", "null"], "format": "date-time", "description": "the vendor's time of the price"},
+        "as_of": {
+            "type": ["string", "null"],
+            "format": "date-time",
+            "description": "when this was the price: the trade's time, the end of the minute bar, the snapshot's "
+            "update time (day), or the previous session's close (prev_close)",
+        },
         "source": {"enum": ["last_trade", "minute", "day", "prev_close"]},
         "prev_close": NUMBER_OR_NULL,
         "change": NUMBER_OR_NULL,
@@ -46,14 +51,17 @@ QUOTE = {
                         "high": NUMBER_OR_NULL,
                         "low": NUMBER_OR_NULL,
                         "close": {"type": "number"},
-                        "volume": {"type": "integer"},
+                        "volume": {"type": "number", "description": "a float: the vendor's volumes can be fractional"},
                     },
                 },
                 {"type": "null"},
             ]
         },
         "stale": {"type": "boolean", "description": "the last known value: the vendor could not be asked"},
-        "delayed": {"type": "boolean"},
+        "delayed": {
+            "type": "boolean",
+            "description": "the vendor said the snapshot is delayed, or POLYGON_DELAY_MIN says the plan is",
+        },
         "delay_min": {"type": "integer", "minimum": 0},
         "cache": {
             "type": "object",

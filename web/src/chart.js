@@ -12,7 +12,7 @@ import {
 } from "../vendor/lightweight-charts.mjs";
 import { ServiceDown } from "./api.js";
 import { show } from "./dom.js";
-import { SYMBOL, fmtPrice, fmtVolume } from "./format.js";
+import { SYMBOL, fmtPrice, fmtVolume, normalizeSymbol } from "./format.js";
 
 const PAGE_LIMIT = 2000;
 const DOWNLOAD_LIMIT = 10000; // the API's largest page
@@ -86,7 +86,7 @@ export class Chart {
   // The query as the form says it; period presets are resolved by the API against the latest bar.
   query() {
     const f = this.form.elements;
-    const symbol = f.symbol.value.trim().toUpperCase();
+    const symbol = normalizeSymbol(f.symbol.value);
     if (!SYMBOL.test(symbol)) throw new Error(`${f.symbol.value.trim() || "That"} is not a ticker symbol.`);
     const params = { symbol, interval: f.interval.value };
     const range = f.range.value;

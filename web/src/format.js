@@ -34,4 +34,11 @@ export function ago(iso, now = Date.now()) {
   return `${Math.round(seconds / 86400)} d ago`;
 }
 
-export const SYMBOL = /^[A-Z][A-Z0-9]{0,5}(\.[A-Z0-9]{1,3})?$/;
+export const SYMBOL = /^[A-Za-z][A-Za-z0-9]{0,5}(\.[A-Za-z0-9]{1,3})?$/;
+
+// As the services read a symbol: all lower case is upper-cased (aapl -> AAPL); one
+// with any upper-case letter is the vendor's own spelling, kept (KIMpL, a preferred share).
+export function normalizeSymbol(raw) {
+  const symbol = String(raw).trim();
+  return symbol === symbol.toLowerCase() ? symbol.toUpperCase() : symbol;
+}

@@ -3,7 +3,7 @@
 
 import { ServiceDown, ServiceError, maxAgeOf } from "./api.js";
 import { h, show } from "./dom.js";
-import { SYMBOL, ago, fmtClock, fmtMoment, fmtPrice, fmtSigned } from "./format.js";
+import { SYMBOL, ago, fmtClock, fmtMoment, fmtPrice, fmtSigned, normalizeSymbol } from "./format.js";
 
 const STORE_KEY = "watchlist.symbols";
 const DEFAULT_SYMBOLS = ["AAPL", "MSFT", "IBM", "GOOG"];
@@ -50,7 +50,7 @@ export class Watchlist {
   }
 
   add(input) {
-    const symbol = input.value.trim().toUpperCase();
+    const symbol = normalizeSymbol(input.value);
     if (!SYMBOL.test(symbol)) {
       show(this.formError, `${input.value.trim() || "That"} is not a ticker symbol: 1-6 letters or digits, optionally a class suffix such as BRK.B.`);
       input.setAttribute("aria-invalid", "true");
