@@ -12,7 +12,7 @@ from chalicelib.openapi import DOCUMENT
 from chalicelib.rules import EVENT_CURSOR_PATTERN, MAX_EVENTS_PAGE, RULE_ID_PATTERN, validate
 from chalicelib.runtime import AlertsRuntime
 from chalicelib.store import NotFound, RuleLimitReached, public_rule
-from shared.errors import ApiError, bad_request, not_found
+from shared.errors import ApiError, bad_request, not_found, unavailable
 from shared.openapi import openapi_route_response, query_names
 from shared.startup import start
 from shared.web import CORS, api_view, json_response, query_params
@@ -26,18 +26,34 @@ runtime = AlertsRuntime()
 # Cognito's tokens, verified in full (auth.py). A refused token is a 401, in API
 # Gateway and (shared/startup.py) under chalice local alike. A built-in authorizer,
 # not a CognitoUserPoolAuthorizer: chalice local lets every request through those.
-@app.authorizer()
+# When the pool's key set cannot be had, an authorizer can only allow or refuse: it
+# lets the request on as UNVERIFIED and current_user answers 503, so the caller
+# waits and retries instead of being signed out. API Gateway keeps an authorizer's
+# answer per token for ttl_seconds: a minute, so such a 503 does not outlast it.
+@app.authorizer(ttl_seconds=60)
 def bearer_token(auth_request):
     try:
         user = runtime.token_verifier.verify(auth_request.token)
     except auth.InvalidToken as exc:
         app.log.info("token refused: %s", exc)  # why, never the token
         raise auth.Unauthorized() from None
+    except Exception as exc:  # noqa: BLE001 - keys unavailable, or anything unforeseen: a 503, not a 500
+        app.log.error("token not checked: %s: %s", type(exc).__name__, exc)
+        return AuthResponse(routes=["*"], principal_id=auth.UNVERIFIED)
     return AuthResponse(routes=["*"], principal_id=user)
 
 
 def current_user() -> str:
-    return app.current_request.context["authorizer"]["principalId"]
+    """The caller's Cognito sub; the only way a route learns who is asking."""
+    principal = app.current_request.context["authorizer"]["principalId"]
+    if principal == auth.UNVERIFIED:
+        raise unavailable(
+            "auth_unavailable",
+            "sign-in cannot be checked right now (the user pool's keys); try again shortly",
+            5,
+            "cognito",
+        )
+    return principal
 
 
 def json_body():

@@ -625,7 +625,7 @@ def bench_cold(redis_url: str, fake: FakePolygon, pg_url: str, runs: int = 5) ->
                 "CURSOR_SECRET": "cold",
                 "RECENT_AS_OF": as_of.isoformat(),
                 "AWS_ENDPOINT_URL": moto.url,
-                "AWS_ENDPOINT_URL_COGNITO_IDP": issuer.endpoint_url,
+                "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": issuer.endpoint_url,
                 "ALERTS_TABLE": "cold-alerts",
                 "ALERTS_TOPIC_PREFIX": "cold-user-",
                 "COGNITO_USER_POOL_ID": issuer.pool_id,

@@ -113,3 +113,104 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
         pass
+
+
+# ---------------------------------------------------------------- servers that misbehave at the socket
+
+
+class FaultyServer:
+    """A TCP server on loopback that fails every connection one way:
+
+    - ``"hang"``: accepts and reads, and never answers (the client's timeout must end it);
+    - ``"garbage"``: answers bytes no protocol means (for HTTP, an HTTP 200 whose body is
+      not what the client expects, so that its parser, not its transport, meets it).
+
+    ``closed_port()`` is the third way: nothing listens there at all.
+    """
+
+    GARBAGE = b"\x00\x17\xffnot a protocol\r\n\x9c\x01garbage\r\n"
+
+    def __init__(self, behaviour: str, http: bool = False):
+        import socket
+
+        assert behaviour in ("hang", "garbage")
+        self.behaviour, self.http = behaviour, http
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self.port = self._sock.getsockname()[1]
+        self._open: list = []
+        self._stopped = threading.Event()
+        threading.Thread(target=self._serve, daemon=True, name=f"faulty-{behaviour}").start()
+
+    def _serve(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            self._open.append(conn)
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn) -> None:
+        try:
+            conn.settimeout(30)
+            if self.behaviour == "hang":
+                while not self._stopped.is_set() and conn.recv(65536):
+                    pass
+                return
+            if self.http:
+                conn.recv(65536)
+                body = self.GARBAGE * 4
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                    + str(len(body)).encode()
+                    + b"\r\nConnection: close\r\n\r\n"
+                    + body
+                )
+            else:
+                conn.sendall(self.GARBAGE)
+        except OSError:
+            pass
+        finally:
+            if self.behaviour != "hang":
+                conn.close()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._sock.close()
+        for conn in self._open:
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound a moment, then let go)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# Canned answers of each AWS service when it throttles (what boto sees after its retries).
+DYNAMODB_THROTTLING = (
+    400,
+    {"Content-Type": "application/x-amz-json-1.0"},
+    b'{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}',
+)
+SNS_THROTTLED = (
+    400,
+    {"Content-Type": "text/xml"},
+    b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttled</Code><Message>Rate exceeded</Message></Error>"
+    b"<RequestId>fault</RequestId></ErrorResponse>",
+)
+S3_SLOW_DOWN = (
+    503,
+    {"Content-Type": "application/xml"},
+    b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>fault</RequestId></Error>",
+)
+JWKS_THROTTLED = (429, {"Content-Type": "application/json"}, b'{"message":"Too many requests"}')

@@ -240,3 +240,26 @@ class LocalBudget:
             if len(self._calls) >= self.limit:
                 raise BudgetExceeded(max(0.001, self._calls[0] + self.window_s - now))
             self._calls.append(now)
+
+
+class FallbackBudget:
+    """The shared allowance in Redis, and this process's own for each call Redis cannot
+    take (down, too slow, or answering garbage): a long batch run outlives a Redis outage."""
+
+    def __init__(self, shared: RedisBudget, local: LocalBudget):
+        self.shared = shared
+        self.local = local
+        self._warned = 0.0
+
+    def acquire(self) -> None:
+        import redis
+
+        try:
+            return self.shared.acquire()
+        except BudgetExceeded:
+            raise
+        except (redis.RedisError, OSError) as exc:
+            if time.monotonic() - self._warned > 60:
+                log.warning("Redis unavailable (%s): the upstream budget is this process's own", exc)
+                self._warned = time.monotonic()
+            return self.local.acquire()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import date
 
 
@@ -157,6 +157,26 @@ def _number(env: Mapping[str, str], name: str, default: float, kind=float, minim
     return value
 
 
+# The AWS services the project calls, by botocore's name, and the SDK's own variable
+# for each one's endpoint (AWS_ENDPOINT_URL_<service id>): one can then be pointed
+# elsewhere, or fail, while the others work.
+AWS_SERVICES = {
+    "dynamodb": "AWS_ENDPOINT_URL_DYNAMODB",
+    "sns": "AWS_ENDPOINT_URL_SNS",
+    "s3": "AWS_ENDPOINT_URL_S3",
+    "ssm": "AWS_ENDPOINT_URL_SSM",
+    "secretsmanager": "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    "cognito-idp": "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER",
+    "sqs": "AWS_ENDPOINT_URL_SQS",
+}
+
+
+def _aws_endpoints(env: Mapping[str, str]) -> dict[str, str]:
+    """Each service's endpoint: its own variable, else the one for all (AWS_ENDPOINT_URL), else AWS's."""
+    common = _text(env, "AWS_ENDPOINT_URL", "")
+    return {service: _text(env, name, common).rstrip("/") for service, name in AWS_SERVICES.items()}
+
+
 def _date(env: Mapping[str, str], name: str) -> date | None:
     raw = env.get(name, "").strip()
     if not raw:
@@ -243,6 +263,14 @@ class Settings:
     # How often make run's loop runs the daily update.
     daily_update_local_interval_s: float = 3600.0
     aws_endpoint_url: str = ""
+    # By botocore service name (see AWS_SERVICES); "" is AWS's own endpoint.
+    aws_endpoints: dict = field(default_factory=dict)
+    # Every AWS call of a request: connect and read timeouts, and attempts in all
+    # (botocore's standard retries, with backoff on throttling). Small enough that a
+    # hanging service answers a 503 inside the API functions' timeouts.
+    aws_connect_timeout_s: float = 1.0
+    aws_read_timeout_s: float = 3.0
+    aws_max_attempts: int = 3
 
     # --- secrets at run time (production): SSM SecureString parameter names and
     # the RDS-managed Secrets Manager secret; never the values themselves.
@@ -285,7 +313,7 @@ class Settings:
             recent_as_of=_date(env, "RECENT_AS_OF"),
             lake_uri=_text(env, "LAKE_URI", d.lake_uri),
             cursor_secret=_text(env, "CURSOR_SECRET", d.cursor_secret),
-            s3_endpoint_url=_text(env, "S3_ENDPOINT_URL", ""),
+            s3_endpoint_url=_text(env, "S3_ENDPOINT_URL", _text(env, "AWS_ENDPOINT_URL_S3", "")),
             aws_region=_text(env, "AWS_REGION", _text(env, "AWS_DEFAULT_REGION", d.aws_region)),
             alerts_table=_text(env, "ALERTS_TABLE", d.alerts_table),
             alerts_topic_prefix=_text(env, "ALERTS_TOPIC_PREFIX", ""),
@@ -296,13 +324,15 @@ class Settings:
             cognito_user_pool_id=_text(env, "COGNITO_USER_POOL_ID", ""),
             cognito_client_id=_text(env, "COGNITO_CLIENT_ID", ""),
             # The SDK's own per-service variable, else the one endpoint for every AWS service.
-            cognito_endpoint_url=_text(env, "AWS_ENDPOINT_URL_COGNITO_IDP", _text(env, "AWS_ENDPOINT_URL", "")).rstrip(
-                "/"
-            ),
+            cognito_endpoint_url=_aws_endpoints(env)["cognito-idp"],
             alerts_max_condition_len=_number(env, "ALERTS_MAX_CONDITION_LEN", d.alerts_max_condition_len, int, 1),
             alerts_local_interval_s=_number(env, "ALERTS_LOCAL_INTERVAL_S", d.alerts_local_interval_s, float, 1),
             alerts_max_quote_age_s=_number(env, "ALERTS_MAX_QUOTE_AGE_S", d.alerts_max_quote_age_s),
             aws_endpoint_url=_text(env, "AWS_ENDPOINT_URL", ""),
+            aws_endpoints=_aws_endpoints(env),
+            aws_connect_timeout_s=_number(env, "AWS_CONNECT_TIMEOUT_S", d.aws_connect_timeout_s),
+            aws_read_timeout_s=_number(env, "AWS_READ_TIMEOUT_S", d.aws_read_timeout_s),
+            aws_max_attempts=_number(env, "AWS_MAX_ATTEMPTS", d.aws_max_attempts, int, 1),
             polygon_api_key_param=_text(env, "POLYGON_API_KEY_PARAM", ""),
             cursor_secret_param=_text(env, "CURSOR_SECRET_PARAM", ""),
             database_secret_arn=_text(env, "DATABASE_SECRET_ARN", ""),

@@ -10,6 +10,7 @@ and schemathesis fuzzes each running service against its document.
 
 from __future__ import annotations
 
+from shared.errors import DEPENDENCIES
 from shared.symbols import SYMBOL_PATTERN
 
 VERSION = "1.0.0"
@@ -25,6 +26,10 @@ ERROR_SCHEMA = {
             "properties": {
                 "code": {"type": "string", "description": "machine-readable; the tables in the README list them"},
                 "message": {"type": "string", "description": "for people"},
+                "dependency": {
+                    "enum": list(DEPENDENCIES),
+                    "description": "on a 503: the kind of dependency that failed (never its address)",
+                },
             },
         }
     },

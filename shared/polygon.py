@@ -37,12 +37,25 @@ BAD_RESPONSE = "bad_response"
 _RETRYABLE = {UNAVAILABLE, BAD_RESPONSE}
 
 
+# What a caller is told of each kind of failure: never an address, a port or a stack
+# (urllib3's messages name the connection: those go to the log only).
+PUBLIC = {
+    NOT_FOUND: "the vendor does not know it",
+    RATE_LIMITED: "the vendor is rate limiting us",
+    UNAVAILABLE: "the vendor is unavailable",
+    AUTH: "the vendor refused our API key",
+    NOT_ENTITLED: "our plan with the vendor does not include this data",
+    BAD_RESPONSE: "the vendor answered with something that is not a market-data answer",
+}
+
+
 class UpstreamError(Exception):
-    def __init__(self, kind: str, message: str, retry_after_s: float | None = None):
+    def __init__(self, kind: str, message: str, retry_after_s: float | None = None, public: str | None = None):
         super().__init__(message)
         self.kind = kind
-        self.message = message
+        self.message = message  # for the log
         self.retry_after_s = retry_after_s
+        self.public = public or PUBLIC.get(kind, "the vendor failed")  # for the caller
 
 
 class BudgetExceeded(Exception):
@@ -138,7 +151,7 @@ def _classify_body(body: str) -> UpstreamError:
 def translate(exc: BaseException) -> UpstreamError:
     """Map what the massive client and urllib3 raise to one ``UpstreamError``."""
     from massive.exceptions import BadResponse
-    from urllib3.exceptions import HTTPError, MaxRetryError
+    from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError, ReadTimeoutError
 
     if isinstance(exc, UpstreamError):
         return exc
@@ -157,12 +170,15 @@ def translate(exc: BaseException) -> UpstreamError:
         if status == 403:
             return UpstreamError(NOT_ENTITLED, classified.message)
         if status is not None and status >= 500:
-            return UpstreamError(UNAVAILABLE, f"upstream answered {status}: {classified.message}")
+            return UpstreamError(
+                UNAVAILABLE, f"upstream answered {status}: {classified.message}", public=f"the vendor answered {status}"
+            )
         return classified
-    if isinstance(exc, MaxRetryError):
-        return UpstreamError(UNAVAILABLE, f"upstream unavailable: {exc.reason}")
-    if isinstance(exc, (HTTPError, OSError)):
-        return UpstreamError(UNAVAILABLE, f"upstream unavailable: {exc}")
+    if isinstance(exc, (MaxRetryError, HTTPError, OSError)):
+        reason = exc.reason if isinstance(exc, MaxRetryError) else exc
+        slow = isinstance(reason, (TimeoutError, ReadTimeoutError, ConnectTimeoutError)) or "timed out" in str(reason)
+        public = "the vendor did not answer in time" if slow else "the vendor could not be reached"
+        return UpstreamError(UNAVAILABLE, f"upstream unavailable: {reason}", public=public)
     if isinstance(exc, ValueError):
         return UpstreamError(BAD_RESPONSE, f"upstream answered with a malformed body: {exc}")
     raise exc

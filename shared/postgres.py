@@ -166,15 +166,24 @@ class Database:
 
     A broken connection is dropped and reopened once; while the server is
     unreachable, calls fail fast with ``DatabaseUnavailable`` for a few seconds.
+    ``url`` may be a function that makes it (reading the password from Secrets
+    Manager): it is called at the first connection, so that failing is PostgreSQL
+    being unavailable too, not a failure at start.
     """
 
-    def __init__(self, url: str, timeout_s: float, health=None):
+    def __init__(self, url, timeout_s: float, health=None):
         from shared.health import DependencyHealth
 
-        self.url = url
+        self._url = url
         self.timeout_s = timeout_s
         self.health = health or DependencyHealth("PostgreSQL")
         self._conn = None
+
+    @property
+    def url(self) -> str:
+        if callable(self._url):
+            self._url = self._url()
+        return self._url
 
     def _connect(self):
         conn = connect(self.url, self.timeout_s)
@@ -183,6 +192,8 @@ class Database:
 
     def run(self, work):
         """``work(conn)`` with a healthy connection, or ``DatabaseUnavailable``."""
+        import struct
+
         import pg8000.exceptions
 
         if not self.health.available():
@@ -192,11 +203,25 @@ class Database:
                 if self._conn is None:
                     self._conn = self._connect()
                 return work(self._conn)
-            except (pg8000.exceptions.InterfaceError, OSError) as exc:
+            except (pg8000.exceptions.InterfaceError, OSError, EOFError, struct.error) as exc:
+                # Unreachable, too slow, or a server that does not speak PostgreSQL's protocol.
                 self.close()
                 if attempt == 2:
                     self.health.failed(exc)
                     raise DatabaseUnavailable(str(exc)) from exc
+            except pg8000.exceptions.DatabaseError as exc:
+                # The server refused (too many connections, shutting down, ...): not ours to retry.
+                code = exc.args[0].get("C", "") if exc.args and isinstance(exc.args[0], dict) else ""
+                if code.startswith(("08", "53", "57")):  # connection, resources, operator intervention
+                    self.close()
+                    self.health.failed(exc)
+                    raise DatabaseUnavailable(str(exc)) from exc
+                raise
+            except Exception as exc:
+                if self._conn is None:  # failed while connecting (e.g. the password's secret): unavailable
+                    self.health.failed(exc)
+                    raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
+                raise
 
     def close(self) -> None:
         if self._conn is not None:

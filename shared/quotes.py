@@ -327,7 +327,10 @@ class QuoteService:
                         symbol,
                         previous,
                         unavailable(
-                            "upstream_slow", f"the quote for {symbol} is still being fetched; try again shortly", 1
+                            "upstream_slow",
+                            f"the quote for {symbol} is still being fetched; try again shortly",
+                            1,
+                            "vendor",
                         ),
                     )
                 else:
@@ -444,7 +447,13 @@ class QuoteService:
             for symbol in missing:
                 self.store.put(symbol, {"missing": True, "t": now}, self.settings.quote_not_found_ttl_s, pipe)
             for symbol, exc in failed.items():
-                failure = {"kind": exc.kind, "message": exc.message, "retry_after_s": exc.retry_after_s, "t": now}
+                failure = {
+                    "kind": exc.kind,
+                    "message": exc.message,
+                    "public": exc.public,
+                    "retry_after_s": exc.retry_after_s,
+                    "t": now,
+                }
                 self.failures.put(symbol, failure, FAIL_HOLD_S, pipe)
             pipe.execute()
         for symbol in needed:
@@ -457,12 +466,12 @@ class QuoteService:
         return outcomes
 
     def _budget_error(self, symbol: str, exc: BudgetExceeded) -> ApiError:
-        return ApiError(
-            503,
+        return unavailable(
             "upstream_budget_exhausted",
             f"the upstream call allowance ({self.settings.polygon_max_calls_per_min}/min) is spent "
             f"and there is no cached quote for {symbol}",
-            retry_after_s=exc.retry_after_s,
+            exc.retry_after_s,
+            "vendor",
         )
 
     def _stale_or(self, symbol: str, previous: dict | None, error: ApiError):
@@ -480,20 +489,28 @@ def _unknown_symbol(symbol: str) -> ApiError:
 
 
 def _upstream_error(exc: UpstreamError) -> ApiError:
+    """The 503 for a vendor failure: what kind it was, never the vendor's address (the log has the detail)."""
     if exc.kind == polygon.RATE_LIMITED:
         # The vendor's own Retry-After when it gave one.
         wait = exc.retry_after_s if exc.retry_after_s is not None else DEFAULT_RATE_LIMIT_WAIT_S
         return unavailable(
-            "upstream_rate_limited", "the market data vendor is rate limiting us; try again shortly", wait
+            "upstream_rate_limited", "the market data vendor is rate limiting us; try again shortly", wait, "vendor"
         )
     if exc.kind in (polygon.AUTH, polygon.NOT_ENTITLED):
-        return unavailable("upstream_refused", f"the market data vendor refused the request: {exc.message}", 60)
-    return unavailable("upstream_unavailable", f"the market data vendor is unavailable: {exc.message}", 5)
+        return unavailable(
+            "upstream_refused", f"the market data vendor refused the request: {exc.public}", 60, "vendor"
+        )
+    return unavailable("upstream_unavailable", f"the market data vendor is unavailable: {exc.public}", 5, "vendor")
 
 
 def _failure_error(failure: dict) -> ApiError:
     return _upstream_error(
-        UpstreamError(str(failure.get("kind")), str(failure.get("message", "")), failure.get("retry_after_s"))
+        UpstreamError(
+            str(failure.get("kind")),
+            str(failure.get("message", "")),
+            failure.get("retry_after_s"),
+            failure.get("public"),
+        )
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from functools import cached_property
 
-from shared.config import Settings
+from shared.config import ConfigError, Settings
 
 
 class Runtime:
@@ -34,7 +34,14 @@ class Runtime:
         if settings.polygon_api_key_param or settings.cursor_secret_param:
             from shared.secrets import resolve_parameters
 
-            settings = resolve_parameters(settings, self._aws_for(settings, "client", "ssm"))
+            try:
+                settings = resolve_parameters(settings, self._aws_for(settings, "client", "ssm"))
+            except ConfigError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - SSM failed: nothing is cached, the next request asks again
+                from shared.errors import aws_unavailable
+
+                raise aws_unavailable(exc, "configuration_unavailable", "the parameter store (SSM)", "ssm") from exc
         return settings
 
     @cached_property
@@ -63,23 +70,30 @@ class Runtime:
         if self.settings.database_secret_arn:
             from shared.credentials import database_url_with_secret
 
-            url = database_url_with_secret(
-                url, self.settings.database_secret_arn, self._aws("client", "secretsmanager")
-            )
+            def url():
+                return database_url_with_secret(
+                    self.settings.database_url, self.settings.database_secret_arn, self._aws("client", "secretsmanager")
+                )
+
         return Database(url, self.settings.database_timeout_s)
 
-    def _aws(self, kind: str, service: str, attempts: int = 5):
+    def _aws(self, kind: str, service: str, attempts: int | None = None):
         return self._aws_for(self.settings, kind, service, attempts)
 
     @staticmethod
-    def _aws_for(s: Settings, kind: str, service: str, attempts: int = 5):
+    def _aws_for(s: Settings, kind: str, service: str, attempts: int | None = None):
         from botocore.config import Config
 
-        # Short timeouts and the standard retries (5 attempts in all), which back off on
-        # throttling. A call that must not be repeated blindly (a publish: botocore would
-        # repeat one that timed out after SNS took it) asks for one attempt and retries itself.
-        config = Config(connect_timeout=2, read_timeout=5, retries={"total_max_attempts": attempts, "mode": "standard"})
-        options = dict(region_name=s.aws_region, endpoint_url=s.aws_endpoint_url or None, config=config)
+        # The standard retries back off on throttling. A call that must not be repeated
+        # blindly (a publish: botocore would repeat one that timed out after SNS took it)
+        # asks for one attempt and retries itself.
+        config = Config(
+            connect_timeout=s.aws_connect_timeout_s,
+            read_timeout=s.aws_read_timeout_s,
+            retries={"total_max_attempts": attempts or s.aws_max_attempts, "mode": "standard"},
+        )
+        endpoint = s.aws_endpoints.get(service) or s.aws_endpoint_url or None
+        options = dict(region_name=s.aws_region, endpoint_url=endpoint, config=config)
         if kind == "resource":
             import boto3
 

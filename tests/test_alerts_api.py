@@ -134,7 +134,7 @@ def test_only_the_local_stage_trusts_motos_public_key(alerts_app, alerts_world, 
 
     issuer = TokenIssuer(alerts_world.pool_id, alerts_world.client_id)
     try:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_COGNITO_IDP", issuer.endpoint_url)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", issuer.endpoint_url)
         alerts_app.runtime.reset()
         with local_client(alerts_app, "alerts") as client:
             own = {"Authorization": f"Bearer {issuer.token(alerts_world.sub('alice'))}"}

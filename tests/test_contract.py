@@ -83,7 +83,7 @@ def codes_in_code(service: str) -> set[str]:
             if not isinstance(node, ast.Call):
                 continue
             name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
-            index = {"bad_request": 0, "not_found": 0, "unavailable": 0, "ApiError": 1}.get(name)
+            index = {"bad_request": 0, "not_found": 0, "unavailable": 0, "ApiError": 1, "aws_unavailable": 1}.get(name)
             if index is not None and len(node.args) > index:
                 argument = node.args[index]
                 if isinstance(argument, ast.Constant) and isinstance(argument.value, str):

@@ -36,7 +36,12 @@ MAX_TOKEN_BYTES = 8192
 # Keys rotate rarely: keep a fetched key set for hours, and past that, if the
 # endpoint cannot be reached, go on with the last one rather than refuse everyone.
 KEY_SET_LIFESPAN_S = 6 * 3600
-JWKS_TIMEOUT_S = 3.0
+
+
+# The principal of a request whose token could not be checked (the key set cannot be
+# had): it goes on, and the route answers 503 (``current_user``), since an authorizer
+# itself can only allow or refuse. No Cognito sub has a colon in it.
+UNVERIFIED = "unverified:keys-unavailable"
 
 
 class InvalidToken(Exception):
@@ -69,7 +74,9 @@ def modulus_sha256(public_key) -> str:
 class TokenVerifier:
     """Verifies the pool's tokens; one per Lambda container (the key set is kept in it)."""
 
-    def __init__(self, region: str, pool_id: str, client_id: str, stage: str, endpoint_url: str = ""):
+    def __init__(
+        self, region: str, pool_id: str, client_id: str, stage: str, endpoint_url: str = "", timeout_s: float = 3.0
+    ):
         if not pool_id or not client_id:
             raise ValueError("a user pool id and an app client id are needed to verify tokens")
         self.issuer = issuer(region, pool_id)
@@ -77,6 +84,7 @@ class TokenVerifier:
         self.jwks_url = f"{base}/{pool_id}/.well-known/jwks.json"
         self.client_id = client_id
         self.trust_test_key = stage == LOCAL_STAGE
+        self.timeout_s = timeout_s
         self._client = None
         self._last_good = None  # the last key set fetched, used when a refresh fails
         self._lock = threading.Lock()
@@ -89,6 +97,7 @@ class TokenVerifier:
             settings.cognito_client_id,
             settings.stage,
             settings.cognito_endpoint_url,
+            settings.aws_connect_timeout_s + settings.aws_read_timeout_s,
         )
 
     def verify(self, header: str | None) -> str:
@@ -146,7 +155,7 @@ class TokenVerifier:
             if self._client is None:
                 # No network here: the first fetch happens on the first token.
                 self._client = jwt.PyJWKClient(
-                    self.jwks_url, cache_jwk_set=True, lifespan=KEY_SET_LIFESPAN_S, timeout=JWKS_TIMEOUT_S
+                    self.jwks_url, cache_jwk_set=True, lifespan=KEY_SET_LIFESPAN_S, timeout=self.timeout_s
                 )
             client = self._client
         try:
@@ -158,11 +167,19 @@ class TokenVerifier:
                 raise KeysUnavailable("the user pool's signing keys cannot be fetched now") from None
             log.warning("the user pool's key set is unreachable; using the one fetched before: %s", exc)
             return key
+        except (jwt.PyJWKSetError, jwt.PyJWKError) as exc:
+            # The endpoint answered something that is not a usable key set.
+            key = self._from_last_good(kid)
+            if key is None:
+                log.error("the user pool's key set is unusable and none is kept: %s", exc)
+                raise KeysUnavailable(f"the user pool's key set is unusable: {exc}") from None
+            return key
         except jwt.PyJWKClientError as exc:
+            if "Unable to find a signing key" not in str(exc):
+                # Not an answer about the kid: the endpoint's answer was not a key set.
+                raise KeysUnavailable(f"the user pool's key set is unusable: {exc}") from None
             # The kid is not in the pool's key set (after one refresh): not the pool's token.
             raise InvalidToken(f"not signed by the user pool: {exc}") from None
-        except jwt.PyJWKSetError as exc:
-            raise KeysUnavailable(f"the user pool's key set is unusable: {exc}") from None
         with self._lock:
             self._last_good = client.get_jwk_set()
         return key

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from shared import postgres
+from shared.errors import unavailable
 from shared.indicators import ema, rsi, sma
 from shared.market_calendar import NEW_YORK, latest_due_session, market_status, sessions_behind
 
@@ -50,6 +51,8 @@ class CheckReport:
     # SNS messages published: one per user with firings (see notify.py).
     messages: int = 0
     reasons: Counter = field(default_factory=Counter)
+    # A dependency that stopped a whole phase (the next scheduled check tries again).
+    errors: list[str] = field(default_factory=list)
     fired_rules: list[dict] = field(default_factory=list)
     timings: dict = field(default_factory=dict)
 
@@ -65,6 +68,7 @@ class CheckReport:
             "undelivered": self.undelivered,
             "messages": self.messages,
             "reasons": dict(self.reasons),
+            "errors": self.errors,
             "timings": self.timings,
         }
 
@@ -147,30 +151,46 @@ def run_check(store: AlertStore, quotes, database, publisher: Publisher, setting
         timings[phase] = round(now - mark[0], 3)
         mark[0] = now
 
-    rules = store.enabled_rules()
+    try:
+        rules = store.enabled_rules()
+    except Exception as exc:  # noqa: BLE001 - nothing to check: said in the report, tried again next check
+        log.error("check stopped, the rules cannot be read: %s", exc)
+        report.errors.append(f"the enabled rules could not be read: {getattr(exc, 'message', exc)}")
+        return report
     lap("rules_s")
     report.rules = len(rules)
     parsed = []
     for rule in rules:
-        expires = rule.get("expires_at")
-        if expires and datetime.fromisoformat(expires.replace("Z", "+00:00")) <= now:
-            store.set_rule_state(rule, enabled=False, last_error="expired")
-            report.skipped += 1
-            report.reasons["expired"] += 1
-            continue
         try:
-            parsed.append((rule, parse(rule["condition"])))
-        except ConditionError as exc:
-            store.set_rule_state(rule, last_error=f"invalid condition: {exc.message}")
+            expires = rule.get("expires_at")
+            if expires and datetime.fromisoformat(expires.replace("Z", "+00:00")) <= now:
+                store.set_rule_state(rule, enabled=False, last_error="expired")
+                report.skipped += 1
+                report.reasons["expired"] += 1
+                continue
+            try:
+                parsed.append((rule, parse(rule["condition"])))
+            except ConditionError as exc:
+                store.set_rule_state(rule, last_error=f"invalid condition: {exc.message}")
+                report.failed += 1
+                report.reasons["invalid_condition"] += 1
+        except Exception as exc:  # noqa: BLE001 - one rule's state not written: counted, the others go on
             report.failed += 1
-            report.reasons["invalid_condition"] += 1
+            report.reasons[getattr(exc, "code", type(exc).__name__)] += 1
 
     # Quotes only for symbols whose rules need a live price.
     quote_symbols = sorted({r["symbol"] for r, c in parsed if c.needs_quote()})
     quote_for: dict[str, dict] = {}
     quote_error: dict[str, str] = {}
+    results, errors = {}, {}
     if quote_symbols:
-        results, errors = quotes.get_many(quote_symbols)
+        try:
+            results, errors = quotes.get_many(quote_symbols)
+        except Exception as exc:  # noqa: BLE001 - no quotes at all: their rules are skipped, the others run
+            log.error("check without quotes: %s", exc)
+            report.errors.append(f"quotes could not be had: {type(exc).__name__}")
+            errors = {s: unavailable("upstream_unavailable", "no quote", 5, "vendor") for s in quote_symbols}
+    if quote_symbols:
         for symbol, result in results.items():
             if result.stale and result.age_s > settings.alerts_max_quote_age_s:
                 quote_error[symbol] = "stale_quote"

@@ -161,6 +161,18 @@ def _with_auth(operation: dict) -> dict:
         "description": "no token, or one the user pool did not issue to this app, or expired",
         "content": oa.json_content({"$ref": "#/components/schemas/GatewayRefusal"}),
     }
+    # Every authenticated route can find the user pool's keys, or the table, unavailable.
+    own = operation["responses"].get("503")
+    codes = ["auth_unavailable", "storage_unavailable", "configuration_unavailable"]
+    if own is not None:
+        codes += own["content"]["application/json"]["schema"]["allOf"][1]["properties"]["error"]["properties"]["code"][
+            "enum"
+        ]
+    operation["responses"]["503"] = oa.unavailable_answer(
+        "a dependency failed: the user pool's keys (cognito), the table (dynamodb), SNS (sns); or (on AWS) the "
+        "parameter store at start",
+        codes,
+    )
     return operation
 
 

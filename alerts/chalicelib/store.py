@@ -21,12 +21,16 @@ Firing records expire through DynamoDB TTL (``expires``) after 30 days.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import logging
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+
+log = logging.getLogger(__name__)
 
 ENABLED_INDEX = "enabled-rules"
 
@@ -425,3 +429,26 @@ class AlertStore:
             start = page.get("LastEvaluatedKey")
             if not start:
                 return items
+
+
+def _dynamodb(method):
+    """A store method whose DynamoDB failures (after the SDK's retries) are the one 503
+    every route and the check know: unreachable, too slow, throttled, or an answer it
+    could not read (``shared.errors.aws_failures``)."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        from shared.errors import aws_failures, aws_unavailable
+
+        try:
+            return method(*args, **kwargs)
+        except aws_failures() as exc:
+            log.error("DynamoDB failed in %s: %s: %s", method.__name__, type(exc).__name__, exc)
+            raise aws_unavailable(exc, "storage_unavailable", "the alerts store (DynamoDB)", "dynamodb") from exc
+
+    return wrapper
+
+
+for _name, _method in list(vars(AlertStore).items()):
+    if callable(_method) and not _name.startswith("_"):
+        setattr(AlertStore, _name, _dynamodb(_method))

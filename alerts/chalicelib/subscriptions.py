@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 
-from shared.errors import ApiError, bad_request
+from shared.errors import ApiError, bad_request, unavailable
 
 from .channels import ChannelExists, ChannelLimitReached, channel_id, protocol_of, target_of
 
@@ -20,8 +20,8 @@ SIGNING_SECRET_BYTES = 32
 
 
 def sns_unavailable(what: str) -> ApiError:
-    return ApiError(
-        503, "notifications_unavailable", f"the notification service could not {what}; try again shortly", 5
+    return unavailable(
+        "notifications_unavailable", f"the notification service (SNS) could not {what}; try again shortly", 5, "sns"
     )
 
 
@@ -38,11 +38,13 @@ class ChannelService:
         return f"{self.topic_prefix}{user}"
 
     def create(self, user: str, channel: dict) -> dict:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import ClientError
+
+        from shared.errors import aws_failures
 
         try:
             topic_arn = self.sns.create_topic(Name=self.topic_name(user))["TopicArn"]  # idempotent
-        except (ClientError, BotoCoreError) as exc:
+        except aws_failures() as exc:
             log.error("SNS CreateTopic failed: %s", exc)
             raise sns_unavailable("create your notification topic") from None
         item = {**channel, "id": channel_id(channel), "status": "pending_confirmation", "topic_arn": topic_arn}
@@ -59,7 +61,7 @@ class ChannelService:
                 Endpoint=target_of(channel),
                 ReturnSubscriptionArn=True,
             )["SubscriptionArn"]
-        except (ClientError, BotoCoreError) as exc:
+        except aws_failures() as exc:
             # Nothing half made is left behind: the channel goes again, with its slot.
             self.store.remove_channel(user, item["id"])
             if isinstance(exc, ClientError) and exc.response["Error"]["Code"] == "InvalidParameter":
@@ -69,7 +71,11 @@ class ChannelService:
                 raise bad_request("invalid_email", refused) from None
             log.error("SNS Subscribe failed: %s", exc)
             raise sns_unavailable("subscribe the channel") from None
-        status = self._statuses(topic_arn).get((protocol_of(channel), target_of(channel)), "pending_confirmation")
+        try:
+            status = self._statuses(topic_arn).get((protocol_of(channel), target_of(channel)), "pending_confirmation")
+        except aws_failures() as exc:  # subscribed all the same: the next listing asks again
+            log.warning("SNS could not say the new subscription's status: %s", exc)
+            status = "pending_confirmation"
         self.store.set_channel(user, item["id"], subscription_arn=subscription, status=status)
         return {**item, "subscription_arn": subscription, "status": status}
 
@@ -94,7 +100,9 @@ class ChannelService:
         return channels
 
     def delete(self, user: str, channel_id_: str) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import ClientError
+
+        from shared.errors import aws_failures
 
         channel = self.store.get_channel(user, channel_id_)  # NotFound: not this user's
         subscription = channel.get("subscription_arn") or ""
@@ -105,7 +113,7 @@ class ChannelService:
                 if exc.response["Error"]["Code"] != "NotFound":
                     log.error("SNS Unsubscribe failed: %s", exc)
                     raise sns_unavailable("remove the subscription") from None
-            except BotoCoreError as exc:
+            except aws_failures() as exc:
                 log.error("SNS Unsubscribe failed: %s", exc)
                 raise sns_unavailable("remove the subscription") from None
         self.store.remove_channel(user, channel_id_)

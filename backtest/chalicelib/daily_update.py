@@ -187,6 +187,21 @@ def run_daily_update(
 
     due = latest_due_session(now, settings.recent_as_of)
     report.due = due.isoformat()
+    try:
+        return _update(
+            settings, database, lake, gateway, counting, patience, report, due, day, lap, started, lake_workers
+        )
+    except postgres.DatabaseUnavailable as exc:
+        # Nothing is lost: a day not stored is still missing, and the next run fills it.
+        log.error("daily update stopped, PostgreSQL unavailable: %s", exc)
+        report.stopped = "PostgreSQL is unavailable: the days not stored are filled by the next run"
+        report.calls = counting.calls
+        return report
+
+
+def _update(
+    settings, database, lake, gateway, counting, patience, report, due, day, lap, started, lake_workers
+) -> UpdateReport:
     tracked = database.run(tracked_symbols)
     report.tracked = len(tracked)
     if not tracked:

@@ -45,6 +45,8 @@ class ObjectStore(Protocol):
 
 
 class S3Store:
+    dependency = "s3"  # what a failure names (shared.errors.DEPENDENCIES)
+
     def __init__(self, bucket: str, prefix: str, client):
         self.bucket = bucket
         self.prefix = prefix.strip("/")
@@ -72,6 +74,8 @@ class S3Store:
 
 
 class LocalStore:
+    dependency = None  # a folder of this machine's
+
     def __init__(self, root: str):
         from pyarrow import fs
 
@@ -98,18 +102,31 @@ class LocalStore:
             return None, None
 
 
-def open_store(uri: str, s3_endpoint_url: str = "", region: str = "us-east-1", credentials=None) -> ObjectStore:
+def open_store(
+    uri: str,
+    s3_endpoint_url: str = "",
+    region: str = "us-east-1",
+    credentials=None,
+    timeouts: tuple[float, float, int] = (1.0, 5.0, 3),
+) -> ObjectStore:
+    """``timeouts``: (connect s, read s, attempts in all) for S3, so that a lake that
+    hangs answers a 503 inside the API function's time, not never."""
     parts = urlparse(uri)
     if parts.scheme == "s3":
         from botocore.config import Config
 
         from shared.runtime import botocore_client
 
+        connect_s, read_s, attempts = timeouts
         client = botocore_client(
             "s3",
             endpoint_url=s3_endpoint_url or None,
             region_name=region,
-            config=Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"}),
+            config=Config(
+                connect_timeout=connect_s,
+                read_timeout=read_s,
+                retries={"total_max_attempts": attempts, "mode": "standard"},
+            ),
             **(credentials or {}),
         )
         return S3Store(parts.netloc, parts.path, client)

@@ -165,7 +165,11 @@ def build() -> dict:
             ),
             "404": oa.error_answer("no history is stored for the symbol", ["unknown_symbol"]),
             "406": oa.error_answer("format=parquet without an Accept header that takes it", ["accept_required"]),
-            "503": oa.unavailable_answer("the storage holding the range is unavailable", ["history_unavailable"]),
+            "503": oa.unavailable_answer(
+                "the storage holding the range is unavailable (PostgreSQL and the lake, or the lake for older "
+                "years); or (on AWS) the parameter store could not be read at start",
+                ["history_unavailable", "configuration_unavailable"],
+            ),
         },
     }
     paths = {

@@ -15,7 +15,8 @@ class BacktestRuntime(Runtime):
         from .lake import Lake, open_store
 
         s = self.settings
-        return Lake(open_store(s.lake_uri, s.s3_endpoint_url, s.aws_region, aws_credentials(s)))
+        timeouts = (s.aws_connect_timeout_s, s.aws_read_timeout_s, s.aws_max_attempts)
+        return Lake(open_store(s.lake_uri, s.s3_endpoint_url, s.aws_region, aws_credentials(s), timeouts))
 
     @cached_property
     def history(self):
@@ -27,16 +28,7 @@ class BacktestRuntime(Runtime):
     def upstream_budget(self):
         """The allowance the quote service spends too (one API key), shared in Redis;
         this process's own while Redis does not answer."""
-        import logging
-
-        from shared.cache import LocalBudget, RedisBudget
+        from shared.cache import FallbackBudget, LocalBudget, RedisBudget
 
         limit = self.settings.polygon_max_calls_per_min
-        try:
-            self.redis.ping()
-        except Exception as exc:  # noqa: BLE001 - any Redis failure: count calls here instead
-            logging.getLogger(__name__).warning(
-                "Redis unavailable (%s): the upstream budget is this process's own", exc
-            )
-            return LocalBudget(limit)
-        return RedisBudget(self.redis, "polygon:budget", limit)
+        return FallbackBudget(RedisBudget(self.redis, "polygon:budget", limit), LocalBudget(limit))

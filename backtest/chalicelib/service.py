@@ -299,9 +299,14 @@ class HistoryService:
     def _lake_read(self, symbol: str, start: date | None = None, end: date | None = None) -> list[DailyBar] | None:
         try:
             return self.lake.read(symbol, start, end)
-        except Exception as exc:  # noqa: BLE001 - any storage failure is a 503
+        except Exception as exc:  # noqa: BLE001 - any storage failure (unreachable, slow, unreadable) is a 503
             log.warning("lake read failed for %s: %s", symbol, exc)
-            raise unavailable("history_unavailable", "historical data storage is unavailable", 5) from exc
+            raise unavailable(
+                "history_unavailable",
+                "the full-history store (the lake) is unavailable; try again shortly",
+                5,
+                getattr(self.lake.store, "dependency", None),
+            ) from exc
 
     def _read(self, symbol, start, end, need, pg_up, lake_bars) -> tuple[list[DailyBar], str]:
         window = self.window_start()

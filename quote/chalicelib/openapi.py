@@ -89,6 +89,7 @@ BATCH = {
                     "symbol": {"type": "string"},
                     "code": {"enum": list(QUOTE_FAILURE_CODES)},
                     "message": {"type": "string"},
+                    "dependency": {"enum": ["vendor"], "description": "for a 503's codes: the vendor failed"},
                 },
             },
         },
@@ -130,7 +131,9 @@ def build() -> dict:
             ),
             "404": oa.error_answer("Polygon does not know the symbol", ["unknown_symbol"]),
             "503": oa.unavailable_answer(
-                "Polygon failed or may not be asked, and no last known value exists", UPSTREAM
+                "Polygon failed or may not be asked, and no last known value exists; or (on AWS) the parameter "
+                "store could not be read at start",
+                [*UPSTREAM, "configuration_unavailable"],
             ),
         },
     }
