@@ -221,6 +221,9 @@ export class Alerts {
         if (this.auth.signedIn) this.auth.end("The alerts service did not accept your sign-in (it may have expired). Sign in again.");
       } else if (error instanceof ServiceDown) {
         this.banner.set("alerts", "The alerts service is not answering; your rules are safe, try again shortly.");
+      } else if (error instanceof ServiceError && error.status === 503) {
+        const wait = error.retryAfterS ? ` Try again in ${error.retryAfterS} s.` : "";
+        this.banner.set("alerts", `${error.message}${wait} Your rules are safe.`);
       }
       throw error;
     }
