@@ -3,11 +3,11 @@
 from chalice import Chalice, Cron
 
 from chalicelib.daily_update import run_daily_update
-from chalicelib.formats import CONTENT_TYPES, encode
+from chalicelib.formats import CONTENT_TYPES, action_headers, encode
 from chalicelib.loading import Patience
 from chalicelib.openapi import DOCUMENT
 from chalicelib.runtime import BacktestRuntime
-from chalicelib.service import market_today, parse_query
+from chalicelib.service import market_today, parse_query, seconds_until_next_update
 from shared.errors import ApiError
 from shared.openapi import openapi_route_response, query_names
 from shared.startup import start
@@ -35,9 +35,12 @@ def get_backtest():
         # API Gateway only passes binary bodies to clients that ask for them.
         raise ApiError(406, "accept_required", f"format=parquet needs 'Accept: {CONTENT_TYPES['parquet']}' (or */*)")
     page = runtime.history.page(query)
-    # Only a range the caller bounded in the past is final enough to cache long.
+    # Only a range the caller bounded in the past is final enough to cache long; adjusted
+    # prices of the past change when a split or dividend is stored, which only the daily
+    # update does: until then (raw prices of the past never change).
     past = query.end is not None and page.end < market_today()
-    headers = {"X-Source": page.source}
+    keep = 86400 if query.adjustment == "raw" else seconds_until_next_update()
+    headers = {"X-Source": page.source, **action_headers(page, query.format)}
     if page.next_cursor:
         # CSV and Parquet bodies have no place for it.
         headers["X-Next-Cursor"] = page.next_cursor
@@ -47,6 +50,7 @@ def get_backtest():
         headers,
         final=past,
         if_none_match=app.current_request.headers.get("if-none-match"),
+        max_age_s=keep,
     )
 
 

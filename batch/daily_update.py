@@ -48,7 +48,17 @@ def main(argv=None, runtime=None) -> int:
             report = once(runtime)
             stamp = time.strftime("%H:%M:%S")
             shown = {
-                k: report[k] for k in ("due", "days_filled", "days_left", "updated", "refetched", "upstream_calls")
+                k: report[k]
+                for k in (
+                    "due",
+                    "days_filled",
+                    "days_left",
+                    "updated",
+                    "splits",
+                    "dividends",
+                    "migrated",
+                    "upstream_calls",
+                )
             }
             print(f"[daily update {stamp}] {json.dumps(shown)}", flush=True)
             time.sleep(interval)

@@ -1,11 +1,13 @@
 """Load daily bars into both tiers: the batch layer's interface.
 
     python -m batch.ingest --symbols AAPL,MSFT --from 2000-01-01 --to 2024-12-31
-    python -m batch.ingest --csv bars.csv [--symbol AAPL]
+    python -m batch.ingest --csv bars.csv [--symbol AAPL] [--no-actions]
 
-From Polygon's aggregates endpoint (1/day, adjusted, every ``next_url`` page)
-or from a CSV file (``Date,Open,High,Low,Close,Volume``, with a ``Symbol``
-column or ``--symbol``). Every row is validated; rejected rows are reported
+Raw bars, as traded: from Polygon's aggregates endpoint (1/day, ``adjusted=false``,
+every ``next_url`` page) or from a CSV file (``Date,Open,High,Low,Close,Volume``,
+with a ``Symbol`` column or ``--symbol``), and each symbol's whole history of
+splits and dividends from Polygon's reference endpoints (for a CSV too, unless
+``--no-actions`` says its symbols have none). Every row is validated; rejected rows are reported
 by symbol and date. Writing is idempotent (a re-run changes nothing) and
 resumable (symbols finished by an interrupted run with the same arguments
 are skipped). One symbol's failure is reported without stopping the others.
@@ -29,6 +31,7 @@ from backtest.chalicelib.loading import (
     Rejected,
     UnknownTicker,
     WaitingBudget,
+    fetch_actions,
     fetch_history,
     store,
     validate,
@@ -45,6 +48,8 @@ class SymbolResult:
     symbol: str
     rows: int = 0
     rejected: list[Rejected] = field(default_factory=list)
+    splits: int = 0
+    dividends: int = 0
     lake_changed: bool = False
     recent_rows_changed: int = 0
     error: str | None = None
@@ -99,6 +104,9 @@ def main(argv=None, runtime=None) -> int:
     parser.add_argument("--symbol", help="the symbol of every row of a CSV without a Symbol column")
     parser.add_argument("--force", action="store_true", help="redo symbols an earlier identical run finished")
     parser.add_argument(
+        "--no-actions", action="store_true", help="a CSV's symbols had no splits or dividends: ask Polygon for none"
+    )
+    parser.add_argument(
         "--max-wait",
         type=float,
         default=None,
@@ -122,13 +130,13 @@ def main(argv=None, runtime=None) -> int:
     results: list[SymbolResult] = []
     early_rejects: list[Rejected] = []
 
+    patience = Patience(settings.ingest_max_wait_s if args.max_wait is None else args.max_wait)
+    budget = WaitingBudget(runtime.upstream_budget, patience)
     if args.csv:
         loaded, early_rejects = from_csv(Path(args.csv), args.symbol and normalize(args.symbol))
         symbols = sorted(loaded)
     else:
         symbols = [parse_symbol(s.strip()) for s in args.symbols.split(",") if s.strip()]
-        patience = Patience(settings.ingest_max_wait_s if args.max_wait is None else args.max_wait)
-        budget = WaitingBudget(runtime.upstream_budget, patience)
 
     done = set()
     if not args.force:
@@ -154,7 +162,12 @@ def main(argv=None, runtime=None) -> int:
                 raw = fetch_history(runtime.polygon, budget, settings, symbol, args.start, args.end or today, patience)
             result.rows = len(raw)
             good, result.rejected = validate(symbol, raw, today)
-            result.lake_changed, result.recent_rows_changed = store(symbol, good, runtime.database, runtime.lake, since)
+            actions = [] if args.no_actions else fetch_actions(runtime.polygon, budget, settings, symbol, patience)
+            result.splits = sum(a.kind == "split" for a in actions)
+            result.dividends = len(actions) - result.splits
+            result.lake_changed, result.recent_rows_changed = store(
+                symbol, good, runtime.database, runtime.lake, since, actions=actions
+            )
             runtime.database.run(
                 lambda c, s=symbol: c.run(
                     "INSERT INTO ingest_progress (run_key, symbol) VALUES (:k, :s) ON CONFLICT DO NOTHING", k=key, s=s
@@ -181,8 +194,8 @@ def report(results: list[SymbolResult], early_rejects: list[Rejected], pruned: i
             print(f"{r.symbol}: FAILED: {r.error}")
         else:
             print(
-                f"{r.symbol}: {r.rows} rows, {len(r.rejected)} rejected, lake "
-                f"{'updated' if r.lake_changed else 'unchanged'}, {r.recent_rows_changed} recent rows changed"
+                f"{r.symbol}: {r.rows} rows, {len(r.rejected)} rejected, {r.splits} splits, {r.dividends} dividends, "
+                f"lake {'updated' if r.lake_changed else 'unchanged'}, {r.recent_rows_changed} recent rows changed"
             )
     rejected = early_rejects + [x for r in results for x in r.rejected]
     if rejected:

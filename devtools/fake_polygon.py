@@ -10,6 +10,15 @@ error bodies, counts every call, and can be told to misbehave:
 - ``GET /v2/aggs/grouped/locale/us/market/stocks/{date}`` (every ticker's bar for a day,
   ``T`` the ticker; no results on a day without trading)
 - ``GET /v3/reference/tickers/{T}`` (404 for an unknown ticker)
+- ``GET /v3/reference/splits`` and ``GET /v3/reference/dividends`` (by ``ticker``,
+  ``execution_date`` / ``ex_dividend_date``; ``limit`` 10 by default, at most 1000,
+  ``next_url`` paging)
+
+Its bars are raw, as they traded; its splits and dividends are the corporate
+actions. ``adjusted=true`` aggregates (the default, as the vendor's) divide each
+price, and multiply each volume, by the ratios of the splits after the bar;
+``adjusted=false`` answers the raw bars. ``add_split`` makes a split happen (the
+raw prices from that day on fall by its ratio), ``add_dividend`` a dividend.
 
 As the vendor's recorded answers have it: tickers are case-sensitive (``KIMpL`` is
 a preferred share, ``/tickers/KIMPL`` another, unknown ticker); volumes are floats
@@ -50,6 +59,8 @@ SNAPSHOT_MANY = "/v2/snapshot/locale/us/markets/stocks/tickers"
 AGGS_PREFIX = "/v2/aggs/ticker/"
 GROUPED_PREFIX = "/v2/aggs/grouped/locale/us/market/stocks/"
 REFERENCE_PREFIX = "/v3/reference/tickers/"
+SPLITS_PATH = "/v3/reference/splits"
+DIVIDENDS_PATH = "/v3/reference/dividends"
 
 
 def _error_body(status: int) -> dict:
@@ -196,6 +207,8 @@ class FakePolygon:
         page_size: int = 5000,
         otc: set[str] | None = None,
         delayed: bool = False,
+        splits: dict[str, list[tuple[date, float, float]]] | None = None,
+        dividends: dict[str, list[tuple[date, float]]] | None = None,
     ):
         # Case-sensitive, as the vendor's tickers are.
         self.bars = {k: sorted(v, key=lambda b: b.day) for k, v in (bars or {}).items()}
@@ -206,6 +219,9 @@ class FakePolygon:
         self.delayed = delayed
         # Tickers whose aggregates answer a next_url that leads back to the same page.
         self.looping_next_url: set[str] = set()
+        # symbol -> [(execution date, split_from, split_to)] and [(ex-dividend date, cash amount)]
+        self.splits = {k: sorted(v) for k, v in (splits or {}).items()}
+        self.dividends = {k: sorted(v) for k, v in (dividends or {}).items()}
         self.snapshots: dict[str, dict] = {}
         self.api_key = api_key
         self.clock = clock
@@ -358,6 +374,10 @@ class FakePolygon:
         elif path.startswith(REFERENCE_PREFIX):
             kind, symbol = "reference", path[len(REFERENCE_PREFIX) :]
             self._count(f"reference:{symbol}")
+        elif path in (SPLITS_PATH, DIVIDENDS_PATH):
+            kind = "splits" if path == SPLITS_PATH else "dividends"
+            symbol = query.get("ticker", "ACTIONS")
+            self._count(f"{kind}:{query.get('ticker') or query.get('execution_date') or query.get('ex_dividend_date')}")
         else:
             return _json(404, {"status": "NOT_FOUND", "request_id": uuid.uuid4().hex, "message": "Not found"})
         if self.api_key is not None:
@@ -384,7 +404,9 @@ class FakePolygon:
         if kind == "snapshots":
             return self._snapshots([t for t in tickers if with_otc or t not in self.otc])
         if kind == "grouped":
-            return self._grouped(path[len(GROUPED_PREFIX) :], with_otc)
+            return self._grouped(path[len(GROUPED_PREFIX) :], with_otc, query.get("adjusted", "true") != "false")
+        if kind in ("splits", "dividends"):
+            return self._actions(kind, path, query)
         if kind == "reference":
             if symbol not in self.bars and symbol not in self.snapshots:
                 return _json(404, _error_body(404))
@@ -398,7 +420,56 @@ class FakePolygon:
             )
         return self._aggs(path, query, symbol)
 
-    def _grouped(self, raw_day: str, with_otc: bool):
+    def _actions(self, kind: str, path: str, query: dict[str, str]):
+        query = {**query, **(_read_cursor(query["cursor"]) if "cursor" in query else {})}
+        rows = []
+        with self._lock:
+            if kind == "splits":
+                for symbol, splits in self.splits.items():
+                    for day, split_from, split_to in splits:
+                        rows.append(
+                            {
+                                "execution_date": day.isoformat(),
+                                "id": f"E{uuid.uuid5(uuid.NAMESPACE_URL, f'{symbol}:{day}').hex[:24]}",
+                                "split_from": split_from,
+                                "split_to": split_to,
+                                "ticker": symbol,
+                            }
+                        )
+                day_field = "execution_date"
+            else:
+                for symbol, dividends in self.dividends.items():
+                    for day, amount in dividends:
+                        rows.append(
+                            {
+                                "cash_amount": amount,
+                                "currency": "USD",
+                                "declaration_date": (day - timedelta(days=30)).isoformat(),
+                                "dividend_type": "CD",
+                                "ex_dividend_date": day.isoformat(),
+                                "frequency": 4,
+                                "id": f"E{uuid.uuid5(uuid.NAMESPACE_URL, f'{symbol}:{day}:{amount}').hex[:24]}",
+                                "pay_date": (day + timedelta(days=14)).isoformat(),
+                                "record_date": (day + timedelta(days=1)).isoformat(),
+                                "ticker": symbol,
+                            }
+                        )
+                day_field = "ex_dividend_date"
+        if query.get("ticker"):
+            rows = [r for r in rows if r["ticker"] == query["ticker"]]
+        if query.get(day_field):
+            rows = [r for r in rows if r[day_field] == query[day_field]]
+        # The vendor's default order is newest first.
+        rows.sort(key=lambda r: (r[day_field], r["ticker"]), reverse=True)
+        limit = min(int(query.get("limit", 10)), 1000)
+        offset = int(query.get("offset", 0))
+        body = {"status": "OK", "request_id": uuid.uuid4().hex, "results": rows[offset : offset + limit]}
+        if offset + limit < len(rows):
+            kept = {k: v for k, v in query.items() if k in ("ticker", day_field, "limit")}
+            body["next_url"] = f"{self.url}{path}?cursor={_make_cursor({**kept, 'offset': offset + limit})}"
+        return _json(200, body)
+
+    def _grouped(self, raw_day: str, with_otc: bool, adjusted: bool):
         try:
             day = date.fromisoformat(raw_day)
         except ValueError:
@@ -406,13 +477,13 @@ class FakePolygon:
         with self._lock:
             found = [
                 (symbol, b)
-                for symbol, bars in self.bars.items()
+                for symbol in list(self.bars)
                 if with_otc or symbol not in self.otc
-                for b in bars
+                for b in (self.adjusted_bars(symbol) if adjusted else self.bars[symbol])
                 if b.day == day
             ]
         body = {
-            "adjusted": True,
+            "adjusted": adjusted,
             "queryCount": len(found),
             "resultsCount": len(found),
             "status": "OK",
@@ -422,23 +493,56 @@ class FakePolygon:
             body["results"] = [{"T": symbol, **_aggregate(b)} for symbol, b in found]
         return _json(200, body)
 
-    def split(self, symbol: str, day: date, ratio: float) -> None:
-        """A ``ratio``-for-1 split effective on ``day``. The synthetic prices are the
-        old scale throughout: from ``day`` the stock trades at 1/ratio of them, and the
-        adjusted history before is divided to match, so the whole series scales."""
+    def add_split(self, symbol: str, day: date, split_from: float, split_to: float) -> None:
+        """A ``split_to``-for-``split_from`` split executed on ``day``: from that day the
+        stock trades at ``split_from / split_to`` of the price (its raw bars from then on
+        are scaled so), with as many times more shares traded."""
+        ratio = split_to / split_from
         with self._lock:
             self.bars[symbol] = [
-                DailyBar(
+                b
+                if b.day < day
+                else DailyBar(
                     b.day,
                     round(b.open / ratio, 4),
                     round(b.high / ratio, 4),
                     round(b.low / ratio, 4),
                     round(b.close / ratio, 4),
-                    # Split-adjusted volumes are fractional, as the vendor's are.
                     round(b.volume * ratio, 4),
                 )
                 for b in self.bars[symbol]
             ]
+            self.splits.setdefault(symbol, []).append((day, split_from, split_to))
+            self.splits[symbol].sort()
+
+    def add_dividend(self, symbol: str, ex_day: date, amount: float) -> None:
+        with self._lock:
+            self.dividends.setdefault(symbol, []).append((ex_day, amount))
+            self.dividends[symbol].sort()
+
+    def adjusted_bars(self, symbol: str) -> list[DailyBar]:
+        """As the vendor's adjusted=true: split-adjusted, not for dividends."""
+        splits = self.splits.get(symbol, [])
+        out = []
+        for b in self.bars.get(symbol, []):
+            factor = 1.0
+            for day, split_from, split_to in splits:
+                if day > b.day:
+                    factor *= split_to / split_from
+            if factor == 1.0:
+                out.append(b)
+                continue
+            out.append(
+                DailyBar(
+                    b.day,
+                    round(b.open / factor, 4),
+                    round(b.high / factor, 4),
+                    round(b.low / factor, 4),
+                    round(b.close / factor, 4),
+                    round(b.volume * factor, 4),
+                )
+            )
+        return out
 
     def add_bars(self, symbol: str, bars: list[DailyBar]) -> None:
         with self._lock:
@@ -493,7 +597,10 @@ class FakePolygon:
             return _json(400, {"status": "ERROR", "request_id": uuid.uuid4().hex, "error": "Could not parse dates"})
         limit = min(int(query.get("limit", 5000)), 50000, self.page_size)
         offset = int(query.get("offset", 0))
-        rows = [b for b in self.bars.get(symbol, []) if start <= b.day <= end]
+        adjusted = query.get("adjusted", "true") != "false"
+        with self._lock:
+            source = self.adjusted_bars(symbol) if adjusted else self.bars.get(symbol, [])
+        rows = [b for b in source if start <= b.day <= end]
         if query.get("sort") == "desc":
             rows.reverse()
         page = rows[offset : offset + limit]
@@ -501,7 +608,7 @@ class FakePolygon:
             "ticker": symbol,
             "queryCount": len(page),
             "resultsCount": len(page),
-            "adjusted": query.get("adjusted", "true") != "false",
+            "adjusted": adjusted,
             "status": "OK",
             "request_id": uuid.uuid4().hex,
         }
@@ -511,6 +618,8 @@ class FakePolygon:
             # As the vendor's: absolute, `from` as epoch milliseconds, and nothing in the
             # query but an opaque cursor (which holds the other parameters and where to go on).
             kept = {k: v for k, v in query.items() if k in ("adjusted", "sort", "limit")}
+            if "adjusted" not in kept:
+                kept["adjusted"] = "true"
             following = offset if symbol in self.looping_next_url else offset + limit
             first = rows[offset + limit] if symbol not in self.looping_next_url else rows[offset]
             from_ms = int(datetime.combine(first.day, datetime.min.time(), NEW_YORK).timestamp() * 1000)
@@ -608,9 +717,10 @@ def main(argv=None) -> None:
     parser.add_argument("--port", type=int, default=8790)
     parser.add_argument("--api-key", default=None, help="require this key (default: accept any)")
     args = parser.parse_args(argv)
-    from devtools.sample_data import sample_bars
+    from devtools.sample_data import SAMPLE_DIVIDENDS, SAMPLE_SPLITS, sample_bars
 
-    fake = FakePolygon(sample_bars(), api_key=args.api_key).start(args.port)
+    fake = FakePolygon(sample_bars(), api_key=args.api_key, splits=SAMPLE_SPLITS, dividends=SAMPLE_DIVIDENDS)
+    fake.start(args.port)
     print(f"fake Polygon serving {', '.join(sorted(fake.bars))} at {fake.url}", flush=True)
     try:
         threading.Event().wait()

@@ -1,5 +1,8 @@
 """Public-domain daily OHLCV (AAPL, MSFT, IBM, GOOG, FB; 2000-03 to 2013-03) from
-the ``bokeh-sampledata`` package, as unadjusted daily bars."""
+the ``bokeh-sampledata`` package, as unadjusted daily bars, and the corporate
+actions they show: the three splits visible in them as the price halving
+overnight, and Apple's quarterly dividends of 2012-13 (real; the sample's other
+dividends are not modelled)."""
 
 from __future__ import annotations
 
@@ -29,6 +32,17 @@ def sample_bars() -> dict[str, list[DailyBar]]:
             )
         ]
     return out
+
+
+# (execution date, split_from, split_to): each is the day the raw price halves.
+SAMPLE_SPLITS = {
+    "AAPL": [(date(2000, 6, 21), 1.0, 2.0), (date(2005, 2, 28), 1.0, 2.0)],
+    "MSFT": [(date(2003, 2, 18), 1.0, 2.0)],
+}
+# (ex-dividend date, cash per share): Apple's first three quarterly dividends.
+SAMPLE_DIVIDENDS = {
+    "AAPL": [(date(2012, 8, 9), 2.65), (date(2012, 11, 7), 2.65), (date(2013, 2, 7), 2.65)],
+}
 
 
 def synthetic_bars(symbol: str, start: date, days: int, base: float = 100.0) -> list[DailyBar]:

@@ -141,9 +141,9 @@ class Stack:
             say(f"Polygon: using the real API at {self.env.get('POLYGON_BASE_URL', 'https://api.massive.com')}")
             return
         from devtools.fake_polygon import FakePolygon
-        from devtools.sample_data import sample_bars
+        from devtools.sample_data import SAMPLE_DIVIDENDS, SAMPLE_SPLITS, sample_bars
 
-        fake = FakePolygon(sample_bars()).start(self.ports["polygon"])
+        fake = FakePolygon(sample_bars(), splits=SAMPLE_SPLITS, dividends=SAMPLE_DIVIDENDS).start(self.ports["polygon"])
         self.fake = fake
         self.stoppers.append(fake.stop)
         self.env["POLYGON_BASE_URL"] = fake.url

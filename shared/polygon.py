@@ -293,11 +293,27 @@ class PolygonGateway:
         }
 
     def grouped_daily(self, day: date) -> list[dict]:
-        """Every US stock's adjusted daily bar for ``day``, in one request
+        """Every US stock's raw (unadjusted) daily bar for ``day``, in one request
         (``/v2/aggs/grouped/locale/us/market/stocks/{date}``); empty for a day without trading.
         OTC tickers included: a tracked symbol that trades over the counter has its bar too."""
-        resp = self.client.get_grouped_daily_aggs(day.isoformat(), adjusted=True, include_otc=True, raw=True)
+        resp = self.client.get_grouped_daily_aggs(day.isoformat(), adjusted=False, include_otc=True, raw=True)
         return _listed(_decode(resp), "results", "grouped")
+
+    def actions_page(self, kind: str, next_url: str | None = None, **filters) -> tuple[list[dict], str | None]:
+        """One page of ``/v3/reference/splits`` or ``/v3/reference/dividends`` (``kind``),
+        filtered by ``ticker``, ``execution_date`` or ``ex_dividend_date``, 1,000 a page
+        (the most the vendor gives; its default is 10), and the next page's URL."""
+        from urllib.parse import urlencode, urlparse
+
+        if kind not in ("splits", "dividends"):
+            raise ValueError(kind)
+        if next_url is None:
+            path = f"/v3/reference/{kind}?" + urlencode({**filters, "limit": 1000})
+        else:
+            parsed = urlparse(next_url)
+            path = parsed.path + ("?" + parsed.query if parsed.query else "")
+        payload = _decode(self.client._get(path=path, raw=True))
+        return _listed(payload, "results", kind), payload.get("next_url") or None
 
     def ticker_known(self, symbol: str) -> bool:
         """Whether Polygon has the ticker at all (``/v3/reference/tickers/{ticker}``):
@@ -313,7 +329,8 @@ class PolygonGateway:
         return isinstance(payload.get("results"), dict)
 
     def daily_bars_page(self, symbol: str, start: date, end: date, next_url: str | None = None):
-        """One page of adjusted daily bars and the ``next_url`` of the next page, if any.
+        """One page of raw daily bars (``adjusted=false``: as traded; adjustment is applied
+        on read, from the stored splits and dividends) and the ``next_url`` of the next page.
 
         One page per call so that each request can be retried and budgeted on its own.
         """
@@ -326,7 +343,7 @@ class PolygonGateway:
                 "day",
                 start.isoformat(),
                 end.isoformat(),
-                adjusted=True,
+                adjusted=False,
                 sort="asc",
                 limit=50000,
                 raw=True,

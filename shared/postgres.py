@@ -54,6 +54,32 @@ MIGRATIONS = [
     # The vendor's volumes are floats and can be fractional (25933.6; split-adjusted
     # ones often are): bigint cut them. Every whole number converts exactly.
     "ALTER TABLE daily_bars ALTER COLUMN volume TYPE double precision",
+    # Splits and dividends, every one ever (small: kept whole, never pruned). Bars are
+    # stored raw and adjusted on read by these (shared.adjustment).
+    """
+    CREATE TABLE corporate_actions (
+        symbol text NOT NULL,
+        kind text NOT NULL CHECK (kind IN ('split', 'dividend')),
+        day date NOT NULL,
+        split_from double precision,
+        split_to double precision,
+        amount double precision,
+        dividend_type text,
+        currency text,
+        prev_close double precision,
+        prev_day date,
+        ref text NOT NULL,
+        PRIMARY KEY (symbol, kind, day, ref)
+    )
+    """,
+    # What a symbol's rows are: "raw" (as traded), or "split" (split-adjusted as the
+    # vendor gave them, stored before this) until migrated; and whether its actions are
+    # stored. Every symbol stored until now is the latter, without actions.
+    """
+    ALTER TABLE symbols
+        ADD COLUMN basis text NOT NULL DEFAULT 'split' CHECK (basis IN ('raw', 'split')),
+        ADD COLUMN actions_loaded boolean NOT NULL DEFAULT false
+    """,
 ]
 
 
@@ -152,9 +178,44 @@ def read_after(conn, after: dict[str, date], through: date) -> dict[str, list[Da
     return _each_symbol(conn, after, "date", "AND b.day > w.v AND b.day <= :through", through=through)
 
 
+def symbol_info(conn, symbol: str) -> tuple[date, date, str, bool] | None:
+    """A symbol's stored span, the basis of its rows and whether its actions are stored."""
+    rows = conn.run("SELECT first_day, last_day, basis, actions_loaded FROM symbols WHERE symbol = :s", s=symbol)
+    return tuple(rows[0]) if rows else None
+
+
 def symbol_span(conn, symbol: str) -> tuple[date, date] | None:
-    rows = conn.run("SELECT first_day, last_day FROM symbols WHERE symbol = :s", s=symbol)
-    return (rows[0][0], rows[0][1]) if rows else None
+    info = symbol_info(conn, symbol)
+    return (info[0], info[1]) if info else None
+
+
+ACTION_COLUMNS = "symbol, kind, day, split_from, split_to, amount, dividend_type, currency, prev_close, prev_day, ref"
+
+
+def read_actions(conn, symbols: list[str]) -> dict[str, list]:
+    """Every stored split and dividend of each symbol, oldest first, in one query."""
+    from shared.adjustment import CorporateAction
+
+    out: dict[str, list] = {s: [] for s in symbols}
+    if not symbols:
+        return out
+    rows = conn.run(
+        f"SELECT {ACTION_COLUMNS} FROM corporate_actions WHERE symbol = ANY(:symbols) ORDER BY symbol, day, kind",
+        symbols=list(symbols),
+    )
+    for row in rows:
+        out[row[0]].append(CorporateAction(*row))
+    return out
+
+
+def symbol_bases(conn, symbols: list[str]) -> dict[str, tuple[str, bool]]:
+    """Each symbol's (basis, actions stored), in one query."""
+    if not symbols:
+        return {}
+    rows = conn.run(
+        "SELECT symbol, basis, actions_loaded FROM symbols WHERE symbol = ANY(:symbols)", symbols=list(symbols)
+    )
+    return {s: (b, loaded) for s, b, loaded in rows}
 
 
 class DatabaseUnavailable(Exception):

@@ -18,7 +18,15 @@ log = logging.getLogger(__name__)
 CORS = CORSConfig(
     allow_origin="*",
     allow_headers=["If-None-Match"],
-    expose_headers=["ETag", "Retry-After", "X-Next-Cursor", "X-Source"],
+    expose_headers=[
+        "ETag",
+        "Retry-After",
+        "X-Next-Cursor",
+        "X-Source",
+        "X-Adjustment",
+        "X-Corporate-Actions",
+        "X-Corporate-Actions-Omitted",
+    ],
     max_age=600,
 )
 
@@ -65,14 +73,16 @@ def query_params(app, allowed: tuple[str, ...]) -> dict:
     return params
 
 
-def cacheable_response(body: bytes, content_type: str, headers: dict, final: bool, if_none_match: str | None):
+def cacheable_response(
+    body: bytes, content_type: str, headers: dict, final: bool, if_none_match: str | None, max_age_s: int = 86400
+):
     """A response with an ``ETag`` and a long ``Cache-Control`` when ``final`` (its
-    content will not change), answering 304 to a matching ``If-None-Match``."""
+    content will not change for ``max_age_s``), answering 304 to a matching ``If-None-Match``."""
     headers = {"Content-Type": content_type, **headers}
     if final:
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         headers["ETag"] = etag
-        headers["Cache-Control"] = "public, max-age=86400"
+        headers["Cache-Control"] = f"public, max-age={int(max_age_s)}"
         if if_none_match and (if_none_match.strip() == "*" or etag in [t.strip() for t in if_none_match.split(",")]):
             del headers["Content-Type"]
             return Response(body="", status_code=304, headers=headers)

@@ -344,17 +344,25 @@ class AlertsWorld:
             {"subject": d["envelope"].get("Subject"), "topic": d["envelope"]["TopicArn"], **d["payload"]} for d in got
         ]
 
-    def load_bars(self, symbol: str, closes: list[float], last_day: date) -> None:
+    def load_bars(self, symbol: str, closes: list[float], last_day: date, splits=()) -> list:
+        """Raw bars with these closes, and ``splits`` ((execution date, from, to)) beside them."""
         from backtest.chalicelib import postgres_writer
         from shared import postgres
+        from shared.adjustment import CorporateAction
 
         conn = postgres.connect(self.database_url, 5)
         postgres.migrate(conn)
         conn.run("DELETE FROM daily_bars WHERE symbol = :s", s=symbol)
+        conn.run("DELETE FROM corporate_actions WHERE symbol = :s", s=symbol)
         bars = bars_from_closes(closes, last_day)
         postgres_writer.upsert_bars(conn, symbol, bars)
         postgres_writer.record_symbol(conn, symbol, bars[0].day, bars[-1].day)
+        postgres_writer.upsert_actions(
+            conn,
+            [CorporateAction(symbol, "split", d, split_from=f, split_to=t, ref=f"{symbol}:{d}") for d, f, t in splits],
+        )
         conn.close()
+        return bars
 
     def close(self) -> None:
         self.proxy.stop()

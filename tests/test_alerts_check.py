@@ -72,6 +72,24 @@ def test_scheduled_check_fires_and_delivers_exactly_once(alerts_client, alerts_w
     assert events(alerts_client, alerts_world.headers("bob")) == []
 
 
+@pytest.mark.parametrize("split_stored", [True, False])
+def test_a_rule_across_a_split_does_not_fire_on_the_artificial_drop(alerts_client, alerts_world, alice, split_stored):
+    """A 2-for-1 split executed on the last bar halves the price as traded: on raw bars
+    close 10 < sma(5) 18 would fire; split-adjusted, every close is 10 and it must not.
+    Without the split stored (the control) the same bars do fire: the test can fail."""
+    alerts_world.load_bars("ACME", [20] * 10 + [10], LAST_BAR, splits=[(LAST_BAR, 1.0, 2.0)] if split_stored else [])
+    alerts_world.subscribe(alerts_client, "alice")
+    add_rule(alerts_client, alice)
+    report = check(alerts_client)
+    assert (report["checked"], report["failed"]) == (1, 0)
+    if split_stored:
+        assert report["fired"] == 0 and alerts_world.messages("alice") == []
+    else:
+        assert report["fired"] == 1
+        [firing] = alerts_world.messages("alice")[0]["firings"]
+        assert firing["values"] == {"close": 10.0, "sma(5)": 18.0}
+
+
 def test_one_message_per_user_per_check_listing_every_firing(alerts_client, alerts_world, alice):
     for symbol in ("AAA", "BBB", "CCC"):
         alerts_world.load_bars(symbol, FALLING, LAST_BAR)

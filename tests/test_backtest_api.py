@@ -188,7 +188,12 @@ def test_past_range_gets_an_etag_and_304(backtest_client):
     query = "symbol=HIST&start=2020-01-01&end=2020-12-31"
     response, _ = get(backtest_client, query)
     etag = response.headers["ETag"]
-    assert "max-age=86400" in response.headers["Cache-Control"]
+    # Split-adjusted prices of the past change only when the daily update stores a split
+    # or dividend: they may be kept until then. Raw prices of the past never change.
+    max_age = int(response.headers["Cache-Control"].split("max-age=")[1])
+    assert 600 <= max_age <= 4 * 86400 + 600
+    raw, _ = get(backtest_client, query + "&adjustment=raw")
+    assert "max-age=86400" in raw.headers["Cache-Control"] and raw.headers["ETag"] != etag
     again = backtest_client.http.get(f"/api/backtest?{query}", headers={"If-None-Match": etag})
     assert again.status_code == 304
     assert again.body in (b"", "")

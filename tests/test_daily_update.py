@@ -8,7 +8,6 @@ from datetime import date
 
 import pytest
 
-from backtest.chalicelib.daily_update import split_suspect
 from backtest.chalicelib.lake import Lake, open_store
 from devtools.fake_polygon import FakePolygon
 from devtools.sample_data import synthetic_bars
@@ -66,13 +65,15 @@ def lake_bars(env, symbol: str) -> list:
     return Lake(open_store(env["LAKE_URI"], env["S3_ENDPOINT_URL"])).read(symbol)
 
 
-def test_catches_up_oldest_first_one_call_a_day_skipping_the_holiday(world, monkeypatch):
+def test_catches_up_oldest_first_three_calls_a_day_skipping_the_holiday(world, monkeypatch):
     fake, env, bars = world
     report = update(monkeypatch, SESSIONS[-1])
     assert report["days_filled"] == [d.isoformat() for d in SESSIONS]
-    assert report["upstream_calls"] == 4 and fake.count(kind="grouped") == 4
+    # Each day: the grouped bars, the day's splits, the day's dividends; whatever the symbols.
+    assert report["upstream_calls"] == 3 * 4 and fake.count(kind="grouped") == 4
+    assert fake.count(kind="splits") == 4 and fake.count(kind="dividends") == 4
     assert fake.calls.get("grouped:2026-11-26") is None  # Thanksgiving: not a session, not asked
-    assert report["updated"] == 3 and report["refetched"] == [] and report["rejected"] == []
+    assert report["updated"] == 3 and report["migrated"] == [] and report["rejected"] == []
     for symbol in SYMBOLS:
         expected = [b for b in bars[symbol] if b.day <= SESSIONS[-1] and b.day != date(2026, 11, 26)]
         assert lake_bars(env, symbol)[-5:] == expected[-5:]
@@ -94,7 +95,7 @@ def test_two_runs_of_one_day_change_nothing(world, monkeypatch):
         by_hand = once(runtime, SESSIONS[0])
     finally:
         runtime.reset()
-    assert by_hand["days_filled"] == [SESSIONS[0].isoformat()] and by_hand["upstream_calls"] == 1
+    assert by_hand["days_filled"] == [SESSIONS[0].isoformat()] and by_hand["upstream_calls"] == 3
     assert by_hand["rows_changed"] == 0 and by_hand["lake_objects_written"] == 0 and by_hand["updated"] == 0
 
 
@@ -124,30 +125,67 @@ def test_a_symbol_without_a_bar_that_day_is_named_and_its_gap_filled_later(world
     assert [b.day for b in stored(env, "UPB")[-2:]] == [STORED_THROUGH, SESSIONS[1]]
 
 
-def test_a_split_refetches_the_adjusted_history_instead_of_appending_a_bar_that_does_not_join(world, monkeypatch):
+def served(symbol: str, adjustment: str) -> list[dict]:
+    for module in fresh_app("backtest"):
+        with local_client(module, "backtest") as client:
+            response = client.http.get(f"/api/backtest?symbol={symbol}&period=all&limit=10000&adjustment={adjustment}")
+            assert response.status_code == 200, response.body
+            import json
+
+            return json.loads(response.body)
+
+
+def test_a_split_changes_no_stored_bar_only_the_factors_applied_on_read(world, monkeypatch):
     fake, env, bars = world
-    fake.split("UPS", SESSIONS[0], 2.0)  # the whole adjusted history halves
+    before = stored(env, "UPS")
+    fake.add_split("UPS", SESSIONS[0], 1.0, 2.0)  # from Monday it trades at half the price
     report = update(monkeypatch, SESSIONS[-1])
-    assert report["refetched"] == ["UPS"]
-    assert report["days_filled"] == [d.isoformat() for d in SESSIONS]
-    adjusted = [
-        b for b in fake.bars["UPS"] if date(2025, 1, 1) <= b.day <= SESSIONS[-1] and b.day != date(2026, 11, 26)
-    ]
-    assert lake_bars(env, "UPS") == adjusted
-    assert stored(env, "UPS") == [b for b in adjusted if b.day >= date(2021, 11, 20)]
-    assert report["upstream_calls"] == 4 + 2  # the four days, and UPS's whole history (two pages of 200)
-    # The others were appended as usual.
-    assert lake_bars(env, "UPA")[-1].day == SESSIONS[-1]
+    assert report["splits"] == ["UPS"] and report["migrated"] == []
+    assert report["upstream_calls"] == 3 * 4  # no history fetched again
+    assert stored(env, "UPS")[: len(before)] == before  # not one stored bar changed
+    assert stored(env, "UPS")[-1] == fake.bars["UPS"][[b.day for b in fake.bars["UPS"]].index(SESSIONS[-1])]
+    raw, adjusted = served("UPS", "raw"), served("UPS", "split")
+    assert raw["bars"][-len(SESSIONS) - 1]["close"] == before[-1].close  # Friday as traded
+    assert adjusted["bars"][-len(SESSIONS) - 1]["close"] == pytest.approx(before[-1].close / 2)
+    assert adjusted["corporate_actions"][-1] == {
+        "date": SESSIONS[0].isoformat(),
+        "type": "split",
+        "split_from": 1.0,
+        "split_to": 2.0,
+    }
 
 
-def test_a_big_move_that_is_not_a_split_is_appended_after_the_refetch_agrees(world, monkeypatch):
+def test_a_dividend_is_stored_with_the_close_before_its_ex_date(world, monkeypatch):
     fake, env, bars = world
-    crash = bars["UPA"][[b.day for b in bars["UPA"]].index(SESSIONS[0])]
-    fell = crash._replace(open=round(crash.open / 2, 2), low=round(crash.low / 2, 2), close=round(crash.close / 2, 2))
-    fake.add_bars("UPA", [fell])
+    fake.add_dividend("UPA", SESSIONS[1], 0.5)
+    report = update(monkeypatch, SESSIONS[1])
+    assert report["dividends"] == ["UPA"] and report["upstream_calls"] == 3 * 2
+    monday = next(b for b in bars["UPA"] if b.day == SESSIONS[0])
+    [dividend] = served("UPA", "all")["corporate_actions"]
+    assert dividend["date"] == SESSIONS[1].isoformat() and dividend["amount"] == 0.5
+    assert dividend["factor"] == pytest.approx(1 - 0.5 / monday.close)
+    everything = {b["date"]: b for b in served("UPA", "all")["bars"]}
+    assert everything[SESSIONS[0].isoformat()]["close"] == pytest.approx(monday.close - 0.5, abs=1e-6)
+    assert everything[SESSIONS[1].isoformat()]["close"] == pytest.approx(
+        next(b for b in bars["UPA"] if b.day == SESSIONS[1]).close
+    )  # the ex-date's own bar and later ones are not adjusted
+
+
+def test_a_symbol_stored_split_adjusted_that_splits_is_migrated_to_raw_bars(world, monkeypatch):
+    fake, env, bars = world
+    conn = postgres.connect(env["DATABASE_URL"], 5)
+    conn.run("UPDATE symbols SET basis = 'split', actions_loaded = false WHERE symbol = 'UPB'")  # as before raw bars
+    conn.close()
+    fake.add_split("UPB", SESSIONS[0], 1.0, 4.0)
     report = update(monkeypatch, SESSIONS[0])
-    assert report["refetched"] == []  # the history did not change: a real move
-    assert stored(env, "UPA")[-1] == fell
+    assert report["migrated"] == ["UPB"]
+    raw = served("UPB", "raw")
+    on_split = next(b for b in raw["bars"] if b["date"] == SESSIONS[0].isoformat())
+    friday = next(b for b in raw["bars"] if b["date"] == STORED_THROUGH.isoformat())
+    assert on_split["close"] < friday["close"] / 3  # as traded: the price fell by four overnight
+    adjusted = served("UPB", "split")["bars"]
+    friday_adjusted = next(b for b in adjusted if b["date"] == STORED_THROUGH.isoformat())
+    assert friday_adjusted["close"] == pytest.approx(friday["close"] / 4)
 
 
 def test_a_lake_write_that_failed_is_made_good_by_the_next_run(world, monkeypatch):
@@ -179,23 +217,4 @@ def test_a_429_on_the_grouped_call_is_waited_out(world, monkeypatch):
     fake.set_fault("GROUPED", status=429, retry_after=1, times=1)
     report = update(monkeypatch, SESSIONS[0])
     assert report["days_filled"] == [SESSIONS[0].isoformat()]
-    assert fake.count(kind="grouped") == 2 and report["upstream_calls"] == 2
-
-
-@pytest.mark.parametrize(
-    "open_price, close, suspect",
-    [
-        (50.0, 100.0, True),
-        (200.0, 100.0, True),
-        (66.7, 100.0, True),
-        (10.0, 100.0, True),
-        (80.0, 100.0, True),
-        (95.0, 100.0, False),
-        (120.0, 100.0, False),
-        (45.0, 100.0, False),
-        (100.0, 100.0, False),
-    ],
-)
-def test_what_counts_as_a_bar_that_does_not_join(open_price, close, suspect):
-    """A usual split ratio within 2%: not any big move (6/5 and 0.45 are not splits)."""
-    assert split_suspect(open_price, close) is suspect
+    assert fake.count(kind="grouped") == 2 and report["upstream_calls"] == 2 + 2

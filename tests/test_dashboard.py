@@ -115,6 +115,12 @@ def all_bars(stack, query: str) -> list[dict]:
             return bars
 
 
+def shown_price(price: float) -> str:
+    """As the page formats a price: 2 to 4 decimals (the vendor's prices have up to 4)."""
+    whole, _, decimals = f"{price:,.4f}".partition(".")
+    return f"{whole}.{decimals.rstrip('0').ljust(2, '0')}"
+
+
 def show_chart(page) -> None:
     """Submit the chart form and wait until that load is drawn."""
     loads = int(page.get_attribute("#chart", "data-loads") or 0)
@@ -146,13 +152,19 @@ def test_watchlist_shows_what_the_quote_api_returns(dashboard, stack):
     rows = page.locator("#watch-table tbody tr")
     symbols = [rows.nth(i).get_attribute("data-symbol") for i in range(rows.count())]
     assert symbols == ["AAPL", "MSFT", "IBM", "GOOG"]
-    body, headers = api(stack, "quote", f"/api/quote?symbols={','.join(symbols)}")
+    # What the page itself was answered (during trading hours the fake's price moves, so a
+    # second request may land in the next cache fill).
+    with page.expect_response(lambda r: "/api/quote?" in r.url) as answered:
+        page.reload()
+    page.wait_for_selector("#watch-table tbody tr[data-price]")
+    body = answered.value.json()
+    assert [q["symbol"] for q in body["results"]] == symbols
     expected = {q["symbol"]: q for q in body["results"]}
     for i, symbol in enumerate(symbols):
         row = rows.nth(i)
         assert float(row.get_attribute("data-price")) == expected[symbol]["price"]
         text = row.inner_text()
-        assert f"{expected[symbol]['price']:,.2f}" in text
+        assert shown_price(expected[symbol]["price"]) in text
         # The vendor's time, in the viewer's zone (the context runs in Los Angeles), and how old it is.
         assert "PST" in text and " ago" in text
         assert row.locator(".badge.hit, .badge.miss").count() == 1
@@ -214,6 +226,36 @@ def test_the_chart_draws_every_bar_the_api_returns(dashboard, stack, interval):
     assert page.get_attribute("#chart-progress", "value") == "100"
     if expected[-1].get("partial"):
         assert "partial" in page.inner_text("#chart-meta")
+
+
+@pytest.mark.parametrize("adjustment", ["raw", "split", "all"])
+def test_the_chart_offers_each_adjustment_and_marks_splits_and_dividends(dashboard, stack, adjustment):
+    page, _ = dashboard()
+    page.select_option("#chart-adjustment", adjustment)
+    page.check("input[name=range][value='all']")
+    with page.expect_response(lambda r: "/api/backtest?" in r.url and f"adjustment={adjustment}" in r.url):
+        show_chart(page)
+    expected = all_bars(stack, f"symbol=AAPL&interval=1d&period=all&limit=10000&adjustment={adjustment}")
+    assert page.get_attribute("#chart", "data-adjustment") == adjustment
+    assert int(page.get_attribute("#chart", "data-bar-count")) == len(expected)
+    # The sample's two AAPL splits and three dividends, each marked on its own session.
+    assert (page.get_attribute("#chart", "data-splits"), page.get_attribute("#chart", "data-dividends")) == ("2", "3")
+    markers = json.loads(page.get_attribute("#chart", "data-markers"))
+    assert ["2000-06-21", "split 2:1"] in markers and ["2005-02-28", "split 2:1"] in markers
+    assert ["2012-08-09", "div 2.65"] in markers
+    meta = page.inner_text("#chart-meta")
+    assert {"raw": "as traded", "split": "split-adjusted", "all": "total return"}[adjustment] in meta
+    assert "2 splits and 3 dividends" in meta
+    # The first bar as the API adjusts it: as traded, halved twice, and less the dividends too.
+    first_close = expected[0]["close"]
+    raw_close = all_bars(stack, "symbol=AAPL&interval=1d&period=all&limit=10000&adjustment=raw")[0]["close"]
+    ratio = {"raw": 1.0, "split": 0.25}.get(adjustment)
+    if ratio is not None:
+        assert first_close == pytest.approx(raw_close * ratio, rel=1e-6)
+    else:
+        assert first_close < raw_close * 0.25
+    if adjustment == "all":
+        shoot(page.locator("#chart-panel"), "chart-total-return.png")
 
 
 def test_crosshair_overlays_and_downloads(dashboard, stack):

@@ -64,7 +64,7 @@ def test_rerun_changes_nothing_and_resumes(ingest_env, history_polygon, capsys):
     assert "HIST: skipped" in out and "OLD: skipped" in out
     assert ingest(args + ["--force"]) == 0
     out = capsys.readouterr().out
-    assert "HIST: 2500 rows, 0 rejected, lake unchanged, 0 recent rows changed" in out
+    assert "HIST: 2500 rows, 0 rejected, 0 splits, 0 dividends, lake unchanged, 0 recent rows changed" in out
 
 
 def test_one_failing_symbol_does_not_stop_the_others_and_a_rerun_finishes_it(ingest_env, history_polygon, capsys):

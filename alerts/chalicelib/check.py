@@ -207,7 +207,7 @@ def run_check(store: AlertStore, quotes, database, publisher: Publisher, setting
         need = condition.sessions_needed() + 1  # +1: the previous point, for crosses and change_pct
         sessions[rule["symbol"]] = max(sessions.get(rule["symbol"], 0), need)
     try:
-        bars_for = database.run(lambda c: postgres.read_latest(c, sessions)) if sessions else {}
+        bars_for = database.run(lambda c: split_adjusted_latest(c, sessions)) if sessions else {}
     except postgres.DatabaseUnavailable as exc:
         log.error("check without daily bars, PostgreSQL unavailable: %s", exc)
         bars_for = None
@@ -348,6 +348,19 @@ class Firing:
     event_key: str
     entry: dict  # what the message says of it
     state: dict  # the rule's trigger state once it is delivered
+
+
+def split_adjusted_latest(conn, sessions: dict[str, int]) -> dict[str, list]:
+    """The last bars of each symbol, split-adjusted as rules are evaluated (bars are stored
+    raw: a split would otherwise look like a crash of the price, and fire ``close < ...``):
+    three queries on one connection whatever the number of symbols."""
+    from shared.adjustment import adjust
+
+    bars = postgres.read_latest(conn, sessions)
+    symbols = sorted(bars)
+    actions = postgres.read_actions(conn, symbols)
+    bases = postgres.symbol_bases(conn, symbols)
+    return {s: adjust(b, actions[s], "split", bases.get(s, ("raw", True))[0]) for s, b in bars.items()}
 
 
 def firing_state(store, rule, holds: bool, trading_day) -> dict | None:

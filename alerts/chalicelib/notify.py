@@ -101,7 +101,9 @@ def messages_for(user: str, firings: list[dict], secret: str | None, now: dateti
     one message, or several only if one would exceed SNS's size limit."""
     now = now or datetime.now(UTC)
     sent_at = now.isoformat(timespec="seconds").replace("+00:00", "Z")
-    out, pending = [], list(firings)
+    # The order rules were scanned in is DynamoDB's, not the user's: sort so one
+    # check's message reads the same whatever the scan order.
+    out, pending = [], sorted(firings, key=lambda f: (f["symbol"], f.get("rule_id", "")))
     while pending:
         take = len(pending)
         while True:

@@ -1,25 +1,26 @@
-"""The daily update: each NYSE session's bar for every tracked symbol, into
-PostgreSQL and the lake, from Polygon's grouped daily bars (every ticker's bar for
-one date in one call). Runs after the close as its own Lambda function (22:30 UTC,
-after 16:00 New York in both EST and EDT); ``python -m batch.daily_update`` runs
-it by hand, and ``make run`` on an interval.
+"""The daily update: each NYSE session's raw bar for every tracked symbol, and the
+day's splits and dividends, into PostgreSQL and the lake. Runs after the close as its
+own Lambda function (22:30 UTC, after 16:00 New York in both EST and EDT);
+``python -m batch.daily_update`` runs it by hand, and ``make run`` on an interval.
 
+- **Three upstream calls a day, whatever the number of symbols**: Polygon's grouped
+  daily bars (every ticker's bar for one date, ``adjusted=false``: as traded), the
+  splits executed that day and the dividends going ex that day (each one call for
+  every ticker, kept for the tracked ones).
 - **Which days.** Tracked symbols are those in the ``symbols`` table. History is
   filled through the newest stored day of any of them; every NYSE session after
   that, up to the latest one whose update is due, is missing. They are filled
-  oldest first, one upstream call each, at most ``DAILY_UPDATE_MAX_DAYS`` a run;
-  the rest are left for the next run and reported. A holiday is not a session,
-  so it costs nothing. A day Polygon has no bars for yet stops the run there,
-  to be tried again.
+  oldest first, at most ``DAILY_UPDATE_MAX_DAYS`` a run; the rest are left for the
+  next run and reported. A holiday is not a session, so it costs nothing. A day
+  Polygon has no bars for yet stops the run there, to be tried again.
+- **A split changes no stored bar.** Bars are raw; a new split (or dividend) is
+  stored beside them and changes only the factors applied on read
+  (``shared.adjustment``). A symbol still stored split-adjusted (from before raw
+  bars) that splits is migrated there and then: its raw history and actions fetched
+  and stored in place of the old, since the old cannot join the new raw bar.
 - **Idempotent.** A filled day is not asked for again; filling it again (by hand,
   ``--day``) changes no row and no object, since writes happen only where a value
   differs.
-- **Splits.** Adjusted history changes backwards after a split. A bar that does
-  not join the stored previous close (the session opened at a usual split ratio
-  of it, within 2%: 1/2, 2/3, 1/10, 10, ...) is not appended: the
-  symbol's whole adjusted history is fetched again (the ingestion path) and
-  stored in its place if it changed. If it did not (a real overnight move), the
-  bar is appended as any other.
 - **Gaps.** A symbol whose newest stored bar is older than the session before the
   day being filled (it had no bar for a while, or was added behind the others)
   has the gap fetched with the ingestion path first, so its history has no hole.
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from shared import polygon, postgres
+from shared.adjustment import dividend_from_vendor, split_from_vendor
 from shared.market_calendar import latest_due_session, previous_session, sessions_between
 
 from . import lake_writer, postgres_writer
@@ -46,6 +48,7 @@ from .loading import (
     Rejected,
     WaitingBudget,
     bar_from,
+    fetch_actions,
     fetch_history,
     patient_call,
     store,
@@ -55,29 +58,6 @@ from .service import window_start
 
 log = logging.getLogger(__name__)
 
-# A bar whose open stands to the stored close as a split would (new / old price) is
-# a suspect: the forward splits companies make (2-for-1 ... 20-for-1, 3-for-2, 5-for-4,
-# 4-for-3) and the reverse ones (1-for-2 ... 1-for-100). Within 2%: the open of the
-# split day still moves a little against the adjusted close.
-SPLIT_RATIOS = sorted(
-    {1 / n for n in (2, 3, 4, 5, 6, 7, 8, 10, 15, 20)}
-    | {2 / 3, 4 / 5, 3 / 4}
-    | {float(n) for n in (2, 3, 4, 5, 8, 10, 15, 20, 25, 30, 40, 50, 100)}
-    | {3 / 2, 5 / 4, 4 / 3}
-)
-SPLIT_TOLERANCE = 0.02
-SPLIT_MIN_MOVE = 0.15
-
-
-def split_suspect(open_price: float, previous_close: float) -> bool:
-    """Whether a bar's open stands to the stored previous close as a split would."""
-    if previous_close <= 0:
-        return False
-    ratio = open_price / previous_close
-    if abs(ratio - 1) < SPLIT_MIN_MOVE:
-        return False
-    return any(abs(ratio / r - 1) <= SPLIT_TOLERANCE for r in SPLIT_RATIOS)
-
 
 @dataclass
 class UpdateReport:
@@ -86,7 +66,11 @@ class UpdateReport:
     days_filled: list[str] = field(default_factory=list)
     days_left: list[str] = field(default_factory=list)
     updated: set[str] = field(default_factory=set)
-    refetched: list[str] = field(default_factory=list)
+    # The day's corporate actions stored for tracked symbols, and the split-adjusted
+    # symbols a split migrated to raw bars.
+    splits: list[str] = field(default_factory=list)
+    dividends: list[str] = field(default_factory=list)
+    migrated: list[str] = field(default_factory=list)
     gaps_filled: list[str] = field(default_factory=list)
     lake_caught_up: list[str] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
@@ -115,7 +99,9 @@ class UpdateReport:
             "days_left": self.days_left,
             "updated": len(updated),
             "updated_symbols": updated if len(updated) <= 50 else updated[:50] + [f"... {len(updated) - 50} more"],
-            "refetched": self.refetched,
+            "splits": self.splits,
+            "dividends": self.dividends,
+            "migrated": self.migrated,
             "gaps_filled": self.gaps_filled,
             "lake_caught_up": self.lake_caught_up,
             "rejected": [{"symbol": r.symbol, "day": r.day, "reason": r.reason} for r in self.rejected],
@@ -147,6 +133,11 @@ def tracked_symbols(conn) -> dict[str, tuple[date, date]]:
     return {
         symbol: (first, last) for symbol, first, last in conn.run("SELECT symbol, first_day, last_day FROM symbols")
     }
+
+
+def legacy_symbols(conn) -> set[str]:
+    """Symbols still stored split-adjusted, from before raw bars."""
+    return {row[0] for row in conn.run("SELECT symbol FROM symbols WHERE basis = 'split'")}
 
 
 def previous_closes(conn, symbols: list[str], day: date) -> dict[str, tuple[date, float]]:
@@ -232,6 +223,15 @@ def _update(
             report.stopped = f"{session}: Polygon has no bars for this day yet"
             report.days_left = [d.isoformat() for d in days[days.index(session) :]] + report.days_left
             break
+        try:
+            day_splits = day_actions(gateway, counting, settings, patience, "splits", session, tracked)
+            day_dividends = day_actions(gateway, counting, settings, patience, "dividends", session, tracked)
+        except (polygon.UpstreamError, polygon.BudgetExceeded, OutOfPatience) as exc:
+            # The bars without the day's actions would adjust wrongly: the day waits, whole.
+            report.stopped = f"{session}: the day's splits and dividends could not be had: {exc}"
+            report.days_left = [d.isoformat() for d in days[days.index(session) :]] + report.days_left
+            break
+        lap("fetch_s")
         bars = {}
         for r in results:
             symbol = r.get("T")
@@ -249,33 +249,49 @@ def _update(
                 good[symbol] = kept[0]
             elif kept:
                 report.rejected.append(Rejected(symbol, session.isoformat(), f"the bar is dated {kept[0].day}"))
-        before = database.run(lambda c, s=session, g=good: previous_closes(c, sorted(g), s))
+        wanted = sorted(set(good) | {a.symbol for a in day_dividends})
+        before = database.run(lambda c, s=session, w=wanted: previous_closes(c, w, s))
         expected_previous = previous_session(session)
-        refetch, gaps, append = [], [], {}
+        # A dividend's factor needs the raw close of the session before its ex-date.
+        day_dividends = [
+            a._replace(prev_close=before[a.symbol][1], prev_day=before[a.symbol][0]) if a.symbol in before else a
+            for a in day_dividends
+        ]
+        legacy = database.run(legacy_symbols)
+        migrate, gaps, append = [], [], {}
+        split_today = {a.symbol for a in day_splits}
         for symbol, bar in good.items():
             prev = before.get(symbol)
-            if prev is not None and split_suspect(bar.open, prev[1]):
-                refetch.append(symbol)
+            if symbol in legacy and symbol in split_today:
+                migrate.append(symbol)
             elif prev is not None and prev[0] < expected_previous:
                 gaps.append((symbol, prev[0]))
             else:
                 append[symbol] = bar
+        if day_splits or day_dividends:
+            new = day_splits + day_dividends
+            database.run(lambda c, n=new: postgres_writer.upsert_actions(c, n))
+            for symbol in sorted({a.symbol for a in new} - set(migrate)):
+                try:
+                    stored_actions = lake.actions(symbol) or []
+                    lake_writer.write_actions(lake, symbol, stored_actions + [a for a in new if a.symbol == symbol])
+                except Exception as exc:  # noqa: BLE001 - PostgreSQL holds them; reported
+                    report.failed[symbol] = f"lake actions: {type(exc).__name__}: {exc}"
+            report.splits += sorted({a.symbol for a in day_splits})
+            report.dividends += sorted({a.symbol for a in day_dividends})
         lap("check_s")
 
-        for symbol in refetch:
+        for symbol in migrate:
             try:
                 first_day = tracked[symbol][0]
                 history = fetch_history(gateway, counting, settings, symbol, first_day, session, patience)
                 history, rejected = validate(symbol, history, today)
                 report.rejected.extend(rejected)
-                stored = lake.read(symbol) or []
-                if _same_history(stored, history, session):
-                    append[symbol] = good[symbol]  # a real move, not an adjustment
-                    continue
-                report.stored(symbol, *store(symbol, history, database, lake, since, replace=True))
-                report.refetched.append(symbol)
+                actions = fetch_actions(gateway, counting, settings, symbol, patience)
+                report.stored(symbol, *store(symbol, history, database, lake, since, replace=True, actions=actions))
+                report.migrated.append(symbol)
             except Exception as exc:  # noqa: BLE001 - one symbol's failure never stops the others
-                report.failed[symbol] = f"re-fetch: {type(exc).__name__}: {exc}"
+                report.failed[symbol] = f"migration to raw bars: {type(exc).__name__}: {exc}"
         for symbol, last in gaps:
             try:
                 missing = fetch_history(
@@ -283,11 +299,12 @@ def _update(
                 )
                 missing, rejected = validate(symbol, missing, today)
                 report.rejected.extend(rejected)
-                report.stored(symbol, *store(symbol, missing, database, lake, since))
+                basis = "split" if symbol in legacy else "raw"
+                report.stored(symbol, *store(symbol, missing, database, lake, since, basis=basis))
                 report.gaps_filled.append(symbol)
             except Exception as exc:  # noqa: BLE001 - one symbol's failure never stops the others
                 report.failed[symbol] = f"gap: {type(exc).__name__}: {exc}"
-        lap("refetch_s")
+        lap("migrate_s")
 
         recent = {s: b for s, b in append.items() if b.day >= since}
 
@@ -340,10 +357,22 @@ def _update(
     return report
 
 
-def _same_history(stored: list, fetched: list, session: date) -> bool:
-    """Whether a re-fetch agrees with what is stored before ``session``, to the cent's rounding."""
-    older = {b.day: b for b in fetched if b.day < session}
-    kept = [b for b in stored if b.day in older]
-    if not kept:
-        return False
-    return all(abs(b.close - older[b.day].close) <= max(0.005, 1e-6 * b.close) for b in kept)
+def day_actions(gateway, budget, settings, patience, kind: str, session: date, tracked) -> list:
+    """The splits executed, or the dividends going ex, on ``session``, of tracked symbols:
+    one call for every ticker (more only past 1,000 in a day)."""
+    parse = split_from_vendor if kind == "splits" else dividend_from_vendor
+    field = "execution_date" if kind == "splits" else "ex_dividend_date"
+    out, next_url, followed = [], None, set()
+    while True:
+        rows, next_url = patient_call(
+            lambda u=next_url: gateway.actions_page(kind, u, **{field: session.isoformat()}), budget, settings, patience
+        )
+        for row in rows:
+            if row.get("ticker") in tracked:
+                try:
+                    out.append(parse(row["ticker"], row))
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise polygon.UpstreamError(polygon.BAD_RESPONSE, f"malformed {kind} row {row!r}: {exc}") from None
+        if not next_url or next_url in followed:
+            return out
+        followed.add(next_url)

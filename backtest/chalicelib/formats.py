@@ -54,9 +54,33 @@ def _parquet(page: BarsPage) -> bytes:
             **{overlay_column(n): pa.array(values, pa.float64()) for n, values in page.overlays.items()},
         }
     )
+    # What shaped these prices, where a reader of the file finds it (pq.read_schema(...).metadata).
+    table = table.replace_schema_metadata(
+        {
+            b"adjustment": page.adjustment.encode(),
+            b"corporate_actions": orjson.dumps(page.corporate_actions),
+            b"symbol": page.symbol.encode(),
+        }
+    )
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="snappy")
     return sink.getvalue()
+
+
+# A header holds the range's splits and dividends for CSV and Parquet while it stays
+# small; past that the JSON answer (or the Parquet file's metadata) has them all.
+MAX_ACTIONS_HEADER = 6000
+
+
+def action_headers(page: BarsPage, fmt: str) -> dict[str, str]:
+    headers = {"X-Adjustment": page.adjustment}
+    if fmt != "json":
+        listed = orjson.dumps(page.corporate_actions).decode()
+        if len(listed) <= MAX_ACTIONS_HEADER:
+            headers["X-Corporate-Actions"] = listed
+        else:
+            headers["X-Corporate-Actions-Omitted"] = str(len(page.corporate_actions))
+    return headers
 
 
 def encode(page: BarsPage, fmt: str) -> bytes:

@@ -4,6 +4,13 @@ Layout under ``LAKE_URI`` (``s3://bucket/prefix`` or ``file:///path``)::
 
     daily_bars/symbol=AAPL/data.parquet
     daily_bars/symbol=BRK.B/data.parquet
+    corporate_actions/symbol=AAPL/data.parquet
+
+The bars are raw, as traded; an object says so in its Parquet metadata
+(``basis``: ``raw``); one written before, without it, is split-adjusted as the
+vendor gave it (``split``). ``corporate_actions`` holds every split and dividend
+of the symbol (columns as ``shared.adjustment.CorporateAction``), so the lake
+alone can answer any adjustment.
 
 Each file holds a symbol's whole history sorted by date, columns ``date``
 (date32), ``open``, ``high``, ``low``, ``close``, ``volume`` (float64: the vendor's
@@ -31,7 +38,9 @@ from urllib.parse import urlparse
 from shared.bars import DailyBar, make_bar
 
 TABLE = "daily_bars"
+ACTIONS = "corporate_actions"
 FILE = "data.parquet"
+BASIS_KEY = b"basis"
 
 
 # What ``get`` answers when the object still has the version the caller holds.
@@ -139,6 +148,10 @@ def key_for(symbol: str) -> str:
     return f"{TABLE}/symbol={symbol}/{FILE}"
 
 
+def actions_key_for(symbol: str) -> str:
+    return f"{ACTIONS}/symbol={symbol}/{FILE}"
+
+
 class Lake:
     """Reads a symbol's history, keeping the last ``keep`` symbols' histories decoded.
 
@@ -154,12 +167,17 @@ class Lake:
 
         self.store = store
         self.keep = keep
-        self._held: OrderedDict[str, tuple[str | None, list[DailyBar], list[date]]] = OrderedDict()
+        self._held: OrderedDict[str, tuple[str | None, list[DailyBar], list[date], str]] = OrderedDict()
         self._lock = threading.Lock()
 
     def read(self, symbol: str, start: date | None = None, end: date | None = None) -> list[DailyBar] | None:
         """A symbol's history (within ``start``..``end`` if given), or None when
         the lake has never heard of the symbol."""
+        found = self.read_with_basis(symbol, start, end)
+        return found[0] if found else None
+
+    def read_with_basis(self, symbol: str, start: date | None = None, end: date | None = None):
+        """(bars, their basis: "raw" or "split"), or None when the lake has no such symbol."""
         from bisect import bisect_left, bisect_right
 
         with self._lock:
@@ -170,13 +188,13 @@ class Lake:
                 self._held.pop(symbol, None)
             return None
         if data is NOT_MODIFIED:
-            _, bars, days = held
+            _, bars, days, basis = held
         else:
-            bars = decode(data)
+            bars, basis = decode_with_basis(data)
             days = [b.day for b in bars]
             if version and self.keep:
                 with self._lock:
-                    self._held[symbol] = (version, bars, days)
+                    self._held[symbol] = (version, bars, days, basis)
                     while len(self._held) > self.keep:
                         self._held.popitem(last=False)
         with self._lock:
@@ -184,16 +202,40 @@ class Lake:
                 self._held.move_to_end(symbol)
         low = bisect_left(days, start) if start is not None else 0
         high = bisect_right(days, end) if end is not None else len(days)
-        return bars[low:high]
+        return bars[low:high], basis
+
+    def actions(self, symbol: str) -> list | None:
+        """Every stored split and dividend of the symbol; None when the lake holds none
+        for it at all (not even the note that it has none)."""
+        data, _ = self.store.get(actions_key_for(symbol))
+        if data is None or data is NOT_MODIFIED:
+            return None
+        return decode_actions(data)
 
 
 def decode(data: bytes) -> list[DailyBar]:
-    """A lake file's bars, sorted by date (the writer sorts them)."""
+    return decode_with_basis(data)[0]
+
+
+def decode_actions(data: bytes) -> list:
+    import pyarrow.parquet as pq
+
+    from shared.adjustment import CorporateAction
+
+    table = pq.read_table(io.BytesIO(data))
+    columns = {name: table.column(name).to_pylist() for name in CorporateAction._fields}
+    return [CorporateAction(*row) for row in zip(*(columns[n] for n in CorporateAction._fields))]
+
+
+def decode_with_basis(data: bytes) -> tuple[list[DailyBar], str]:
+    """A lake file's bars, sorted by date (the writer sorts them), and their basis."""
     import pyarrow.parquet as pq
 
     table = pq.read_table(io.BytesIO(data))
+    metadata = table.schema.metadata or {}
+    basis = metadata.get(BASIS_KEY, b"split").decode()
     # Arrow's own date32 -> datetime.date conversion is ~20x slower than
     # going through ISO strings and the C date parser.
     days = map(date.fromisoformat, table.column("date").cast("string").to_pylist())
     columns = [table.column(name).cast("float64").to_pylist() for name in ("open", "high", "low", "close", "volume")]
-    return list(map(make_bar, zip(days, *columns)))
+    return list(map(make_bar, zip(days, *columns))), basis

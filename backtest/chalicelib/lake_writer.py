@@ -12,7 +12,7 @@ from datetime import date
 
 from shared.bars import DailyBar
 
-from .lake import FILE, TABLE, Lake, LocalStore, S3Store, key_for
+from .lake import BASIS_KEY, FILE, TABLE, Lake, LocalStore, S3Store, actions_key_for, key_for
 
 
 def put(store, key: str, data: bytes) -> None:
@@ -49,10 +49,10 @@ def list_keys(store, prefix: str) -> list[str]:
     return [i.path[len(store.root) + 1 :] for i in infos if i.type == fs.FileType.File]
 
 
-def _table(bars: list[DailyBar]):
+def _table(bars: list[DailyBar], basis: str = "raw"):
     import pyarrow as pa
 
-    return pa.table(
+    table = pa.table(
         {
             "date": pa.array([b.day for b in bars], pa.date32()),
             "open": pa.array([b.open for b in bars], pa.float64()),
@@ -62,6 +62,7 @@ def _table(bars: list[DailyBar]):
             "volume": pa.array([b.volume for b in bars], pa.float64()),
         }
     )
+    return table.replace_schema_metadata({BASIS_KEY: basis.encode()})
 
 
 def _put_table(lake: Lake, symbol: str, table) -> None:
@@ -72,9 +73,43 @@ def _put_table(lake: Lake, symbol: str, table) -> None:
     put(lake.store, key_for(symbol), sink.getvalue())
 
 
-def write(lake: Lake, symbol: str, bars: list[DailyBar]) -> None:
-    """Replace a symbol's whole history file."""
-    _put_table(lake, symbol, _table(sorted(bars, key=lambda b: b.day)))
+def write(lake: Lake, symbol: str, bars: list[DailyBar], basis: str = "raw") -> None:
+    """Replace a symbol's whole history file (raw bars, unless told otherwise)."""
+    _put_table(lake, symbol, _table(sorted(bars, key=lambda b: b.day), basis))
+
+
+def write_actions(lake: Lake, symbol: str, actions: list) -> bool:
+    """Replace a symbol's corporate actions, if they changed; returns whether written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from shared.adjustment import CorporateAction
+
+    wanted = sorted(set(actions), key=lambda a: (a.day, a.kind, a.ref))
+    stored = lake.actions(symbol)
+    # Written even when there are none: the object says the symbol's actions are known.
+    if stored is not None and sorted(set(stored), key=lambda a: (a.day, a.kind, a.ref)) == wanted:
+        return False
+    types = {
+        "symbol": pa.string(),
+        "kind": pa.string(),
+        "day": pa.date32(),
+        "split_from": pa.float64(),
+        "split_to": pa.float64(),
+        "amount": pa.float64(),
+        "dividend_type": pa.string(),
+        "currency": pa.string(),
+        "prev_close": pa.float64(),
+        "prev_day": pa.date32(),
+        "ref": pa.string(),
+    }
+    table = pa.table(
+        {name: pa.array([getattr(a, name) for a in wanted], types[name]) for name in CorporateAction._fields}
+    )
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="snappy")
+    put(lake.store, actions_key_for(symbol), sink.getvalue())
+    return True
 
 
 def symbols(lake: Lake) -> list[str]:
@@ -121,11 +156,12 @@ def append(lake: Lake, symbol: str, bars: list[DailyBar], joins_after: date | No
 
     data, _ = lake.store.get(key_for(symbol))
     if data is None or data is NOT_MODIFIED:
-        existing = lake.read(symbol) or []
+        found = lake.read_with_basis(symbol)
+        existing, basis = found if found else ([], "raw")
         merged = merge(existing, bars)
         if merged == existing:
             return False
-        write(lake, symbol, merged)
+        write(lake, symbol, merged, basis)
         return True
     table = pq.read_table(io.BytesIO(data))
     new = sorted(bars, key=lambda b: b.day)
@@ -133,13 +169,17 @@ def append(lake: Lake, symbol: str, bars: list[DailyBar], joins_after: date | No
     if last is not None and new and new[0].day > last:
         if joins_after is not None and last < joins_after:
             raise LakeBehind(symbol, last)
-        _put_table(lake, symbol, pa.concat_tables([table, _table(new).cast(table.schema)]))
+        # The object's own basis, and the current column types (an old object's volumes
+        # are int64: the new ones may be fractional, so the old ones are widened).
+        basis = (table.schema.metadata or {}).get(BASIS_KEY, b"split").decode()
+        added = _table(new, basis)
+        _put_table(lake, symbol, pa.concat_tables([table.cast(added.schema), added]))
         return True
-    from .lake import decode
+    from .lake import decode_with_basis
 
-    existing = decode(data)
+    existing, basis = decode_with_basis(data)
     merged = merge(existing, bars)
     if merged == existing:
         return False
-    write(lake, symbol, merged)
+    write(lake, symbol, merged, basis)
     return True

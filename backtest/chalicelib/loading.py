@@ -1,15 +1,19 @@
 """Loading daily bars into both tiers: what ingestion (the ``batch`` command line)
 and the daily update (a scheduled function of this app) share.
 
-- ``fetch_history``: a symbol's adjusted daily bars from Polygon's aggregates,
-  every ``next_url`` page, each page retried and charged to the budget. A 429 is
-  waited out (its ``Retry-After``) within the run's ``Patience``, then the same
-  page is asked again; the symbol fails only when that patience is spent, and
-  says so. No bars at all is told apart: an unknown ticker, or an empty range.
+- ``fetch_history``: a symbol's raw (unadjusted) daily bars from Polygon's
+  aggregates, every ``next_url`` page, each page retried and charged to the
+  budget. A 429 is waited out (its ``Retry-After``) within the run's ``Patience``,
+  then the same page is asked again; the symbol fails only when that patience is
+  spent, and says so. No bars at all is told apart: an unknown ticker, or an empty range.
+- ``fetch_actions``: the symbol's whole history of splits and dividends.
 - ``validate``: every row checked; rejected rows kept with their reasons.
-- ``store``: one symbol's bars into the lake (whole object, rewritten only when
-  it changes) and PostgreSQL (the recent window; rows upserted only where a
-  value differs), and the symbol's span.
+- ``store``: one symbol's bars and actions into the lake (whole objects, rewritten
+  only when they change) and PostgreSQL (the recent window; rows upserted only
+  where a value differs), and the symbol's span and basis. In this order: the
+  actions, the lake, then PostgreSQL's rows and basis in one transaction, so a
+  migration from a split-adjusted store that stops anywhere leaves every symbol
+  answerable (``shared.adjustment``).
 
 The serving API never reaches this module (the IAM scan proves it): only the
 daily update function's role may write.
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from shared import polygon
+from shared.adjustment import dividend_from_vendor, split_from_vendor, with_previous_closes
 from shared.bars import DailyBar, problems
 from shared.market_calendar import NEW_YORK
 from shared.polygon import BudgetExceeded, UpstreamError
@@ -118,6 +123,30 @@ def fetch_history(gateway, budget, settings, symbol: str, start: date, end: date
     return bars
 
 
+def fetch_actions(gateway, budget, settings, symbol: str, patience: Patience) -> list:
+    """Every split and dividend the vendor has for ``symbol`` (a call a page, 1,000 a page)."""
+    actions = []
+    for kind, parse in (("splits", split_from_vendor), ("dividends", dividend_from_vendor)):
+        next_url, followed = None, set()
+        while True:
+            rows, next_url = patient_call(
+                lambda k=kind, u=next_url: gateway.actions_page(k, u, ticker=symbol), budget, settings, patience
+            )
+            for row in rows:
+                try:
+                    actions.append(parse(symbol, row))
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise UpstreamError(polygon.BAD_RESPONSE, f"malformed {kind} row {row!r}: {exc}") from None
+            if not next_url or next_url in followed:
+                break
+            followed.add(next_url)
+    return actions
+
+
+class LegacyHistory(Exception):
+    """A symbol stored split-adjusted (before raw bars) cannot take raw bars merged in."""
+
+
 def bar_from(r: dict) -> DailyBar:
     """A Polygon aggregate (``t``: 00:00 America/New_York of the session, epoch ms)."""
     try:
@@ -143,24 +172,64 @@ def validate(symbol: str, bars: list[DailyBar], today: date) -> tuple[list[Daily
 
 
 def store(
-    symbol: str, bars: list[DailyBar], database, lake: Lake, since: date, replace: bool = False
+    symbol: str,
+    bars: list[DailyBar],
+    database,
+    lake: Lake,
+    since: date,
+    replace: bool = False,
+    actions: list | None = None,
+    basis: str = "raw",
 ) -> tuple[bool, int]:
-    """Write one symbol's bars to both tiers; returns (lake changed, recent rows changed).
+    """Write one symbol's bars (and its actions, when given) to both tiers; returns
+    (lake changed, recent rows changed).
 
-    ``replace``: ``bars`` is the symbol's whole history (a re-fetch after a split
-    adjusted it backwards), not bars to merge in.
+    ``replace``: ``bars`` is the symbol's whole history, not bars to merge in (a
+    migration from a split-adjusted store replaces it so). ``basis``: what ``bars``
+    are; raw bars are never merged into a split-adjusted history (``LegacyHistory``).
     """
-    existing = lake.read(symbol) or []
-    merged = sorted(bars, key=lambda b: b.day) if replace else lake_writer.merge(existing, bars)
-    lake_changed = merged != existing
+    found = lake.read_with_basis(symbol)
+    existing, stored_basis = found if found else ([], basis)
+    if replace or not existing:
+        merged = sorted(bars, key=lambda b: b.day)
+    elif stored_basis != basis:
+        raise LegacyHistory(
+            f"{symbol} is stored split-adjusted, from before raw bars: migrate it first "
+            "(python -m batch.migrate_raw; the README says how)"
+        )
+    else:
+        merged = lake_writer.merge(existing, bars)
+    if actions is not None:
+        # A dividend keeps the raw close before its ex-date (the factor of adjustment=all).
+        actions = with_previous_closes(actions, merged) if basis == "raw" else actions
+        # Known complete from here on: a migration stopped before its PostgreSQL step still
+        # answers every adjustment (each tier's part adjusted from what it holds).
+        database.run(
+            lambda conn: (
+                postgres_writer.upsert_actions(conn, actions),
+                postgres_writer.mark_actions_loaded(conn, [symbol]),
+            )
+        )
+        lake_writer.write_actions(lake, symbol, actions)
+    lake_changed = merged != existing or (replace and stored_basis != basis)
     if lake_changed:
-        lake_writer.write(lake, symbol, merged)
-    recent = [b for b in bars if b.day >= since]
+        lake_writer.write(lake, symbol, merged, basis)
+    recent = [b for b in (merged if replace else bars) if b.day >= since]
 
     def write(conn):
-        changed = postgres_writer.upsert_bars(conn, symbol, recent)
-        if merged:
-            postgres_writer.record_symbol(conn, symbol, merged[0].day, merged[-1].day)
+        conn.run("BEGIN")
+        try:
+            if replace:
+                conn.run("DELETE FROM daily_bars WHERE symbol = :s", s=symbol)
+            changed = postgres_writer.upsert_bars(conn, symbol, recent)
+            if merged:
+                postgres_writer.record_symbol(
+                    conn, symbol, merged[0].day, merged[-1].day, basis, actions_loaded=actions is not None
+                )
+            conn.run("COMMIT")
+        except Exception:
+            conn.run("ROLLBACK")
+            raise
         return changed
 
     return lake_changed, database.run(write)

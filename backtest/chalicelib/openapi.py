@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shared import openapi as oa
+from shared.adjustment import ADJUSTMENTS, DEFAULT_ADJUSTMENT
 from shared.bars import INTERVALS
 
 from .formats import CONTENT_TYPES
@@ -38,11 +39,29 @@ N_DAY_BAR = {
 }
 PAGE = {
     "type": "object",
-    "required": ["symbol", "interval", "start", "end", "source", "available", "bars", "overlays", "next_cursor"],
+    "required": [
+        "symbol",
+        "interval",
+        "adjustment",
+        "start",
+        "end",
+        "source",
+        "available",
+        "bars",
+        "overlays",
+        "corporate_actions",
+        "next_cursor",
+    ],
     "additionalProperties": False,
     "properties": {
         "symbol": {"type": "string"},
         "interval": {"enum": sorted({"1d" if n == 1 else k for k, n in INTERVALS.items()})},
+        "adjustment": {"enum": list(ADJUSTMENTS), "description": "what the prices and volumes are adjusted for"},
+        "corporate_actions": {
+            "type": "array",
+            "description": "the splits and dividends from start to end, oldest first",
+            "items": {"$ref": "#/components/schemas/CorporateAction"},
+        },
         "start": DATE,
         "end": DATE,
         "source": {
@@ -75,6 +94,40 @@ PAGE = {
 }
 
 
+CORPORATE_ACTION = {
+    "oneOf": [
+        {
+            "type": "object",
+            "required": ["date", "type", "split_from", "split_to"],
+            "additionalProperties": False,
+            "properties": {
+                "date": {**DATE, "description": "the execution date"},
+                "type": {"const": "split"},
+                "split_from": {"type": "number", "exclusiveMinimum": 0},
+                "split_to": {"type": "number", "exclusiveMinimum": 0},
+            },
+        },
+        {
+            "type": "object",
+            "required": ["date", "type", "amount", "dividend_type", "currency", "factor"],
+            "additionalProperties": False,
+            "properties": {
+                "date": {**DATE, "description": "the ex-dividend date"},
+                "type": {"const": "dividend"},
+                "amount": {"type": "number", "description": "cash per share"},
+                "dividend_type": {"type": "string", "description": "the vendor's: CD regular, SC special, LT/ST gains"},
+                "currency": {"type": ["string", "null"]},
+                "factor": {
+                    "type": ["number", "null"],
+                    "description": "1 - amount / previous close: what adjustment=all multiplies earlier prices by "
+                    "(null: not applied, e.g. no previous close known)",
+                },
+            },
+        },
+    ]
+}
+
+
 def _query(name: str, schema: dict, description: str) -> dict:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
@@ -92,6 +145,12 @@ def build() -> dict:
         ),
         _query("cursor", {"type": "string", "minLength": 1}, "next_cursor of the previous page"),
         _query("format", {"enum": list(FORMATS), "default": "json"}, "parquet needs a matching Accept header"),
+        _query(
+            "adjustment",
+            {"enum": list(ADJUSTMENTS), "default": DEFAULT_ADJUSTMENT},
+            "raw: as traded; split: for splits (the vendor's adjusted=true); all: for splits and cash dividends "
+            "(total return)",
+        ),
         _query(
             "overlays",
             {"type": "string", "pattern": OVERLAYS_PATTERN},
@@ -120,7 +179,20 @@ def build() -> dict:
         "ETag": {
             "required": False,
             "schema": {"type": "string"},
-            "description": "on answers whose range ends in the past (then max-age=86400)",
+            "description": "on answers whose range ends in the past: then max-age=86400 for raw prices, and until "
+            "the next daily update (which alone stores new splits and dividends) for adjusted ones",
+        },
+        "X-Adjustment": {"required": True, "schema": {"enum": list(ADJUSTMENTS)}, "description": "as asked"},
+        "X-Corporate-Actions": {
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "CSV and Parquet: the range's splits and dividends as JSON, while under 6 KB "
+            "(Parquet also holds them in its schema metadata)",
+        },
+        "X-Corporate-Actions-Omitted": {
+            "required": False,
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            "description": "how many actions the header would have held: ask format=json for them",
         },
     }
     operation = {
@@ -160,8 +232,13 @@ def build() -> dict:
                     "cursor_mismatch",
                     "invalid_period",
                     "invalid_overlay",
+                    "invalid_adjustment",
                     "conflicting_parameters",
                 ],
+            ),
+            "409": oa.error_answer(
+                "raw or all asked of a symbol still stored split-adjusted without its actions (not yet migrated)",
+                ["adjustment_unavailable"],
             ),
             "404": oa.error_answer("no history is stored for the symbol", ["unknown_symbol"]),
             "406": oa.error_answer("format=parquet without an Accept header that takes it", ["accept_required"]),
@@ -178,10 +255,10 @@ def build() -> dict:
     return oa.document(
         "backtest",
         "Backtest service",
-        "Historical daily OHLCV and Fibonacci N-day bars (3, 5, 8, 13, 21, 34 trading sessions) from PostgreSQL "
-        "(recent years) and a Parquet lake (full history).",
+        "Historical daily OHLCV and Fibonacci N-day bars (3, 5, 8, 13, 21, 34 trading sessions), raw, split-adjusted "
+        "or total return, from PostgreSQL (recent years) and a Parquet lake (full history).",
         paths,
-        {"BarsPage": PAGE, "DailyBar": DAILY_BAR, "NDayBar": N_DAY_BAR},
+        {"BarsPage": PAGE, "DailyBar": DAILY_BAR, "NDayBar": N_DAY_BAR, "CorporateAction": CORPORATE_ACTION},
     )
 
 

@@ -41,20 +41,80 @@ def upsert_bars(conn, symbol: str, bars: list[DailyBar]) -> int:
     return sum(len(_upsert(conn, [(symbol, b) for b in bars[i : i + 1000]])) for i in range(0, len(bars), 1000))
 
 
-def record_symbol(conn, symbol: str, first_day: date, last_day: date) -> None:
+def record_symbol(
+    conn, symbol: str, first_day: date, last_day: date, basis: str = "raw", actions_loaded: bool = True
+) -> None:
+    """A symbol's span, and what its rows are (``basis``) and whether its actions are stored."""
     conn.run(
         """
-        INSERT INTO symbols (symbol, first_day, last_day) VALUES (:s, :f, :l)
+        INSERT INTO symbols (symbol, first_day, last_day, basis, actions_loaded) VALUES (:s, :f, :l, :b, :a)
         ON CONFLICT (symbol) DO UPDATE SET
             first_day = LEAST(symbols.first_day, EXCLUDED.first_day),
             last_day = GREATEST(symbols.last_day, EXCLUDED.last_day),
+            basis = EXCLUDED.basis,
+            actions_loaded = symbols.actions_loaded OR EXCLUDED.actions_loaded,
             updated_at = now()
         WHERE symbols.first_day > EXCLUDED.first_day OR symbols.last_day < EXCLUDED.last_day
+            OR symbols.basis <> EXCLUDED.basis OR (EXCLUDED.actions_loaded AND NOT symbols.actions_loaded)
         """,
         s=symbol,
         f=first_day,
         l=last_day,
+        b=basis,
+        a=actions_loaded,
     )
+
+
+def upsert_actions(conn, actions: list) -> int:
+    """Splits and dividends, in one statement; an action known already is updated only
+    where it differs (a dividend's previous close, learnt later). Returns rows changed."""
+    if not actions:
+        return 0
+    columns = list(zip(*actions))
+    rows = conn.run(
+        """
+        INSERT INTO corporate_actions (symbol, kind, day, split_from, split_to, amount, dividend_type, currency,
+                                       prev_close, prev_day, ref)
+        SELECT * FROM unnest(CAST(:symbol AS text[]), CAST(:kind AS text[]), CAST(:day AS date[]),
+                             CAST(:split_from AS float8[]), CAST(:split_to AS float8[]), CAST(:amount AS float8[]),
+                             CAST(:dividend_type AS text[]), CAST(:currency AS text[]), CAST(:prev_close AS float8[]),
+                             CAST(:prev_day AS date[]), CAST(:ref AS text[]))
+        ON CONFLICT (symbol, kind, day, ref) DO UPDATE SET
+            split_from = EXCLUDED.split_from, split_to = EXCLUDED.split_to, amount = EXCLUDED.amount,
+            dividend_type = EXCLUDED.dividend_type, currency = EXCLUDED.currency,
+            prev_close = COALESCE(EXCLUDED.prev_close, corporate_actions.prev_close),
+            prev_day = COALESCE(EXCLUDED.prev_day, corporate_actions.prev_day)
+        WHERE (corporate_actions.split_from, corporate_actions.split_to, corporate_actions.amount,
+               corporate_actions.prev_close) IS DISTINCT FROM
+              (EXCLUDED.split_from, EXCLUDED.split_to, EXCLUDED.amount,
+               COALESCE(EXCLUDED.prev_close, corporate_actions.prev_close))
+        RETURNING 1
+        """,
+        **dict(
+            zip(
+                (
+                    "symbol",
+                    "kind",
+                    "day",
+                    "split_from",
+                    "split_to",
+                    "amount",
+                    "dividend_type",
+                    "currency",
+                    "prev_close",
+                    "prev_day",
+                    "ref",
+                ),
+                [list(c) for c in columns],
+                strict=True,
+            )
+        ),
+    )
+    return len(rows)
+
+
+def mark_actions_loaded(conn, symbols: list[str]) -> None:
+    conn.run("UPDATE symbols SET actions_loaded = true WHERE symbol = ANY(:s) AND NOT actions_loaded", s=symbols)
 
 
 def prune(conn, before: date) -> int:

@@ -7,6 +7,12 @@ Routing by the recent window ``[window_start, as_of]``:
   from ``window_start`` on, so the seam has no missing and no doubled day;
 - PostgreSQL unreachable: everything from the lake, which holds all of it.
 
+Bars are stored raw and adjusted as ``adjustment`` asks (``raw``, ``split`` (the
+default), ``all``; ``shared.adjustment``) by the symbol's splits and dividends,
+each tier's part from what it holds (a store not yet migrated from split-adjusted
+bars answers ``split`` as stored and 409 ``adjustment_unavailable`` for the others).
+N-day bars and overlays are built from the adjusted daily bars.
+
 Overlays (``sma(n)``, ``ema(n)``) are computed on daily closes with the same
 definitions the alerts check uses (``shared.indicators``), reading as many
 sessions before the page as their warm-up needs, and are reported at each
@@ -23,12 +29,13 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from shared import postgres
+from shared.adjustment import ADJUSTMENTS, DEFAULT_ADJUSTMENT, adjust, in_range, public
 from shared.bars import DailyBar, aggregate, parse_interval
 from shared.config import Settings
-from shared.errors import bad_request, not_found, unavailable
+from shared.errors import ApiError, bad_request, not_found, unavailable
 from shared.indicators import MAX_PERIOD, ema_series, sma_series, warmup
 from shared.market_calendar import NEW_YORK
 from shared.postgres import DatabaseUnavailable
@@ -51,6 +58,20 @@ OVERLAYS_PATTERN = f"^{_ONE_OVERLAY}(,{_ONE_OVERLAY}){{0,{MAX_OVERLAYS - 1}}}$"
 
 def market_today() -> date:
     return datetime.now(NEW_YORK).date()
+
+
+def seconds_until_next_update(now: datetime | None = None) -> int:
+    """Until the next daily update is due (22:30 UTC on the next session) and a little
+    after: no split or dividend is stored before then, so no adjusted price changes."""
+    from shared.market_calendar import UPDATE_DUE_UTC, is_session
+
+    now = now or datetime.now(UTC)
+    day = now.date()
+    while True:
+        due = datetime.combine(day, UPDATE_DUE_UTC, UTC)
+        if due > now and is_session(day):
+            return max(60, int((due - now).total_seconds()) + 600)
+        day += timedelta(days=1)
 
 
 def years_before(day: date, years: int) -> date:
@@ -77,14 +98,17 @@ class BarsQuery:
     format: str
     period: str | None = None
     overlays: tuple[tuple[str, int], ...] = ()
+    adjustment: str = DEFAULT_ADJUSTMENT
 
     def binding(self) -> str:
-        """What a cursor is tied to: the same symbol, interval and range as asked.
-
-        ``limit``, ``format`` and ``overlays`` may change from page to page."""
+        """What a cursor is tied to: the same symbol, interval, range and adjustment as
+        asked (pages of two adjustments would not join). ``limit``, ``format`` and
+        ``overlays`` may change from page to page."""
         raw = f"{self.symbol}|{self.interval}|{self.start}|{self.end}"
         if self.period:
             raw += f"|{self.period}"
+        if self.adjustment != DEFAULT_ADJUSTMENT:  # the default's cursors stay as they were
+            raw += f"|{self.adjustment}"
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
@@ -158,7 +182,13 @@ def parse_query(params: dict) -> BarsQuery:
     cursor = params.get("cursor")
     if cursor == "":
         raise bad_request("invalid_cursor", "the cursor is empty: leave it out for the first page")
-    return BarsQuery(symbol, interval, sessions, start, end, limit, cursor, fmt, period, overlays)
+    adjustment = params.get("adjustment", DEFAULT_ADJUSTMENT)
+    if adjustment not in ADJUSTMENTS:
+        raise bad_request(
+            "invalid_adjustment",
+            f"adjustment must be raw (as traded), split (the default) or all (splits and dividends); got {adjustment!r}",
+        )
+    return BarsQuery(symbol, interval, sessions, start, end, limit, cursor, fmt, period, overlays, adjustment)
 
 
 @dataclass
@@ -174,11 +204,15 @@ class BarsPage:
     available: tuple[date, date] | None = None
     # Overlay name -> one value per bar (None while the indicator lacks history).
     overlays: dict[str, list[float | None]] = field(default_factory=dict)
+    adjustment: str = DEFAULT_ADJUSTMENT
+    # The splits and dividends from start to end (shared.adjustment.public).
+    corporate_actions: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {
             "symbol": self.symbol,
             "interval": self.interval,
+            "adjustment": self.adjustment,
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
             "source": self.source,
@@ -189,6 +223,7 @@ class BarsPage:
             ),
             "bars": self.bars,
             "overlays": self.overlays,
+            "corporate_actions": self.corporate_actions,
             "next_cursor": self.next_cursor,
         }
 
@@ -229,16 +264,25 @@ class HistoryService:
         return window_start(self.settings, self.today())
 
     def page(self, query: BarsQuery) -> BarsPage:
-        lake_bars: list[DailyBar] | None = None
+        held = None  # the symbol's whole lake history, read once when PostgreSQL is down
         pg_up = True
         try:
-            span = self.database.run(lambda c: postgres.symbol_span(c, query.symbol))
+            info, actions = self.database.run(
+                lambda c: (
+                    postgres.symbol_info(c, query.symbol),
+                    postgres.read_actions(c, [query.symbol])[query.symbol],
+                )
+            )
         except DatabaseUnavailable:
             pg_up = False
-            lake_bars = self._lake_read(query.symbol)
-            span = (lake_bars[0].day, lake_bars[-1].day) if lake_bars else None
-        if span is None:
+            held = self._lake_read(query.symbol)
+            stored_actions = self._lake_actions(query.symbol)
+            actions = stored_actions or []
+            info = (held[0][0].day, held[0][-1].day, held[1], stored_actions is not None) if held and held[0] else None
+        if info is None:
             raise not_found("unknown_symbol", f"no history is stored for {query.symbol}")
+        span, basis, actions_loaded = (info[0], info[1]), info[2], info[3]
+        context = Adjusting(query.adjustment, actions, basis, actions_loaded, query.symbol)
 
         end = query.end or span[1]
         if query.start:
@@ -255,7 +299,7 @@ class HistoryService:
             if state.get("b") != query.binding():
                 raise bad_request(
                     "cursor_mismatch",
-                    "the cursor belongs to another query: repeat the same symbol, interval, start and end",
+                    "the cursor belongs to another query: repeat the same symbol, interval, start, end and adjustment",
                 )
             fetch_from = date.fromisoformat(state["a"]) + timedelta(days=1)
             # The end as resolved for the first page, so bars ingested meanwhile
@@ -264,7 +308,7 @@ class HistoryService:
 
         # One row more than the page needs tells whether another page exists.
         need = query.limit * query.sessions + 1
-        rows, source = self._read(query.symbol, fetch_from, end, need, pg_up, lake_bars)
+        rows, source = self._read(query.symbol, fetch_from, end, need, pg_up, held, context)
         more = len(rows) >= need
         rows = rows[: query.limit * query.sessions]
         bars = aggregate(rows, query.sessions)
@@ -274,11 +318,24 @@ class HistoryService:
             next_cursor = self.cursors.encode({"a": last.isoformat(), "e": end.isoformat(), "b": query.binding()})
         overlays = {}
         if query.overlays and rows:
-            before = self._warmup(query, rows[0].day, span, pg_up, lake_bars)
+            before = self._warmup(query, rows[0].day, span, pg_up, held, context)
             overlays = overlay_values(query.overlays, before, rows, query.sessions)
-        return BarsPage(query.symbol, query.interval, start, end, source, bars, next_cursor, span, overlays)
+        listed = [public(a, actions) for a in in_range(actions, start, end)]
+        return BarsPage(
+            query.symbol,
+            query.interval,
+            start,
+            end,
+            source,
+            bars,
+            next_cursor,
+            span,
+            overlays,
+            query.adjustment,
+            listed,
+        )
 
-    def _warmup(self, query: BarsQuery, first: date, span, pg_up: bool, lake_bars) -> list[DailyBar]:
+    def _warmup(self, query: BarsQuery, first: date, span, pg_up: bool, held, context) -> list[DailyBar]:
         """The daily bars just before ``first`` that the overlays' warm-up needs.
 
         Counted in stored sessions, as the alerts check counts them: the range is
@@ -291,45 +348,89 @@ class HistoryService:
         days = int(need * 1.5) + 10
         while True:
             since = max(span[0], first - timedelta(days=days))
-            bars, _ = self._read(query.symbol, since, first - timedelta(days=1), 10**9, pg_up, lake_bars)
+            bars, _ = self._read(query.symbol, since, first - timedelta(days=1), 10**9, pg_up, held, context)
             if len(bars) >= need or since == span[0]:
                 return bars[-need:]
             days *= 2
 
-    def _lake_read(self, symbol: str, start: date | None = None, end: date | None = None) -> list[DailyBar] | None:
+    def _lake_unavailable(self, exc: Exception) -> ApiError:
+        return unavailable(
+            "history_unavailable",
+            "the full-history store (the lake) is unavailable; try again shortly",
+            5,
+            getattr(self.lake.store, "dependency", None),
+        )
+
+    def _lake_read(self, symbol: str, start: date | None = None, end: date | None = None):
+        """(bars, their basis) from the lake, or None when it has no such symbol."""
         try:
-            return self.lake.read(symbol, start, end)
+            return self.lake.read_with_basis(symbol, start, end)
         except Exception as exc:  # noqa: BLE001 - any storage failure (unreachable, slow, unreadable) is a 503
             log.warning("lake read failed for %s: %s", symbol, exc)
-            raise unavailable(
-                "history_unavailable",
-                "the full-history store (the lake) is unavailable; try again shortly",
-                5,
-                getattr(self.lake.store, "dependency", None),
-            ) from exc
+            raise self._lake_unavailable(exc) from exc
 
-    def _read(self, symbol, start, end, need, pg_up, lake_bars) -> tuple[list[DailyBar], str]:
+    def _lake_actions(self, symbol: str):
+        try:
+            return self.lake.actions(symbol)
+        except Exception as exc:  # noqa: BLE001 - as for the bars
+            log.warning("lake actions read failed for %s: %s", symbol, exc)
+            raise self._lake_unavailable(exc) from exc
+
+    def _read(self, symbol, start, end, need, pg_up, held, context) -> tuple[list[DailyBar], str]:
+        """Adjusted daily bars from ``start`` to ``end`` (at most ``need``), each tier's
+        part adjusted from its own basis, and which tiers they came from."""
         window = self.window_start()
         rows: list[DailyBar] = []
         sources = []
         if start < window or not pg_up:
             upto = end if not pg_up else min(end, window - timedelta(days=1))
-            if lake_bars is None:
-                lake_bars = self._lake_read(symbol, start, upto) or []
-            rows = [b for b in lake_bars if start <= b.day <= upto][:need]
+            bars, basis = held if held is not None else (self._lake_read(symbol, start, upto) or ([], "raw"))
+            rows = context.adjust([b for b in bars if start <= b.day <= upto][:need], basis)
             sources.append("lake")
         if pg_up and end >= window and len(rows) < need:
             pg_from = max(start, window)
             try:
                 recent = self.database.run(lambda c: postgres.read_bars(c, symbol, pg_from, end, need - len(rows)))
+                recent = context.adjust(recent, context.basis)
                 sources.append("postgres")
             except DatabaseUnavailable:
                 # Read the recent part from the lake: what was read above stops at the seam.
-                recent = (self._lake_read(symbol, pg_from, end) or [])[: need - len(rows)]
+                bars, basis = self._lake_read(symbol, pg_from, end) or ([], "raw")
+                recent = context.adjust(bars[: need - len(rows)], basis)
                 if "lake" not in sources:
                     sources.append("lake")
             rows.extend(recent)
         return rows, "+".join(sources) if sources else "postgres"
+
+
+@dataclass
+class Adjusting:
+    """The adjustment asked for, and what is known to make it."""
+
+    adjustment: str
+    actions: list
+    basis: str  # of the symbol's PostgreSQL rows (a lake object says its own)
+    actions_loaded: bool
+    symbol: str
+
+    def adjust(self, bars: list[DailyBar], basis: str) -> list[DailyBar]:
+        if (basis, self.adjustment) not in (("raw", "raw"), ("split", "split")) and not self.actions_loaded:
+            # Split-adjusted bars stored before raw ones, whose splits and dividends are not
+            # stored yet: only what is stored can be given.
+            if basis == "split":
+                why = (
+                    f"{self.symbol}'s history is stored split-adjusted, without its splits and dividends yet: "
+                    f"adjustment={self.adjustment} is available once it is migrated (python -m batch.migrate_raw); "
+                    "adjustment=split answers now"
+                )
+            else:
+                why = (
+                    f"{self.symbol}'s history is stored as traded, without its splits and dividends: "
+                    f"adjustment={self.adjustment} is available once they are loaded (python -m batch.ingest); "
+                    "adjustment=raw answers now"
+                )
+            raise ApiError(409, "adjustment_unavailable", why)
+        return adjust(bars, self.actions, self.adjustment, basis)
 
 
 def overlay_values(

@@ -1,6 +1,7 @@
 // The chart: candlesticks and volume from GET /api/backtest, every page loaded by
 // following next_cursor, SMA/EMA overlays from the API (the same numbers the
-// alerts check compares), and downloads in the API's own CSV and Parquet.
+// alerts check compares), the adjustment asked for with the splits and dividends
+// behind it marked, and downloads in the API's own CSV and Parquet.
 
 import {
   CandlestickSeries,
@@ -20,6 +21,9 @@ const UP = "#137a52";
 const DOWN = "#b3261e";
 const PARTIAL = "#8a94a3";
 const OVERLAY_COLORS = { sma: "#1f5fbf", ema: "#c26a00" };
+const SPLIT_COLOR = "#6b3fa0";
+const DIVIDEND_COLOR = "#1f5fbf";
+const ADJUSTMENTS = { raw: "as traded (raw)", split: "split-adjusted", all: "total return (splits and dividends)" };
 
 const nextFrame = () => new Promise((resolve) => requestAnimationFrame(() => resolve()));
 
@@ -88,7 +92,7 @@ export class Chart {
     const f = this.form.elements;
     const symbol = normalizeSymbol(f.symbol.value);
     if (!SYMBOL.test(symbol)) throw new Error(`${f.symbol.value.trim() || "That"} is not a ticker symbol.`);
-    const params = { symbol, interval: f.interval.value };
+    const params = { symbol, interval: f.interval.value, adjustment: f.adjustment.value };
     const range = f.range.value;
     if (range === "custom") {
       if (!f.start.value) throw new Error("Choose the first date of a custom range.");
@@ -129,6 +133,7 @@ export class Chart {
     this.setProgress(0, "Loading the first page…");
     const bars = [];
     const overlays = {};
+    const actions = new Map();
     let first = null;
     const sources = new Set();
     let cursor = null;
@@ -144,6 +149,7 @@ export class Chart {
         for (const tier of body.source.split("+")) sources.add(tier);
         bars.push(...body.bars);
         for (const [name, values] of Object.entries(body.overlays || {})) (overlays[name] ??= []).push(...values);
+        for (const action of body.corporate_actions || []) actions.set(`${action.date}:${action.type}`, action);
         cursor = body.next_cursor;
         const last = bars.at(-1);
         const span = Date.parse(first.end) - Date.parse(first.start);
@@ -164,7 +170,8 @@ export class Chart {
     performance.mark("chart:data");
     // Every tier the drawn bars came from, in the order they run: lake (older), then PostgreSQL.
     const source = ["lake", "postgres"].filter((tier) => sources.has(tier)).join("+");
-    this.draw(params, { ...first, source }, bars, overlays);
+    const listed = [...actions.values()].sort((a, b) => (a.date < b.date ? -1 : a.date > b.date ? 1 : 0));
+    this.draw(params, { ...first, source }, bars, overlays, listed);
     // Two frames: the chart paints on the next animation frame after setData.
     await nextFrame();
     await nextFrame();
@@ -180,7 +187,7 @@ export class Chart {
     this.progressLabel.textContent = text;
   }
 
-  draw(params, first, bars, overlays) {
+  draw(params, first, bars, overlays, actions = []) {
     this.bars = bars;
     this.params = params;
     const candles = new Array(bars.length);
@@ -212,20 +219,25 @@ export class Chart {
 
     const last = bars.at(-1);
     const sessions = Number(params.interval.replace("d", ""));
-    this.markers.setMarkers(
-      last?.partial
-        ? [{ time: last.date, position: "aboveBar", shape: "circle", color: PARTIAL, text: `partial: ${last.sessions} of ${sessions}` }]
-        : [],
-    );
+    const marks = actionMarkers(bars, actions);
+    if (last?.partial) {
+      marks.push({ time: last.date, position: "aboveBar", shape: "circle", color: PARTIAL, text: `partial: ${last.sessions} of ${sessions}` });
+    }
+    this.markers.setMarkers(marks);
     this.chart.timeScale().fitContent();
 
     this.container.dataset.barCount = String(bars.length);
     this.container.dataset.source = first.source;
     this.container.dataset.partial = last?.partial ? "true" : "false";
+    this.container.dataset.adjustment = first.adjustment;
+    this.container.dataset.splits = String(actions.filter((a) => a.type === "split").length);
+    this.container.dataset.dividends = String(actions.filter((a) => a.type === "dividend").length);
+    this.container.dataset.markers = JSON.stringify(marks.map((m) => [m.time, m.text]));
     this.container.setAttribute("aria-label", `${params.symbol} ${params.interval} candlesticks, ${bars.length} bars from ${first.start} to ${first.end}`);
     const partial = last?.partial ? ` The last bar is partial (${last.sessions} of ${sessions} sessions) and drawn grey.` : "";
     const available = first.available ? ` Stored history: ${first.available.first} to ${first.available.last}.` : "";
-    this.meta.textContent = `${params.symbol} ${params.interval}: ${bars.length} bars, ${first.start} to ${first.end}, from ${describeSource(first.source)}.${partial}${available}`;
+    const marked = actions.length ? ` Marked: ${describeActions(actions)}.` : " No splits or dividends in this range.";
+    this.meta.textContent = `${params.symbol} ${params.interval}, ${ADJUSTMENTS[first.adjustment] || first.adjustment}: ${bars.length} bars, ${first.start} to ${first.end}, from ${describeSource(first.source)}.${partial}${marked}${available}`;
     this.read({});
   }
 
@@ -262,7 +274,7 @@ export class Chart {
       });
       const link = document.createElement("a");
       link.href = URL.createObjectURL(body);
-      link.download = `${params.symbol}-${params.interval}-${params.period || `${params.start}-${params.end || "latest"}`}.${format}`;
+      link.download = `${params.symbol}-${params.interval}-${params.adjustment}-${params.period || `${params.start}-${params.end || "latest"}`}.${format}`;
       link.click();
       setTimeout(() => URL.revokeObjectURL(link.href), 10000);
       this.downloadNote.textContent = got.get("X-Next-Cursor")
@@ -277,4 +289,34 @@ export class Chart {
 function describeSource(source) {
   const names = { postgres: "PostgreSQL (recent years)", lake: "the Parquet lake (full history)" };
   return source.split("+").map((s) => names[s] || s).join(" and ");
+}
+
+// One marker per split or dividend, on the bar whose sessions hold its date (an N-day
+// bar spans date to end_date): splits above the bar, dividends below.
+function actionMarkers(bars, actions) {
+  const marks = [];
+  let i = 0;
+  for (const action of actions) {
+    while (i < bars.length && (bars[i].end_date || bars[i].date) < action.date) i++;
+    if (i >= bars.length) break;
+    if (bars[i].date > action.date) continue; // between two bars: not a session shown
+    if (action.type === "split") {
+      marks.push({ time: bars[i].date, position: "aboveBar", shape: "arrowDown", color: SPLIT_COLOR, text: `split ${fmtRatio(action)}` });
+    } else {
+      marks.push({ time: bars[i].date, position: "belowBar", shape: "circle", color: DIVIDEND_COLOR, text: `div ${fmtPrice(action.amount)}` });
+    }
+  }
+  return marks;
+}
+
+function fmtRatio(split) {
+  const n = (x) => (Number.isInteger(x) ? String(x) : x.toFixed(2));
+  return `${n(split.split_to)}:${n(split.split_from)}`;
+}
+
+function describeActions(actions) {
+  const splits = actions.filter((a) => a.type === "split").length;
+  const dividends = actions.length - splits;
+  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  return [splits && plural(splits, "split"), dividends && plural(dividends, "dividend")].filter(Boolean).join(" and ");
 }
