@@ -8,7 +8,7 @@ CHROMIUM ?= /usr/bin/chromium
 WEB_DEPS := web/node_modules/.package-lock.json
 BENCH_DEPS := devtools/dynalite/node_modules/.package-lock.json
 
-.PHONY: install web-deps bench-deps browser test lint screenshots run bench ingest package stage-config \
+.PHONY: install web-deps bench-deps browser redis-server test lint screenshots run bench ingest package stage-config \
         deploy-quote deploy-backtest deploy-alerts deploy-web clean
 
 install: $(VENV)/.installed
@@ -47,10 +47,20 @@ browser:
 	  test -x $(CHROMIUM) || { echo "make: the browser tests need Chromium at $(CHROMIUM): run 'sudo apt-get install chromium' (or set CHROMIUM=/path/to/chromium)"; exit 1; }; \
 	}
 
+# The cluster-mode TLS Redis tests run Debian's redis-server (built with TLS) and openssl.
+redis-server:
+	@command -v redis-server >/dev/null && command -v openssl >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's redis-server and openssl for the cluster-mode TLS tests"; \
+	    apt-get install -y -qq redis-server openssl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq redis-server openssl >/dev/null; }; \
+	  fi; \
+	  command -v redis-server >/dev/null || { echo "make: the cluster tests need redis-server with TLS: run 'sudo apt-get install redis-server'"; exit 1; }; \
+	}
+
 lint: install
 	$(BIN)/ruff check .
 
-test: lint web-deps browser
+test: lint web-deps browser redis-server
 	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
 
 # The README's pictures of the dashboard, from the browser tests.
@@ -60,7 +70,7 @@ screenshots: web-deps browser
 run: install web-deps
 	$(BIN)/python -m devtools.stack
 
-bench: install web-deps bench-deps browser
+bench: install web-deps bench-deps browser redis-server
 	CHROMIUM=$(CHROMIUM) $(BIN)/python -m devtools.bench $(ARGS)
 
 ingest: install

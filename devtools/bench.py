@@ -86,7 +86,7 @@ def bench_quote(redis_url: str, fake: FakePolygon, samples: int) -> None:
         t0 = time.perf_counter()
         response = module.app(event, context)
         t1 = time.perf_counter()
-        raw.get("quote:AAPL")
+        raw.get("{mds}quote:AAPL")
         t2 = time.perf_counter()
         handler_times.append(t1 - t0)
         get_times.append(t2 - t1)
@@ -104,7 +104,7 @@ def bench_quote(redis_url: str, fake: FakePolygon, samples: int) -> None:
     fake.delay_s = delay
     miss_times = []
     for _ in range(40):
-        raw.delete("quote:AAPL")
+        raw.delete("{mds}quote:AAPL")
         t0 = time.perf_counter()
         response = module.app(event, context)
         miss_times.append(time.perf_counter() - t0)
@@ -130,6 +130,8 @@ def bench_quote(redis_url: str, fake: FakePolygon, samples: int) -> None:
         f"64 concurrent cold requests from 4 processes: {calls} upstream call(s), "
         f"answers {dict((s, statuses.count(s)) for s in set(statuses))}; goal exactly 1: {verdict(calls == 1)}"
     )
+
+    bench_cluster(redis_url, fake, min(samples, 3000))
 
     # 4. Zipf workload over 500 symbols, 10 simulated minutes; then dashboards polling watchlists
     bench_zipf(redis_url, fake, raw)
@@ -199,6 +201,52 @@ def list_symbols(fake: FakePolygon, symbols: list[str]) -> None:
                 "lastTrade": {"p": 10.5, "t": 1_700_000_000_000_000_000},
             },
         )
+
+
+def bench_cluster(redis_url: str, fake: FakePolygon, samples: int) -> None:
+    """The quote hit path on a cluster-mode, TLS-only Redis (what ElastiCache Serverless
+    is) against the single plain node, in one run: handler medians and their ratio, each
+    beside a raw GET of its own server."""
+    import redis
+
+    from devtools.servers import RedisClusterTLS
+    from shared.cache import connect
+    from tests.apps import load_app
+
+    print("\n== quote hit path: cluster-mode TLS Redis (3 nodes) vs the single node ==")
+    cluster = RedisClusterTLS(nodes=3)
+    results = {}
+    try:
+        for name, url, is_cluster in (("single node", redis_url, False), ("cluster, TLS", cluster.url, True)):
+            os.environ.update(
+                REDIS_URL=url,
+                REDIS_CLUSTER="1" if is_cluster else "0",
+                POLYGON_BASE_URL=fake.url,
+                POLYGON_MAX_CALLS_PER_MIN="100000",
+            )
+            module = load_app("quote")
+            module.runtime.reset()
+            raw = connect(url, 1.0, cluster=is_cluster) if is_cluster else redis.Redis.from_url(url)
+            event = api_event("/api/quote", {"symbol": "AAPL"})
+            context = LambdaContext()
+            assert module.app(event, context)["statusCode"] == 200
+            handler, get = [], []
+            for _ in range(samples):
+                t0 = time.perf_counter()
+                response = module.app(event, context)
+                t1 = time.perf_counter()
+                raw.get("{mds}quote:AAPL")
+                get.append(time.perf_counter() - t1)
+                handler.append(t1 - t0)
+            assert json.loads(response["body"])["cache"]["status"] == "hit", response["body"]
+            results[name] = (statistics.median(handler), statistics.median(get))
+            print(f"  {name}: handler p50 {ms(results[name][0])}, raw GET p50 {ms(results[name][1])}")
+            module.runtime.reset()
+        ratio = results["cluster, TLS"][0] / results["single node"][0]
+        print(f"  cluster / single node, handler p50: {ratio:.2f}x; goal within 1.2x: {verdict(ratio <= 1.2)}")
+    finally:
+        os.environ.update(REDIS_URL=redis_url, REDIS_CLUSTER="0")
+        cluster.stop()
 
 
 def bench_zipf(redis_url: str, fake: FakePolygon, raw) -> None:
@@ -595,7 +643,7 @@ def bench_alerts(redis_url: str, fake: FakePolygon, pg_url: str) -> None:
             # Half of them cached already, from a dashboard's batch requests (50 a request).
             for i in range(0, len(quote_symbols) // 2, 50):
                 runtime.quotes.get_many(quote_symbols[i : min(i + 50, len(quote_symbols) // 2)])
-            raw.delete("quote:hot")  # what the dashboards asked for is not what this check needs
+            raw.delete("{mds}quote:hot")  # what the dashboards asked for is not what this check needs
             uncached = len(quote_symbols) - len(quote_symbols) // 2
             fake.reset_calls()
             pg_calls = []

@@ -72,6 +72,184 @@ class RedisLiteServer:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free and valid too."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20000, 45000)
+        try:
+            for p in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free pair of ports for a Redis cluster node")
+
+
+class RedisClusterTLS:
+    """A real cluster-mode Redis that speaks TLS only, as ElastiCache Serverless presents
+    itself: ``nodes`` redis-server processes (Debian's ``redis-server``, built with TLS)
+    on loopback, the 16,384 hash slots split between them, certificates from a
+    throwaway CA made with ``openssl``. ``url`` is ``rediss://`` with the CA to trust."""
+
+    def __init__(self, nodes: int = 3, binary: str = "redis-server"):
+        import shutil
+        import subprocess
+
+        self.binary = shutil.which(binary)
+        if not self.binary:
+            raise RuntimeError(
+                "the cluster tests need Debian's redis-server (built with TLS): run 'make redis-server' "
+                "or 'sudo apt-get install redis-server'"
+            )
+        self.dir = tempfile.mkdtemp(prefix="redis-cluster-")
+        self.ca = f"{self.dir}/ca.crt"
+        self._certificates()
+        self.ports = [_cluster_port() for _ in range(nodes)]
+        self.processes = []
+        for port in self.ports:
+            self.processes.append(
+                subprocess.Popen(
+                    [
+                        self.binary,
+                        "--port",
+                        "0",
+                        "--tls-port",
+                        str(port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--tls-cert-file",
+                        f"{self.dir}/server.crt",
+                        "--tls-key-file",
+                        f"{self.dir}/server.key",
+                        "--tls-ca-cert-file",
+                        self.ca,
+                        "--tls-auth-clients",
+                        "no",
+                        "--tls-cluster",
+                        "yes",
+                        "--tls-replication",
+                        "yes",
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        f"{self.dir}/nodes-{port}.conf",
+                        "--cluster-node-timeout",
+                        "2000",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--dir",
+                        self.dir,
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        for port in self.ports:
+            _wait_for_port(port, 10, "redis-server (cluster)")
+        self._form()
+        self.url = f"rediss://127.0.0.1:{self.ports[0]}/0?ssl_ca_certs={self.ca}"
+
+    def _certificates(self) -> None:
+        import subprocess
+
+        def run(*args):
+            subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=self.dir)
+
+        run(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=throwaway test CA",
+        )
+        with open(f"{self.dir}/san.ext", "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        run(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        )
+        run(
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        )
+
+    def node(self, port: int):
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=port, ssl=True, ssl_ca_certs=self.ca, socket_timeout=5)
+
+    def _form(self) -> None:
+        import time
+
+        slots = 16384
+        share = slots // len(self.ports)
+        for i, port in enumerate(self.ports):
+            first = i * share
+            last = slots - 1 if i == len(self.ports) - 1 else first + share - 1
+            self.node(port).execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
+        for port in self.ports[1:]:
+            self.node(self.ports[0]).execute_command("CLUSTER", "MEET", "127.0.0.1", port)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            states = [self.node(p).execute_command("CLUSTER", "INFO") for p in self.ports]
+            text = [s.decode() if isinstance(s, bytes) else str(s) for s in states]
+            if all("cluster_state:ok" in t and f"cluster_known_nodes:{len(self.ports)}" in t for t in text):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("the throwaway Redis cluster did not come up")
+
+    def client(self):
+        from redis.cluster import RedisCluster
+
+        return RedisCluster.from_url(self.url)
+
+    def stop(self) -> None:
+        import shutil
+
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(5)
+            except Exception:  # noqa: BLE001 - a stuck server is killed
+                process.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 class PgServer:
     """A real PostgreSQL from the ``pgserver`` package, on a Unix socket."""
 

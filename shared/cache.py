@@ -20,16 +20,37 @@ from shared.polygon import BudgetExceeded
 log = logging.getLogger(__name__)
 
 
-def connect(url: str, timeout_s: float):
+# Every key of the quote path and the budget carries this hash tag, so that they all
+# live in one hash slot: a cluster-mode server (ElastiCache Serverless is one, and
+# always is) refuses a multi-key command (MGET, a script, a transaction) whose keys
+# are in different slots with CROSSSLOT. One slot is one shard; the keyspace here is a
+# few thousand small keys, far inside what one shard serves.
+SLOT = "{mds}"
+# The upstream calls a minute, shared by every process that calls the vendor with one key.
+BUDGET_KEY = f"{SLOT}polygon:budget"
+
+
+def connect(url: str, timeout_s: float, cluster: bool = False):
     """A Redis client that fails fast: short socket timeouts and no hidden retries.
 
     redis-py retries failed commands three times by default, which would triple
-    the time a request waits on a dead Redis before it bypasses it.
+    the time a request waits on a dead Redis before it bypasses it. ``cluster``:
+    a cluster-mode server (``REDIS_CLUSTER``), reached with redis-py's cluster
+    client, which follows MOVED and ASK as slots move (Serverless rebalances).
+    ``rediss://`` is TLS.
     """
     import redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
+    if cluster:
+        from redis.cluster import RedisCluster
+
+        return OneSlotRedis(
+            RedisCluster.from_url(
+                url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0)
+            )
+        )
     return redis.Redis.from_url(
         url,
         socket_timeout=timeout_s,
@@ -37,6 +58,57 @@ def connect(url: str, timeout_s: float):
         retry=Retry(NoBackoff(), 0),
         max_connections=64,
     )
+
+
+class OneSlotRedis:
+    """The node of a cluster that holds ``SLOT``, used as a plain client.
+
+    Every key here is in that one slot, so MGETs, scripts and pipelines can go to one
+    node as they would to a single Redis; redis-py's cluster client refuses multi-key
+    commands in its pipelines outright. Built lazily (no network until the first
+    command). A MOVED reply (the slot moved: Serverless rebalancing, a failover) makes
+    it ask the cluster for the slot's node again before the next command; the command
+    that met it fails like any Redis error."""
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+        self._client = None
+
+    def _node_client(self):
+        if self._client is None:
+            node = self.cluster.get_node_from_key(SLOT)
+            self._client = self.cluster.get_redis_connection(node)
+        return self._client
+
+    def _moved(self) -> None:
+        self._client = None
+        self.cluster.nodes_manager.initialize()
+
+    def _guard(self, fn):
+        import redis
+
+        def call(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except (redis.exceptions.MovedError, redis.exceptions.AskError):
+                self._moved()
+                raise
+
+        return call
+
+    def pipeline(self, *args, **kwargs):
+        pipe = self._node_client().pipeline(*args, **kwargs)
+        pipe.execute = self._guard(pipe.execute)
+        return pipe
+
+    def register_script(self, script):
+        from redis.commands.core import Script
+
+        return Script(self, script)
+
+    def __getattr__(self, name):
+        attr = getattr(self._node_client(), name)
+        return self._guard(attr) if callable(attr) else attr
 
 
 class JsonStore:
@@ -119,19 +191,18 @@ class RedisLock:
 
 
 # Refresh candidates: symbols whose cached quote expires before ARGV[2] (soonest
-# first) and that were asked for since ARGV[3]; not those being fetched now
-# (their lock exists). A symbol no longer asked for is dropped from the expiry
-# set as it is met, so both sets stay the size of what is in demand.
+# first) and that were asked for since ARGV[3], at most ARGV[4]. A symbol no longer
+# asked for is dropped from the expiry set as it is met, so both sets stay the size
+# of what is in demand. The script touches only the keys it is given (a cluster-mode
+# server refuses others); which candidates are being fetched now is read after it.
 _CANDIDATES = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[4]) * 4 + 16)
 local out = {}
 for _, symbol in ipairs(due) do
   local asked = redis.call('ZSCORE', KEYS[2], symbol)
   if asked and tonumber(asked) >= tonumber(ARGV[3]) then
-    if redis.call('EXISTS', ARGV[5] .. symbol) == 0 then
-      table.insert(out, symbol)
-      if #out >= tonumber(ARGV[4]) then break end
-    end
+    table.insert(out, symbol)
+    if #out >= tonumber(ARGV[4]) then break end
   else
     redis.call('ZREM', KEYS[1], symbol)
   end
@@ -152,8 +223,9 @@ class RefreshTracker:
     with the quote. *Close to expiry* means expiring within ``ahead_s``, or
     already expired while still hot.
 
-    The candidate script reads lock keys it is not given as KEYS, which a
-    single Redis node (ElastiCache without cluster mode) allows.
+    Every key is in the one hash slot of ``SLOT``; the candidate script declares
+    the keys it touches, and the locks of its candidates are read in one MGET after
+    it (a symbol being fetched now is not a candidate).
     """
 
     def __init__(self, redis, hot_key: str, expiry_key: str, lock_prefix: str, hot_s: float, ahead_s: float):
@@ -177,10 +249,13 @@ class RefreshTracker:
         if want <= 0:
             return []
         found = self._candidates(
-            keys=[self.expiry_key, self.hot_key],
-            args=[now, now + self.ahead_s, now - self.hot_s, want, self.lock_prefix],
+            keys=[self.expiry_key, self.hot_key], args=[now, now + self.ahead_s, now - self.hot_s, 2 * want]
         )
-        return [s.decode() if isinstance(s, bytes) else s for s in found]
+        found = [s.decode() if isinstance(s, bytes) else s for s in found]
+        if not found:
+            return []
+        locked = self.redis.mget([f"{self.lock_prefix}{s}" for s in found])
+        return [s for s, lock in zip(found, locked, strict=False) if lock is None][:want]
 
 
 # A sliding window, not per-minute buckets: buckets let 2x the limit through
@@ -258,8 +333,12 @@ class FallbackBudget:
             return self.shared.acquire()
         except BudgetExceeded:
             raise
-        except (redis.RedisError, OSError) as exc:
-            if time.monotonic() - self._warned > 60:
+        except (redis.RedisError, OSError, redis.exceptions.RedisClusterException) as exc:
+            from shared.health import refused_command
+
+            if refused_command(exc):
+                log.error("Redis REFUSED the budget's command (a defect in this code, not an outage): %s", exc)
+            elif time.monotonic() - self._warned > 60:
                 log.warning("Redis unavailable (%s): the upstream budget is this process's own", exc)
                 self._warned = time.monotonic()
             return self.local.acquire()

@@ -210,6 +210,8 @@ class Settings:
     # --- Redis cache ---
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_timeout_s: float = 0.25
+    # A cluster-mode server (ElastiCache Serverless always is): redis-py's cluster client.
+    redis_cluster: bool = False
     quote_ttl_s: float = 60.0
     quote_stale_max_s: float = 86400.0
     quote_not_found_ttl_s: float = 300.0
@@ -300,6 +302,7 @@ class Settings:
             polygon_delay_min=_number(env, "POLYGON_DELAY_MIN", d.polygon_delay_min, int),
             redis_url=_text(env, "REDIS_URL", d.redis_url),
             redis_timeout_s=_number(env, "REDIS_TIMEOUT_S", d.redis_timeout_s),
+            redis_cluster=_text(env, "REDIS_CLUSTER", "0").lower() in ("1", "true", "yes"),
             quote_ttl_s=_number(env, "QUOTE_TTL_S", d.quote_ttl_s, float, 1),
             quote_stale_max_s=_number(env, "QUOTE_STALE_MAX_S", d.quote_stale_max_s),
             quote_not_found_ttl_s=_number(env, "QUOTE_NOT_FOUND_TTL_S", d.quote_not_found_ttl_s, float, 1),

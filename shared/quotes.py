@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from shared import polygon
-from shared.cache import JsonStore, LocalBudget, RedisBudget, RedisLock, RefreshTracker, loads_json
+from shared.cache import BUDGET_KEY, SLOT, JsonStore, LocalBudget, RedisBudget, RedisLock, RefreshTracker, loads_json
 from shared.config import Settings
 from shared.errors import ApiError, not_found, unavailable
 from shared.health import DependencyHealth
@@ -155,13 +155,20 @@ class QuoteService:
         self.gateway = gateway
         self.clock = clock
         self.redis = redis
-        self.store = JsonStore(redis, "quote:")
-        self.failures = JsonStore(redis, "quote:fail:")
-        self.locks = RedisLock(redis, "quote:lock:")
+        # One hash slot for every key (SLOT): MGETs, pipelines and scripts across them
+        # work on a cluster-mode server as on a single node.
+        self.store = JsonStore(redis, f"{SLOT}quote:")
+        self.failures = JsonStore(redis, f"{SLOT}quote:fail:")
+        self.locks = RedisLock(redis, f"{SLOT}quote:lock:")
         self.refresh = RefreshTracker(
-            redis, "quote:hot", "quote:expiry", "quote:lock:", settings.quote_hot_s, settings.quote_refresh_ahead_s
+            redis,
+            f"{SLOT}quote:hot",
+            f"{SLOT}quote:expiry",
+            f"{SLOT}quote:lock:",
+            settings.quote_hot_s,
+            settings.quote_refresh_ahead_s,
         )
-        self.budget = RedisBudget(redis, "polygon:budget", settings.polygon_max_calls_per_min, clock=clock)
+        self.budget = RedisBudget(redis, BUDGET_KEY, settings.polygon_max_calls_per_min, clock=clock)
         self.local_budget = LocalBudget(settings.polygon_max_calls_per_min, clock=clock)
         self.health = DependencyHealth("Redis")
         self.chunk = settings.quote_batch_chunk
@@ -517,4 +524,5 @@ def _failure_error(failure: dict) -> ApiError:
 def _is_redis_error(exc: BaseException) -> bool:
     import redis
 
-    return isinstance(exc, (redis.RedisError, OSError))
+    # The cluster client refuses some commands itself, with an exception of its own.
+    return isinstance(exc, (redis.RedisError, OSError, redis.exceptions.RedisClusterException))

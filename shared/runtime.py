@@ -48,7 +48,7 @@ class Runtime:
     def redis(self):
         from shared.cache import connect
 
-        return connect(self.settings.redis_url, self.settings.redis_timeout_s)
+        return connect(self.settings.redis_url, self.settings.redis_timeout_s, self.settings.redis_cluster)
 
     @cached_property
     def polygon(self):

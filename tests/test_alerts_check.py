@@ -189,7 +189,7 @@ def test_on_change_fires_when_turning_true_and_rearms_when_false(
     add_rule(alerts_client, alice, condition="price > 100", frequency="on_change")
     fired = []
     for price in (101, 102, 99, 103, 104):
-        redis_client.delete("quote:ACME")
+        redis_client.delete("{mds}quote:ACME")
         quote_at(fake_polygon, "ACME", price)
         fired.append(check(alerts_client)["fired"])
     assert fired == [1, 0, 0, 1, 0]

@@ -28,7 +28,7 @@ class BacktestRuntime(Runtime):
     def upstream_budget(self):
         """The allowance the quote service spends too (one API key), shared in Redis;
         this process's own while Redis does not answer."""
-        from shared.cache import FallbackBudget, LocalBudget, RedisBudget
+        from shared.cache import BUDGET_KEY, FallbackBudget, LocalBudget, RedisBudget
 
         limit = self.settings.polygon_max_calls_per_min
-        return FallbackBudget(RedisBudget(self.redis, "polygon:budget", limit), LocalBudget(limit))
+        return FallbackBudget(RedisBudget(self.redis, BUDGET_KEY, limit), LocalBudget(limit))
