@@ -8,7 +8,7 @@ CHROMIUM ?= /usr/bin/chromium
 WEB_DEPS := web/node_modules/.package-lock.json
 BENCH_DEPS := devtools/dynalite/node_modules/.package-lock.json
 
-.PHONY: install web-deps bench-deps browser redis-server test lint screenshots run bench ingest package stage-config \
+.PHONY: install web-deps bench-deps browser redis-server cost test lint screenshots run bench ingest package stage-config \
         deploy-quote deploy-backtest deploy-alerts deploy-web clean
 
 install: $(VENV)/.installed
@@ -77,6 +77,10 @@ ingest: install
 	$(BIN)/python -m batch.ingest $(ARGS)
 
 STAGE ?= aws-prod
+
+# The monthly bill, read from the templates (make package's and the stacks').
+cost: install
+	$(BIN)/python -m devtools.cost $(ARGS)
 
 package: install
 	$(BIN)/python -m devtools.packaging quote backtest alerts --stage $(STAGE)

@@ -196,6 +196,18 @@ def derive_snapshot(symbol: str, bars: list[DailyBar], now: datetime) -> dict:
     return snapshot
 
 
+def _split_by(b: DailyBar, ratio: float) -> DailyBar:
+    """A bar in shares ``ratio`` times as many: prices divided, volume multiplied (4 decimals, as the vendor's)."""
+    return DailyBar(
+        b.day,
+        round(b.open / ratio, 4),
+        round(b.high / ratio, 4),
+        round(b.low / ratio, 4),
+        round(b.close / ratio, 4),
+        round(b.volume * ratio, 4),
+    )
+
+
 class FakePolygon:
     """The server's state: data, faults and call counts. Thread-safe."""
 
@@ -499,19 +511,7 @@ class FakePolygon:
         are scaled so), with as many times more shares traded."""
         ratio = split_to / split_from
         with self._lock:
-            self.bars[symbol] = [
-                b
-                if b.day < day
-                else DailyBar(
-                    b.day,
-                    round(b.open / ratio, 4),
-                    round(b.high / ratio, 4),
-                    round(b.low / ratio, 4),
-                    round(b.close / ratio, 4),
-                    round(b.volume * ratio, 4),
-                )
-                for b in self.bars[symbol]
-            ]
+            self.bars[symbol] = [b if b.day < day else _split_by(b, ratio) for b in self.bars[symbol]]
             self.splits.setdefault(symbol, []).append((day, split_from, split_to))
             self.splits[symbol].sort()
 
@@ -529,19 +529,7 @@ class FakePolygon:
             for day, split_from, split_to in splits:
                 if day > b.day:
                     factor *= split_to / split_from
-            if factor == 1.0:
-                out.append(b)
-                continue
-            out.append(
-                DailyBar(
-                    b.day,
-                    round(b.open / factor, 4),
-                    round(b.high / factor, 4),
-                    round(b.low / factor, 4),
-                    round(b.close / factor, 4),
-                    round(b.volume * factor, 4),
-                )
-            )
+            out.append(b if factor == 1.0 else _split_by(b, factor))
         return out
 
     def add_bars(self, symbol: str, bars: list[DailyBar]) -> None:

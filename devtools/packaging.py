@@ -116,7 +116,8 @@ def add_api_settings(template_path: Path, service: str, root: Path = ROOT) -> No
     - stage throttling (``deploy.json`` says why each figure);
     - CORS headers on API Gateway's own answers (an authorizer's 401/403, a
       throttled 429, an integration 5xx): without them a page calling the API
-      from another origin cannot read the status and sees only a network error.
+      from another origin cannot read the status and sees only a network error;
+    - ``Ipv6AllowedForDualStack`` on each function in the VPC.
     """
     settings_file = root / service / ".chalice" / "deploy.json"
     throttling = json.loads(settings_file.read_text())["throttling"] if settings_file.exists() else None
@@ -134,6 +135,11 @@ def add_api_settings(template_path: Path, service: str, root: Path = ROOT) -> No
                     }
                 ]
             resource["Properties"]["GatewayResponses"] = {"DEFAULT_4XX": cors, "DEFAULT_5XX": cors}
+        vpc = resource.get("Properties", {}).get("VpcConfig")
+        if resource["Type"] == "AWS::Serverless::Function" and vpc:
+            # The VPC's subnets are dual-stack and it has no NAT gateway: a function reaches
+            # the vendor and AWS's dual-stack endpoints over IPv6 (egress-only gateway).
+            vpc["Ipv6AllowedForDualStack"] = True
     template_path.write_text(json.dumps(template, indent=2))
 
 

@@ -36,10 +36,17 @@ ENVIRONMENT = {
         "COGNITO_CLIENT_ID": "UserPoolClientId",
     },
 }
+# Only the functions that reach Redis or PostgreSQL run in the VPC; the alerts API and
+# its authorizer reach DynamoDB, SNS, Secrets Manager and Cognito's key set, all public.
+IN_VPC = {
+    "quote": ["api_handler"],
+    "backtest": ["api_handler", "daily-update"],
+    "alerts": ["alerts-check"],
+}
 SECRET_PARAMETERS = {
-    "quote": {"POLYGON_API_KEY_PARAM": "polygon-api-key"},
-    "backtest": {"CURSOR_SECRET_PARAM": "cursor-secret", "POLYGON_API_KEY_PARAM": "polygon-api-key"},
-    "alerts": {"POLYGON_API_KEY_PARAM": "polygon-api-key"},
+    "quote": {"POLYGON_API_KEY_SECRET_ID": "polygon-api-key"},
+    "backtest": {"CURSOR_SECRET_SECRET_ID": "cursor-secret", "POLYGON_API_KEY_SECRET_ID": "polygon-api-key"},
+    "alerts": {"POLYGON_API_KEY_SECRET_ID": "polygon-api-key"},
 }
 
 
@@ -59,9 +66,18 @@ def apply(outputs: dict[str, str], stage: str, root: Path = ROOT) -> list[Path]:
         env = settings.setdefault("environment_variables", {})
         env["STAGE"] = stage
         env.update({name: outputs[key] for name, key in variables.items()})
-        env.update({name: f"{outputs['ParameterPrefix']}{leaf}" for name, leaf in SECRET_PARAMETERS[service].items()})
-        settings["subnet_ids"] = outputs["SubnetIds"].split(",")
-        settings["security_group_ids"] = [outputs["LambdaSecurityGroupId"]]
+        env.update({name: f"{outputs['SecretPrefix']}{leaf}" for name, leaf in SECRET_PARAMETERS[service].items()})
+        if "REDIS_URL" in env:
+            env["REDIS_CLUSTER"] = "1"  # ElastiCache Serverless is always cluster mode (and TLS: rediss://)
+        # In the VPC without a NAT gateway: SNS and Secrets Manager over their dual-stack (IPv6) endpoints.
+        env["AWS_DUALSTACK_SERVICES"] = "sns,secretsmanager"
+        settings["api_gateway_endpoint_type"] = "REGIONAL"
+        settings.pop("subnet_ids", None)
+        settings.pop("security_group_ids", None)
+        functions = settings.setdefault("lambda_functions", {})
+        for function in IN_VPC[service]:
+            functions.setdefault(function, {})["subnet_ids"] = outputs["SubnetIds"].split(",")
+            functions[function]["security_group_ids"] = [outputs["LambdaSecurityGroupId"]]
         settings.setdefault("autogen_policy", False)
         settings.setdefault("iam_policy_file", f"policy-{stage}.json")
         path.write_text(json.dumps(config, indent=2) + "\n")

@@ -83,14 +83,14 @@ def with_local_defaults(env: Mapping[str, str]) -> dict[str, str]:
 # Settings a service cannot start without, by where it runs. Each entry is one
 # requirement: any of its names will do (a value, or the SSM parameter holding it).
 REQUIRED = {
-    "quote": {"aws": [("POLYGON_API_KEY", "POLYGON_API_KEY_PARAM"), ("REDIS_URL",)]},
+    "quote": {"aws": [("POLYGON_API_KEY", "POLYGON_API_KEY_SECRET_ID"), ("REDIS_URL",)]},
     "backtest": {
         "aws": [
             ("DATABASE_URL",),
             ("LAKE_URI",),
-            ("CURSOR_SECRET", "CURSOR_SECRET_PARAM"),
+            ("CURSOR_SECRET", "CURSOR_SECRET_SECRET_ID"),
             # The daily update's: the API itself never calls Polygon.
-            ("POLYGON_API_KEY", "POLYGON_API_KEY_PARAM"),
+            ("POLYGON_API_KEY", "POLYGON_API_KEY_SECRET_ID"),
         ]
     },
     "alerts": {
@@ -100,7 +100,7 @@ REQUIRED = {
             ("DATABASE_URL",),
             ("REDIS_URL",),
             ("ALERTS_TOPIC_PREFIX",),
-            ("POLYGON_API_KEY", "POLYGON_API_KEY_PARAM"),
+            ("POLYGON_API_KEY", "POLYGON_API_KEY_SECRET_ID"),
         ],
     },
 }
@@ -110,8 +110,8 @@ WHY = {
     "COGNITO_CLIENT_ID": "the pool's app client the dashboard signs in with "
     "(make stage-config writes it from the stateful stack's outputs)",
     "ALERTS_TOPIC_PREFIX": "the name prefix of the users' SNS topics (make stage-config writes it)",
-    "POLYGON_API_KEY": "the Polygon key (on AWS, POLYGON_API_KEY_PARAM names its SSM parameter)",
-    "CURSOR_SECRET": "it signs pagination cursors (on AWS, CURSOR_SECRET_PARAM names its SSM parameter)",
+    "POLYGON_API_KEY": "the Polygon key (on AWS, POLYGON_API_KEY_SECRET_ID names its Secrets Manager secret)",
+    "CURSOR_SECRET": "it signs pagination cursors (on AWS, CURSOR_SECRET_SECRET_ID names its Secrets Manager secret)",
 }
 
 
@@ -212,6 +212,8 @@ class Settings:
     redis_timeout_s: float = 0.25
     # A cluster-mode server (ElastiCache Serverless always is): redis-py's cluster client.
     redis_cluster: bool = False
+    # AWS services called on their dual-stack (IPv6) endpoints (AWS_DUALSTACK_SERVICES, comma-separated).
+    aws_dualstack_services: tuple = ()
     quote_ttl_s: float = 60.0
     quote_stale_max_s: float = 86400.0
     quote_not_found_ttl_s: float = 300.0
@@ -276,8 +278,8 @@ class Settings:
 
     # --- secrets at run time (production): SSM SecureString parameter names and
     # the RDS-managed Secrets Manager secret; never the values themselves.
-    polygon_api_key_param: str = ""
-    cursor_secret_param: str = ""
+    polygon_api_key_secret_id: str = ""
+    cursor_secret_secret_id: str = ""
     database_secret_arn: str = ""
     # Run the check whatever the clock says (for demos on weekends and at night).
     alerts_ignore_market_hours: bool = False
@@ -303,6 +305,9 @@ class Settings:
             redis_url=_text(env, "REDIS_URL", d.redis_url),
             redis_timeout_s=_number(env, "REDIS_TIMEOUT_S", d.redis_timeout_s),
             redis_cluster=_text(env, "REDIS_CLUSTER", "0").lower() in ("1", "true", "yes"),
+            aws_dualstack_services=tuple(
+                x.strip() for x in _text(env, "AWS_DUALSTACK_SERVICES", "").split(",") if x.strip()
+            ),
             quote_ttl_s=_number(env, "QUOTE_TTL_S", d.quote_ttl_s, float, 1),
             quote_stale_max_s=_number(env, "QUOTE_STALE_MAX_S", d.quote_stale_max_s),
             quote_not_found_ttl_s=_number(env, "QUOTE_NOT_FOUND_TTL_S", d.quote_not_found_ttl_s, float, 1),
@@ -336,8 +341,8 @@ class Settings:
             aws_connect_timeout_s=_number(env, "AWS_CONNECT_TIMEOUT_S", d.aws_connect_timeout_s),
             aws_read_timeout_s=_number(env, "AWS_READ_TIMEOUT_S", d.aws_read_timeout_s),
             aws_max_attempts=_number(env, "AWS_MAX_ATTEMPTS", d.aws_max_attempts, int, 1),
-            polygon_api_key_param=_text(env, "POLYGON_API_KEY_PARAM", ""),
-            cursor_secret_param=_text(env, "CURSOR_SECRET_PARAM", ""),
+            polygon_api_key_secret_id=_text(env, "POLYGON_API_KEY_SECRET_ID", ""),
+            cursor_secret_secret_id=_text(env, "CURSOR_SECRET_SECRET_ID", ""),
             database_secret_arn=_text(env, "DATABASE_SECRET_ARN", ""),
             alerts_fire_concurrency=_number(env, "ALERTS_FIRE_CONCURRENCY", d.alerts_fire_concurrency, int, 1),
             alerts_max_history_lag=_number(env, "ALERTS_MAX_HISTORY_LAG", d.alerts_max_history_lag, int),

@@ -31,17 +31,19 @@ class Runtime:
     @cached_property
     def settings(self) -> Settings:
         settings = Settings.from_env(self._env)
-        if settings.polygon_api_key_param or settings.cursor_secret_param:
-            from shared.secrets import resolve_parameters
+        if settings.polygon_api_key_secret_id or settings.cursor_secret_secret_id:
+            from shared.secrets import resolve_secrets
 
             try:
-                settings = resolve_parameters(settings, self._aws_for(settings, "client", "ssm"))
+                settings = resolve_secrets(settings, self._aws_for(settings, "client", "secretsmanager"))
             except ConfigError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - SSM failed: nothing is cached, the next request asks again
+            except Exception as exc:  # noqa: BLE001 - the secret store failed: nothing is cached, the next request asks again
                 from shared.errors import aws_unavailable
 
-                raise aws_unavailable(exc, "configuration_unavailable", "the parameter store (SSM)", "ssm") from exc
+                raise aws_unavailable(
+                    exc, "configuration_unavailable", "the secret store (Secrets Manager)", "secretsmanager"
+                ) from exc
         return settings
 
     @cached_property
@@ -91,6 +93,9 @@ class Runtime:
             connect_timeout=s.aws_connect_timeout_s,
             read_timeout=s.aws_read_timeout_s,
             retries={"total_max_attempts": attempts or s.aws_max_attempts, "mode": "standard"},
+            # In the VPC without a NAT gateway, SNS and Secrets Manager are reached over IPv6
+            # (their dual-stack endpoints); S3 and DynamoDB through the VPC's gateway endpoints.
+            use_dualstack_endpoint=service in s.aws_dualstack_services or None,
         )
         endpoint = s.aws_endpoints.get(service) or s.aws_endpoint_url or None
         options = dict(region_name=s.aws_region, endpoint_url=endpoint, config=config)

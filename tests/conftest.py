@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from datetime import date
@@ -216,26 +217,38 @@ def ingest(argv: list[str]) -> int:
         runtime.reset()
 
 
-@pytest.fixture(scope="module", params=["file", "s3"])
-def loaded_history(request, pg_server_url, moto_server, history_polygon, tmp_path_factory):
-    """A database and a lake with HIST and OLD ingested, shared by a module's read-only tests."""
+@contextlib.contextmanager
+def ingested(symbols: list[str], polygon_url: str, lake_kind: str, pg_server_url, moto_server, lake_dir):
+    """A throwaway database and lake (a folder or a moto bucket) with ``symbols``
+    ingested from ``polygon_url``, the environment set for the apps meanwhile."""
     from devtools.servers import ThrowawayDatabase
 
     with ThrowawayDatabase(pg_server_url) as db_url, pytest.MonkeyPatch.context() as mp:
-        lake, cleanup = lake_settings(request.param, moto_server, tmp_path_factory.mktemp("lake"))
+        lake, cleanup = lake_settings(lake_kind, moto_server, lake_dir)
         env = {
             "DATABASE_URL": db_url,
             "RECENT_AS_OF": RECENT_AS_OF,
             "RECENT_YEARS": "5",
-            "POLYGON_BASE_URL": history_polygon.url,
+            "POLYGON_BASE_URL": polygon_url,
             "POLYGON_MAX_CALLS_PER_MIN": "1000",
             **lake,
         }
         for name, value in env.items():
             mp.setenv(name, value)
-        assert ingest(["--symbols", "HIST,OLD", "--from", "2000-01-01", "--to", "2024-12-31"]) == 0
+        assert ingest(["--symbols", ",".join(symbols), "--from", "2000-01-01", "--to", "2024-12-31"]) == 0
+        try:
+            yield env
+        finally:
+            cleanup()
+
+
+@pytest.fixture(scope="module", params=["file", "s3"])
+def loaded_history(request, pg_server_url, moto_server, history_polygon, tmp_path_factory):
+    """A database and a lake with HIST and OLD ingested, shared by a module's read-only tests."""
+    with ingested(
+        ["HIST", "OLD"], history_polygon.url, request.param, pg_server_url, moto_server, tmp_path_factory.mktemp("lake")
+    ) as env:
         yield env
-        cleanup()
 
 
 @pytest.fixture(scope="module")
@@ -437,3 +450,22 @@ def stack(redis_server_url, pg_server_url):
         finally:
             stack.stop()
             redis.Redis.from_url(redis_url).flushdb()
+
+
+# ---------------------------------------------------------------- packaged apps
+
+
+@pytest.fixture(scope="session")
+def packaged(tmp_path_factory):
+    """Each app packaged for aws-prod as ``make package`` does, once a session: the
+    packaging test and the cost model read the same templates."""
+    from devtools.packaging import check
+
+    reports = {}
+
+    def get(service: str):
+        if service not in reports:
+            reports[service] = check(service, tmp_path_factory.mktemp(service) / "out", "aws-prod")
+        return reports[service]
+
+    return get

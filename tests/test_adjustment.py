@@ -14,7 +14,7 @@ import pytest
 from devtools.fake_polygon import FakePolygon
 from devtools.sample_data import synthetic_bars
 from shared.bars import INTERVALS, DailyBar
-from tests.conftest import RECENT_AS_OF, fresh_app, ingest, lake_settings, local_client
+from tests.conftest import RECENT_AS_OF, fresh_app, ingest, ingested, local_client
 
 # Hand-checked: six sessions, a 2-for-1 split on the third, a dividend of 1.04 on the
 # fourth (the bar after the split; the close before it is 52, so its factor is 0.98),
@@ -125,29 +125,15 @@ def assert_same_bars(got: list[dict], expected: list[tuple]) -> None:
 
 @pytest.fixture(scope="module", params=["file", "s3"])
 def adjusted_world(request, pg_server_url, moto_server, tmp_path_factory):
-    from devtools.servers import ThrowawayDatabase
-
     bars = {LONG: raw_long_bars(), **{s: hand_bars(days) for s, days in HAND.items()}}
     splits = {LONG: LONG_SPLITS, **{s: hand_actions(days)[0] for s, days in HAND.items()}}
     dividends = {LONG: LONG_DIVIDENDS, **{s: hand_actions(days)[1] for s, days in HAND.items()}}
     fake = FakePolygon(bars, page_size=700, splits=splits, dividends=dividends).start()
-    with ThrowawayDatabase(pg_server_url) as db_url, pytest.MonkeyPatch.context() as mp:
-        lake, cleanup = lake_settings(request.param, moto_server, tmp_path_factory.mktemp("lake"))
-        env = {
-            "DATABASE_URL": db_url,
-            "RECENT_AS_OF": RECENT_AS_OF,
-            "RECENT_YEARS": "5",
-            "POLYGON_BASE_URL": fake.url,
-            "POLYGON_MAX_CALLS_PER_MIN": "1000",
-            **lake,
-        }
-        for name, value in env.items():
-            mp.setenv(name, value)
-        assert ingest(["--symbols", ",".join(bars), "--from", "2000-01-01", "--to", "2024-12-31"]) == 0
+    lake_dir = tmp_path_factory.mktemp("lake")
+    with ingested(list(bars), fake.url, request.param, pg_server_url, moto_server, lake_dir):
         for module in fresh_app("backtest"):
             with local_client(module, "backtest") as client:
                 yield client, fake
-        cleanup()
     fake.stop()
 
 

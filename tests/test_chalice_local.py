@@ -147,17 +147,17 @@ def test_an_aws_stage_names_every_setting_it_lacks():
     from shared.config import missing_settings
 
     assert missing_settings("quote", {"STAGE": "aws-prod"}) == [
-        "quote: POLYGON_API_KEY (or POLYGON_API_KEY_PARAM) is not set on stage aws-prod: "
-        "the Polygon key (on AWS, POLYGON_API_KEY_PARAM names its SSM parameter)",
+        "quote: POLYGON_API_KEY (or POLYGON_API_KEY_SECRET_ID) is not set on stage aws-prod: "
+        "the Polygon key (on AWS, POLYGON_API_KEY_SECRET_ID names its Secrets Manager secret)",
         "quote: REDIS_URL is not set on stage aws-prod",
     ]
     assert missing_settings("quote", {"STAGE": "dev"}) == []
     assert missing_settings("backtest", {"STAGE": "aws-dev", "DATABASE_URL": "x", "LAKE_URI": "y"}) == [
-        "backtest: CURSOR_SECRET (or CURSOR_SECRET_PARAM) is not set on stage aws-dev: "
-        "it signs pagination cursors (on AWS, CURSOR_SECRET_PARAM names its SSM parameter)",
+        "backtest: CURSOR_SECRET (or CURSOR_SECRET_SECRET_ID) is not set on stage aws-dev: "
+        "it signs pagination cursors (on AWS, CURSOR_SECRET_SECRET_ID names its Secrets Manager secret)",
         # The daily update's (the app's scheduled function): the API itself never calls Polygon.
-        "backtest: POLYGON_API_KEY (or POLYGON_API_KEY_PARAM) is not set on stage aws-dev: "
-        "the Polygon key (on AWS, POLYGON_API_KEY_PARAM names its SSM parameter)",
+        "backtest: POLYGON_API_KEY (or POLYGON_API_KEY_SECRET_ID) is not set on stage aws-dev: "
+        "the Polygon key (on AWS, POLYGON_API_KEY_SECRET_ID names its Secrets Manager secret)",
     ]
     # A dev stage deployed to Lambda by mistake gets no local defaults and no leniency.
     assert missing_settings("quote", {"STAGE": "dev", "AWS_LAMBDA_FUNCTION_NAME": "f"})

@@ -12,7 +12,7 @@ import pytest
 
 from devtools.iam_scan import BASELINE, function_actions, service_actions
 from devtools.imports import lambda_functions
-from devtools.packaging import LAMBDA_LIMIT_UNZIPPED, check
+from devtools.packaging import LAMBDA_LIMIT_UNZIPPED
 from devtools.stage_config import apply
 from tests.apps import ROOT
 
@@ -60,7 +60,7 @@ def test_the_scan_sees_calls_made_outside_app_py():
     assert "s3:GetObject" in service_actions("backtest")  # in backtest/chalicelib/lake.py
     assert {"dynamodb:Query", "dynamodb:PutItem", "sns:Publish"} <= set(service_actions("alerts"))
     assert "dynamodb:CreateTable" not in service_actions("alerts")  # the local CLI's, not the Lambda's
-    assert set(service_actions("quote")) == {"ssm:GetParameters"}
+    assert set(service_actions("quote")) == {"secretsmanager:GetSecretValue"}
 
 
 def test_the_backtest_api_can_only_read_and_the_daily_update_has_its_own_role():
@@ -131,7 +131,18 @@ def test_chalice_config_uses_the_policy_files(service):
         for secret_word in ("password", 'api_key":', 'secret":'):
             assert secret_word not in env, f"{service}/{name} carries a secret in config.json"
     for stage in ("aws-dev", "aws-prod"):
-        assert config["stages"][stage]["subnet_ids"] and config["stages"][stage]["security_group_ids"]
+        settings = config["stages"][stage]
+        assert "subnet_ids" not in settings  # per function: only those that reach Redis or PostgreSQL
+        vpc = {
+            n for n, f in settings["lambda_functions"].items() if f.get("subnet_ids") and f.get("security_group_ids")
+        }
+        assert (
+            vpc
+            == {"quote": {"api_handler"}, "backtest": {"api_handler", "daily-update"}, "alerts": {"alerts-check"}}[
+                service
+            ]
+        )
+        assert settings["api_gateway_endpoint_type"] == "REGIONAL"
 
 
 @pytest.mark.parametrize("template", ["stateful.yaml", "web.yaml"])
@@ -163,8 +174,8 @@ def instances_needed(sizing: dict, memory_mb: int) -> int:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("service", SERVICES)
-def test_each_service_packages_within_lambda_limits(service, tmp_path):
-    report = check(service, tmp_path / "out", "aws-prod")
+def test_each_service_packages_within_lambda_limits(service, packaged):
+    report = packaged(service)
     assert report.problems == []
     assert report.unzipped_bytes < LAMBDA_LIMIT_UNZIPPED
     with zipfile.ZipFile(report.zip_path) as zf:
@@ -191,8 +202,19 @@ def test_each_service_packages_within_lambda_limits(service, tmp_path):
     responses = apis[0]["Properties"]["GatewayResponses"]
     assert responses["DEFAULT_4XX"]["ResponseParameters"]["Headers"]["Access-Control-Allow-Origin"] == "'*'"
     functions = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
-    assert all(f["Runtime"] == "python3.12" and f.get("VpcConfig") for f in functions)
+    assert all(f["Runtime"] == "python3.12" for f in functions)
     resources = template["Resources"]
+    # Only the functions that reach Redis or PostgreSQL are in the VPC, and they may use IPv6 there.
+    in_vpc = {
+        n for n, r in resources.items() if r["Type"] == "AWS::Serverless::Function" and r["Properties"].get("VpcConfig")
+    }
+    assert (
+        in_vpc
+        == {"quote": {"APIHandler"}, "backtest": {"APIHandler", "DailyUpdate"}, "alerts": {"AlertsCheck"}}[service]
+    )
+    assert all(resources[n]["Properties"]["VpcConfig"]["Ipv6AllowedForDualStack"] is True for n in in_vpc)
+    # REGIONAL: the dashboard's CloudFront distribution is the one edge in front of it.
+    assert apis[0]["Properties"]["EndpointConfiguration"] == "REGIONAL"
     handler = resources["APIHandler"]["Properties"]
     sizing = json.loads((ROOT / service / ".chalice" / "deploy.json").read_text())["sizing"]
     needed = instances_needed(sizing, handler["MemorySize"])
@@ -215,7 +237,7 @@ def test_each_service_packages_within_lambda_limits(service, tmp_path):
         assert {"sns:Subscribe", "sns:CreateTopic"} <= actions("ApiHandlerRole")
         assert "sns:Publish" not in actions("ApiHandlerRole")
         assert "sns:Publish" in actions("AlertsCheckRole") and "sns:Subscribe" not in actions("AlertsCheckRole")
-        assert {a.split(":")[0] for a in actions("BearerTokenRole")} == {"logs", "ec2"}
+        assert {a.split(":")[0] for a in actions("BearerTokenRole")} == {"logs"}  # not in the VPC
         # One check at a time: a slow check must not overlap the next one.
         assert resources["AlertsCheck"]["Properties"]["ReservedConcurrentExecutions"] == 1
         assert resources["AlertsCheck"]["Properties"]["Timeout"] == 120
@@ -265,32 +287,40 @@ def test_stage_config_takes_the_stack_outputs(tmp_path):
         "AlertsTopicPrefix": "market-alerts-aws-prod-user-",
         "UserPoolId": "us-east-1_Pool123",
         "UserPoolClientId": "client123",
-        "ParameterPrefix": "/market-data/aws-prod/",
+        "SecretPrefix": "market-data/aws-prod/",
     }
     apply(outputs, "aws-prod", root=tmp_path)
     alerts = json.loads((tmp_path / "alerts" / ".chalice" / "config.json").read_text())["stages"]["aws-prod"]
-    assert alerts["subnet_ids"] == ["subnet-aaa", "subnet-bbb"] and alerts["security_group_ids"] == ["sg-123"]
+    # Only the check reaches Redis and PostgreSQL: only it is in the VPC.
+    assert "subnet_ids" not in alerts and "security_group_ids" not in alerts
+    check = alerts["lambda_functions"]["alerts-check"]
+    assert check["subnet_ids"] == ["subnet-aaa", "subnet-bbb"] and check["security_group_ids"] == ["sg-123"]
+    for function in ("api_handler", "bearer_token"):
+        assert "subnet_ids" not in alerts["lambda_functions"].get(function, {})
+    assert alerts["api_gateway_endpoint_type"] == "REGIONAL"
     env = alerts["environment_variables"]
+    assert env["POLYGON_API_KEY_SECRET_ID"] == "market-data/aws-prod/polygon-api-key"
+    assert env["REDIS_CLUSTER"] == "1" and env["AWS_DUALSTACK_SERVICES"] == "sns,secretsmanager"
     assert env["ALERTS_TOPIC_PREFIX"] == "market-alerts-aws-prod-user-"
     assert (env["COGNITO_USER_POOL_ID"], env["COGNITO_CLIENT_ID"]) == ("us-east-1_Pool123", "client123")
     assert "AUTH_SECRET_PARAM" not in env
     assert env["DATABASE_SECRET_ARN"].endswith("rds!db-1")
 
 
-def test_secrets_come_from_ssm_and_secrets_manager_at_run_time(moto_server, monkeypatch):
+def test_secrets_come_from_secrets_manager_at_run_time(moto_server, monkeypatch):
     from shared.runtime import Runtime
 
-    ssm = moto_server.client("ssm")
-    ssm.put_parameter(Name="/market-data/t/polygon-api-key", Value="pk-123", Type="SecureString", Overwrite=True)
-    ssm.put_parameter(Name="/market-data/t/cursor-secret", Value="s3cret", Type="SecureString", Overwrite=True)
     secrets = moto_server.client("secretsmanager")
+    tag = str(id(secrets))
+    for name, value in (("polygon-api-key", "pk-123"), ("cursor-secret", "s3cret")):
+        secrets.create_secret(Name=f"market-data/t{tag}/{name}", SecretString=value)
     arn = secrets.create_secret(
-        Name="rds!db-test-" + str(id(ssm)), SecretString=json.dumps({"username": "market", "password": "p@ss:word"})
+        Name="rds!db-test-" + tag, SecretString=json.dumps({"username": "market", "password": "p@ss:word"})
     )["ARN"]
     env = {
         "AWS_ENDPOINT_URL": moto_server.url,
-        "POLYGON_API_KEY_PARAM": "/market-data/t/polygon-api-key",
-        "CURSOR_SECRET_PARAM": "/market-data/t/cursor-secret",
+        "POLYGON_API_KEY_SECRET_ID": f"market-data/t{tag}/polygon-api-key",
+        "CURSOR_SECRET_SECRET_ID": f"market-data/t{tag}/cursor-secret",
         "DATABASE_SECRET_ARN": arn,
         "DATABASE_URL": "postgresql://market@db.example:5432/market",
     }
@@ -299,7 +329,7 @@ def test_secrets_come_from_ssm_and_secrets_manager_at_run_time(moto_server, monk
     assert runtime.settings.cursor_secret == "s3cret"
     assert "pk-123" not in json.dumps(runtime.settings.redacted(), default=str)
     assert runtime.database.url == "postgresql://market:p%40ss%3Aword@db.example:5432/market"
-    missing = Runtime({**env, "CURSOR_SECRET_PARAM": "/market-data/t/nope"})
+    missing = Runtime({**env, "CURSOR_SECRET_SECRET_ID": f"market-data/t{tag}/nope"})
     with pytest.raises(ValueError, match="not found"):
         missing.settings  # noqa: B018 - reading it is the test
 
