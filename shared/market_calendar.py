@@ -2,7 +2,8 @@
 should be stored by now. Used by the alerts check (is the market open; is a
 symbol's history current) and the backtest app's daily update (which days to fill).
 
-Holidays come from the maintained ``holidays`` package (its NYSE calendar).
+Holidays come from the maintained ``holidays`` package (its NYSE calendar), kept as a
+table for 1990-2040 so that a cold start does not import it.
 Early closes (13:00 on some days before holidays) are not modelled: a check in
 those afternoon hours sees prices that no longer move, which is harmless.
 
@@ -14,8 +15,10 @@ is the latest one history can hold.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -23,11 +26,35 @@ OPEN, CLOSE = time(9, 30), time(16, 0)
 UPDATE_DUE_UTC = time(22, 30)
 
 
+# The holidays package's NYSE calendar for these years, written out by
+# ``python -m devtools.nyse_holidays`` (tests/test_market_calendar.py checks it still
+# equals the package's): importing the package costs a Lambda cold start ~350 ms
+# (measured: 207 ms to import, 144 ms to build a year), looking a day up here nothing.
+TABLE_YEARS = range(1990, 2041)
+_TABLE = Path(__file__).with_name("nyse_holidays.json")
+
+
+@lru_cache(maxsize=1)
+def _table() -> dict[int, dict[date, str]]:
+    raw = json.loads(_TABLE.read_text())
+    out: dict[int, dict[date, str]] = {year: {} for year in TABLE_YEARS}
+    for day, name in raw.items():
+        d = date.fromisoformat(day)
+        out[d.year][d] = name
+    return out
+
+
 @lru_cache(maxsize=64)
 def _holidays(year: int):
-    import holidays
+    if year in TABLE_YEARS:
+        return _table()[year]
+    return library_holidays(year)
 
-    return holidays.financial_holidays("NYSE", years=year)
+
+def library_holidays(year: int) -> dict[date, str]:
+    from holidays.financial.ny_stock_exchange import NewYorkStockExchange
+
+    return dict(NewYorkStockExchange(years=year))
 
 
 def holiday(day: date) -> str | None:
