@@ -188,12 +188,16 @@ def adjust(bars: list[DailyBar], actions: list[CorporateAction], adjustment: str
     return out
 
 
-def in_range(actions: list[CorporateAction], start: date, end: date) -> list[CorporateAction]:
-    return sorted((a for a in actions if start <= a.day <= end), key=lambda a: (a.day, a.kind))
+def listed(actions: list[CorporateAction], start: date, end: date) -> list[dict]:
+    """The actions from ``start`` to ``end`` as answers list them, in date order."""
+    split_days, ratios = _split_days(actions)
+    return [
+        public(a, split_days, ratios) for a in sorted(actions, key=lambda a: (a.day, a.kind)) if start <= a.day <= end
+    ]
 
 
-def public(action: CorporateAction, actions: list[CorporateAction]) -> dict:
-    """An action as answers list it."""
+def public(action: CorporateAction, split_days: list[date], ratios: list[float]) -> dict:
+    """An action as answers list it (``split_days``, ``ratios``: the symbol's splits)."""
     if action.kind == "split":
         return {
             "date": action.day.isoformat(),
@@ -201,7 +205,6 @@ def public(action: CorporateAction, actions: list[CorporateAction]) -> dict:
             "split_from": action.split_from,
             "split_to": action.split_to,
         }
-    split_days, ratios = _split_days(actions)
     return {
         "date": action.day.isoformat(),
         "type": "dividend",

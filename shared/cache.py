@@ -35,8 +35,7 @@ def connect(url: str, timeout_s: float, cluster: bool = False):
 
     redis-py retries failed commands three times by default, which would triple
     the time a request waits on a dead Redis before it bypasses it. ``cluster``:
-    a cluster-mode server (``REDIS_CLUSTER``), reached with redis-py's cluster
-    client, which follows MOVED and ASK as slots move (Serverless rebalances).
+    a cluster-mode server (``REDIS_CLUSTER``), reached through ``OneSlotRedis``.
     ``rediss://`` is TLS.
     """
     import redis

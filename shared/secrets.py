@@ -29,7 +29,7 @@ def resolve_secrets(settings: Settings, secretsmanager) -> Settings:
         try:
             values[wanted[secret_id]] = secretsmanager.get_secret_value(SecretId=secret_id)["SecretString"]
         except Exception as exc:
-            if type(exc).__name__ == "ResourceNotFoundException" or "ResourceNotFound" in str(exc):
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") == "ResourceNotFoundException":
                 raise ConfigError(f"secret not found in Secrets Manager: {secret_id}") from exc
             raise
     return settings.with_secrets(values)

@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from shared import polygon, postgres
-from shared.adjustment import dividend_from_vendor, split_from_vendor
 from shared.market_calendar import latest_due_session, previous_session, sessions_between
 
 from . import lake_writer, postgres_writer
@@ -47,9 +46,11 @@ from .loading import (
     Patience,
     Rejected,
     WaitingBudget,
+    action_rows,
     bar_from,
     fetch_actions,
     fetch_history,
+    parse_action,
     patient_call,
     store,
     validate,
@@ -360,19 +361,6 @@ def _update(
 def day_actions(gateway, budget, settings, patience, kind: str, session: date, tracked) -> list:
     """The splits executed, or the dividends going ex, on ``session``, of tracked symbols:
     one call for every ticker (more only past 1,000 in a day)."""
-    parse = split_from_vendor if kind == "splits" else dividend_from_vendor
     field = "execution_date" if kind == "splits" else "ex_dividend_date"
-    out, next_url, followed = [], None, set()
-    while True:
-        rows, next_url = patient_call(
-            lambda u=next_url: gateway.actions_page(kind, u, **{field: session.isoformat()}), budget, settings, patience
-        )
-        for row in rows:
-            if row.get("ticker") in tracked:
-                try:
-                    out.append(parse(row["ticker"], row))
-                except (KeyError, TypeError, ValueError) as exc:
-                    raise polygon.UpstreamError(polygon.BAD_RESPONSE, f"malformed {kind} row {row!r}: {exc}") from None
-        if not next_url or next_url in followed:
-            return out
-        followed.add(next_url)
+    rows = action_rows(gateway, budget, settings, patience, kind, **{field: session.isoformat()})
+    return [parse_action(kind, row["ticker"], row) for row in rows if row.get("ticker") in tracked]

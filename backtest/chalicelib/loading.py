@@ -123,24 +123,35 @@ def fetch_history(gateway, budget, settings, symbol: str, start: date, end: date
     return bars
 
 
+def action_rows(gateway, budget, settings, patience: Patience, kind: str, **filters):
+    """Every row of ``/v3/reference/{kind}`` (splits or dividends) with ``filters``,
+    a call a page (1,000 rows); a ``next_url`` met again ends it."""
+    next_url, followed = None, set()
+    while True:
+        rows, next_url = patient_call(
+            lambda u=next_url: gateway.actions_page(kind, u, **filters), budget, settings, patience
+        )
+        yield from rows
+        if not next_url or next_url in followed:
+            return
+        followed.add(next_url)
+
+
+def parse_action(kind: str, symbol: str, row: dict):
+    parse = split_from_vendor if kind == "splits" else dividend_from_vendor
+    try:
+        return parse(symbol, row)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UpstreamError(polygon.BAD_RESPONSE, f"malformed {kind} row {row!r}: {exc}") from None
+
+
 def fetch_actions(gateway, budget, settings, symbol: str, patience: Patience) -> list:
-    """Every split and dividend the vendor has for ``symbol`` (a call a page, 1,000 a page)."""
-    actions = []
-    for kind, parse in (("splits", split_from_vendor), ("dividends", dividend_from_vendor)):
-        next_url, followed = None, set()
-        while True:
-            rows, next_url = patient_call(
-                lambda k=kind, u=next_url: gateway.actions_page(k, u, ticker=symbol), budget, settings, patience
-            )
-            for row in rows:
-                try:
-                    actions.append(parse(symbol, row))
-                except (KeyError, TypeError, ValueError) as exc:
-                    raise UpstreamError(polygon.BAD_RESPONSE, f"malformed {kind} row {row!r}: {exc}") from None
-            if not next_url or next_url in followed:
-                break
-            followed.add(next_url)
-    return actions
+    """Every split and dividend the vendor has for ``symbol``."""
+    return [
+        parse_action(kind, symbol, row)
+        for kind in ("splits", "dividends")
+        for row in action_rows(gateway, budget, settings, patience, kind, ticker=symbol)
+    ]
 
 
 class LegacyHistory(Exception):

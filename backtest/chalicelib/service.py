@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from shared import postgres
-from shared.adjustment import ADJUSTMENTS, DEFAULT_ADJUSTMENT, adjust, in_range, public
+from shared.adjustment import ADJUSTMENTS, DEFAULT_ADJUSTMENT, adjust, listed
 from shared.bars import DailyBar, aggregate, parse_interval
 from shared.config import Settings
 from shared.errors import ApiError, bad_request, not_found, unavailable
@@ -320,7 +320,6 @@ class HistoryService:
         if query.overlays and rows:
             before = self._warmup(query, rows[0].day, span, pg_up, held, context)
             overlays = overlay_values(query.overlays, before, rows, query.sessions)
-        listed = [public(a, actions) for a in in_range(actions, start, end)]
         return BarsPage(
             query.symbol,
             query.interval,
@@ -332,7 +331,7 @@ class HistoryService:
             span,
             overlays,
             query.adjustment,
-            listed,
+            listed(actions, start, end),
         )
 
     def _warmup(self, query: BarsQuery, first: date, span, pg_up: bool, held, context) -> list[DailyBar]:
