@@ -3,22 +3,28 @@ SHELL := /bin/bash
 PYTHON ?= $(shell pyenv which python3.12 2>/dev/null || command -v python3.12 || echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
-REQS := requirements-dev.txt $(wildcard */requirements.txt)
 CHROMIUM ?= /usr/bin/chromium
 WEB_DEPS := web/node_modules/.package-lock.json
 BENCH_DEPS := devtools/dynalite/node_modules/.package-lock.json
 
-.PHONY: install web-deps bench-deps browser redis-server cost test lint screenshots run bench ingest package stage-config \
+.PHONY: install lock web-deps bench-deps browser redis-server cost test lint screenshots run bench ingest package stage-config \
         deploy-quote deploy-backtest deploy-alerts deploy-web clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: $(REQS)
+# Exactly the lock (requirements-dev.txt), every hash checked: pip installs the locked
+# uv, and uv makes the virtualenv hold what the lock says and nothing else.
+$(VENV)/.installed: requirements-dev.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 12), f"Python 3.12 is required, found {sys.version}"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m devtools.lock --bootstrap
+	$(BIN)/uv pip sync --quiet --require-hashes --python $(BIN)/python requirements-dev.txt
 	touch $@
+
+# Re-resolve the locks from the *.in ranges: all packages, or ARGS="moto" for one,
+# ARGS=--keep to take an edited .in in and move nothing else. The test run decides.
+lock: install
+	$(BIN)/python -m devtools.lock $(ARGS)
 
 # The dashboard's one dependency (lightweight-charts), exactly as web/package-lock.json pins it.
 web-deps: $(WEB_DEPS)
@@ -59,6 +65,7 @@ redis-server:
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/python -m devtools.lock --check
 
 test: lint web-deps browser redis-server
 	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest

@@ -2,24 +2,27 @@
 
 Chalice prints "Could not install dependencies" and still exits 0 when a wheel
 is missing, and silently leaves out a symlink anywhere but ``vendor/``: either
-would deploy a Lambda that fails on its first import. This catches both.
+would deploy a Lambda that fails on its first import. This catches both, and
+checks that the zip's packages are exactly the app's lock (``requirements.txt``,
+made by ``make lock``; the versions from each ``*.dist-info`` in the zip).
 """
 
 from __future__ import annotations
 
 import argparse
+import email.parser
 import json
-import re
+import py_compile
 import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
-from packaging.requirements import Requirement
+from devtools.lock import app_lock, normal, read_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 LAMBDA_RUNTIME_PROVIDES = {"boto3", "botocore", "s3transfer", "jmespath"}
@@ -43,39 +46,33 @@ class PackageReport:
         )
 
 
-def runtime_requirements(service: str, root: Path = ROOT) -> list[Requirement]:
-    lines = (root / service / "requirements.txt").read_text().splitlines()
-    return [Requirement(line.split("#")[0].strip()) for line in lines if line.split("#")[0].strip()]
-
-
-def _normal(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def transitive_distributions(requirements: list[Requirement]) -> set[str]:
-    """Every distribution the requirements pull in, as installed in this environment."""
-    seen: set[str] = set()
-    todo = list(requirements)
-    while todo:
-        req = todo.pop()
-        name = _normal(req.name)
-        if name in seen or (req.marker is not None and not req.marker.evaluate({"extra": ""})):
+def zip_distributions(names: list[str], read) -> dict[str, str]:
+    """The distributions a zip holds, by normalised name: the version each
+    ``*.dist-info/METADATA`` in it says (``read`` gives an entry's bytes)."""
+    found = {}
+    for name in names:
+        folder, _, leaf = name.partition("/")
+        if leaf != "METADATA" or not folder.endswith(".dist-info"):
             continue
-        seen.add(name)
-        try:
-            deps = metadata.requires(req.name) or []
-        except metadata.PackageNotFoundError:
-            continue  # reported by check(): its modules cannot be found either
-        todo.extend(Requirement(dep) for dep in deps)
-    return seen - LAMBDA_RUNTIME_PROVIDES
+        headers = email.parser.BytesHeaderParser().parsebytes(read(name))
+        found[normal(headers["Name"])] = headers["Version"]
+    return found
 
 
-def top_level_modules(distribution: str) -> set[str]:
-    modules = set()
-    for module, dists in metadata.packages_distributions().items():
-        if distribution in {_normal(d) for d in dists} and not module.startswith("_"):
-            modules.add(module)
-    return modules
+def lock_problems(service: str, in_zip: dict[str, str], root: Path = ROOT) -> list[str]:
+    """The zip's packages against the app's lock: each locked version there, nothing else."""
+    locked = {pin.name: pin.version for pin in read_lock(app_lock(service, root)).values()}
+    problems = []
+    for name in sorted(set(locked) | set(in_zip)):
+        if name in LAMBDA_RUNTIME_PROVIDES:
+            continue
+        if name not in in_zip:
+            problems.append(f"{name}=={locked[name]} is locked but missing from the zip")
+        elif name not in locked:
+            problems.append(f"{name}=={in_zip[name]} is in the zip but not in {service}/requirements.txt")
+        elif in_zip[name] != locked[name]:
+            problems.append(f"{name} is {in_zip[name]} in the zip, {locked[name]} in the lock")
+    return problems
 
 
 def build(service: str, out_dir: Path, stage: str = "aws-dev", root: Path = ROOT) -> tuple[Path, str]:
@@ -153,13 +150,15 @@ def precompile(zip_path: Path) -> int:
     packaging, so Python need not compare it with the source. Compiled with
     this Python 3.12, whose bytecode is the Lambda runtime's (``cpython-312``).
     """
-    import importlib.util
-    import warnings
-
     tag = sys.implementation.cache_tag
     compiled = 0
     staged = zip_path.with_suffix(".tmp.zip")
-    with zipfile.ZipFile(zip_path) as source, zipfile.ZipFile(staged, "w", zipfile.ZIP_DEFLATED) as target:
+    with (
+        tempfile.TemporaryDirectory(prefix="pyc-") as scratch,
+        zipfile.ZipFile(zip_path) as source,
+        zipfile.ZipFile(staged, "w", zipfile.ZIP_DEFLATED) as target,
+    ):
+        module, cached = Path(scratch) / "module.py", Path(scratch) / "module.pyc"
         for info in source.infolist():
             if "/__pycache__/" in f"/{info.filename}":
                 continue  # bytecode chalice picked up from importing the app: ours replaces it
@@ -167,18 +166,23 @@ def precompile(zip_path: Path) -> int:
             target.writestr(info, data)
             if not info.filename.endswith(".py"):
                 continue
+            module.write_bytes(data)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SyntaxWarning)
+                try:
+                    py_compile.compile(
+                        str(module),
+                        cfile=str(cached),
+                        dfile=f"/var/task/{info.filename}",
+                        doraise=True,
+                        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+                    )
+                except py_compile.PyCompileError:
+                    continue  # a file Python 3.12 cannot import anyway (templates, other versions' code)
             folder, _, name = info.filename.rpartition("/")
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", SyntaxWarning)
-                    code = compile(data, f"/var/task/{info.filename}", "exec", dont_inherit=True)
-            except (SyntaxError, ValueError):
-                continue  # a file Python 3.12 cannot import anyway (templates, other versions' code)
-            pyc = importlib._bootstrap_external._code_to_hash_pyc(code, importlib.util.source_hash(data), checked=False)
-            cached = f"{folder + '/' if folder else ''}__pycache__/{name[:-3]}.{tag}.pyc"
-            entry = zipfile.ZipInfo(cached, date_time=info.date_time)
+            entry = zipfile.ZipInfo(f"{folder + '/' if folder else ''}__pycache__/{name[:-3]}.{tag}.pyc", info.date_time)
             entry.external_attr = 0o644 << 16
-            target.writestr(entry, pyc, zipfile.ZIP_DEFLATED)
+            target.writestr(entry, cached.read_bytes(), zipfile.ZIP_DEFLATED)
             compiled += 1
     staged.replace(zip_path)
     return compiled
@@ -206,16 +210,12 @@ def check(service: str, out_dir: Path, stage: str = "aws-prod", root: Path = ROO
     with zipfile.ZipFile(zip_path) as zf:
         names = zf.namelist()
         unzipped = sum(info.file_size for info in zf.infolist())
+        in_zip = zip_distributions(names, zf.read)
     tops = {name.split("/")[0].removesuffix(".py") for name in names}
     if "shared/__init__.py" not in names:
         problems.append("shared/ is missing from the zip (the vendor/shared symlink was not followed)")
     problems.extend(ownership_problems(service, names, root))
-    for dist in sorted(transitive_distributions(runtime_requirements(service, root))):
-        modules = top_level_modules(dist)
-        if not modules:
-            problems.append(f"{dist} is not installed here, so its presence cannot be checked")
-        elif not modules & tops:
-            problems.append(f"runtime dependency {dist} ({', '.join(sorted(modules))}) is missing from the zip")
+    problems.extend(lock_problems(service, in_zip, root))
     for provided in sorted(LAMBDA_RUNTIME_PROVIDES & tops):
         problems.append(f"{provided} is in the zip although the Lambda runtime provides it")
     if unzipped > LAMBDA_LIMIT_UNZIPPED:

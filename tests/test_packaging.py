@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from devtools.packaging import check, ownership_problems
+from devtools.lock import read_lock
+from devtools.packaging import check, lock_problems, ownership_problems, zip_distributions
 from tests.apps import ROOT
 
 pytestmark = pytest.mark.slow
@@ -52,6 +53,32 @@ def test_quote_zip_holds_shared_and_every_dependency(tmp_path):
         assert foreign not in text, f"the quote zip holds {foreign!r}"
 
 
+def packages_in(zip_path: Path) -> dict[str, str]:
+    with zipfile.ZipFile(zip_path) as zf:
+        return zip_distributions(zf.namelist(), zf.read)
+
+
+def test_the_zip_holds_exactly_the_lock_and_two_builds_agree(tmp_path):
+    locked = {pin.name: pin.version for pin in read_lock(ROOT / "quote" / "requirements.txt").values()}
+    first = check("quote", tmp_path / "first")
+    second = check("quote", tmp_path / "second")
+    assert first.problems == second.problems == []
+    assert packages_in(first.zip_path) == packages_in(second.zip_path) == locked
+
+
+def test_the_lock_check_reports_missing_extra_and_other_versions():
+    locked = {pin.name: pin.version for pin in read_lock(ROOT / "quote" / "requirements.txt").values()}
+    assert lock_problems("quote", dict(locked)) == []
+    changed = {**locked, "redis": "1.0", "requests": "2.0"}
+    del changed["tenacity"]
+    problems = lock_problems("quote", changed)
+    assert any(p.startswith("redis is 1.0 in the zip") for p in problems), problems
+    assert any(p.startswith("requests==2.0 is in the zip but not") for p in problems), problems
+    assert any(p.startswith("tenacity==") and "missing from the zip" in p for p in problems), problems
+    # What the Lambda runtime provides is neither locked nor expected.
+    assert lock_problems("quote", {**locked, "boto3": "1.0"}) == []
+
+
 def test_the_ownership_check_reports_foreign_and_missing_code():
     shared = ["shared/__init__.py", "shared/config.py"]
     quote = ["app.py", "chalicelib/__init__.py", "chalicelib/openapi.py"]
@@ -81,8 +108,10 @@ def test_a_symlink_outside_vendor_is_reported(tmp_path):
 def test_a_dependency_chalice_cannot_install_fails_the_check(tmp_path):
     root = copy_project(tmp_path, "quote")
     # No cp312 wheel, and its C extension needs libsnappy headers: chalice gives up
-    # on it, says so, and exits 0.
-    with open(root / "quote" / "requirements.txt", "a") as f:
-        f.write("python-snappy==0.6.1\n")
+    # on it, says so, and exits 0. (Pinned without hashes: the lock's would need one.)
+    pins = read_lock(root / "quote" / "requirements.txt").values()
+    lines = [f"{pin.name}=={pin.version}" for pin in pins] + ["python-snappy==0.6.1"]
+    (root / "quote" / "requirements.txt").write_text("\n".join(lines) + "\n")
     report = check("quote", tmp_path / "out", root=root)
     assert any("could not install" in p for p in report.problems), report.problems
+    assert any(p.startswith("python-snappy") for p in report.problems), report.problems
