@@ -7,7 +7,7 @@ CHROMIUM ?= /usr/bin/chromium
 WEB_DEPS := web/node_modules/.package-lock.json
 BENCH_DEPS := devtools/dynalite/node_modules/.package-lock.json
 
-.PHONY: install lock web-deps bench-deps browser redis-server cost test lint screenshots run bench ingest package stage-config \
+.PHONY: install lock audit web-deps bench-deps browser redis-server cost test lint screenshots run bench ingest package stage-config \
         deploy-quote deploy-backtest deploy-alerts deploy-web clean
 
 install: $(VENV)/.installed
@@ -63,9 +63,15 @@ redis-server:
 	  command -v redis-server >/dev/null || { echo "make: the cluster tests need redis-server with TLS: run 'sudo apt-get install redis-server'"; exit 1; }; \
 	}
 
+# Advisories PyPI knows of in the runtime locks (needs the network; not part of make test).
+audit: install
+	$(BIN)/python -m devtools.audit
+
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m devtools.lock --check
+	$(BIN)/python -m devtools.typecheck
 
 test: lint web-deps browser redis-server
 	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest

@@ -15,7 +15,7 @@ from chalicelib.store import NotFound, RuleLimitReached, public_rule
 from shared.errors import ApiError, bad_request, not_found, unavailable
 from shared.openapi import openapi_route_response, query_names
 from shared.startup import start
-from shared.web import CORS, api_view, json_response, query_params
+from shared.web import CORS, api_view, json_response, query_params, request_of
 
 start("alerts")  # stops here, in one line, without a setting this stage needs
 app = Chalice(app_name="market-alerts")
@@ -45,7 +45,7 @@ def bearer_token(auth_request):
 
 def current_user() -> str:
     """The caller's Cognito sub; the only way a route learns who is asking."""
-    principal = app.current_request.context["authorizer"]["principalId"]
+    principal = request_of(app).context["authorizer"]["principalId"]
     if principal == auth.UNVERIFIED:
         raise unavailable(
             "auth_unavailable",
@@ -58,7 +58,7 @@ def current_user() -> str:
 
 def json_body():
     try:
-        return app.current_request.json_body
+        return request_of(app).json_body
     except Exception:  # noqa: BLE001 - Chalice raises BadRequestError with its own shape
         raise bad_request("invalid_json", "the body is not valid JSON") from None
 

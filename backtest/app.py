@@ -11,7 +11,7 @@ from chalicelib.service import market_today, parse_query, seconds_until_next_upd
 from shared.errors import ApiError
 from shared.openapi import openapi_route_response, query_names
 from shared.startup import start
-from shared.web import CORS, api_view, cacheable_response, query_params
+from shared.web import CORS, api_view, cacheable_response, query_params, request_of
 
 start("backtest")  # stops here, in one line, without a setting this stage needs
 app = Chalice(app_name="market-backtest")
@@ -30,7 +30,7 @@ def openapi_document():
 @api_view
 def get_backtest():
     query = parse_query(query_params(app, query_names(DOCUMENT, "/api/backtest", "get")))
-    accept = app.current_request.headers.get("accept", "")
+    accept = request_of(app).headers.get("accept", "")
     if query.format == "parquet" and "*/*" not in accept and CONTENT_TYPES["parquet"] not in accept:
         # API Gateway only passes binary bodies to clients that ask for them.
         raise ApiError(406, "accept_required", f"format=parquet needs 'Accept: {CONTENT_TYPES['parquet']}' (or */*)")
@@ -49,7 +49,7 @@ def get_backtest():
         CONTENT_TYPES[query.format],
         headers,
         final=past,
-        if_none_match=app.current_request.headers.get("if-none-match"),
+        if_none_match=request_of(app).headers.get("if-none-match"),
         max_age_s=keep,
     )
 

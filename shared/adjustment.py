@@ -57,6 +57,8 @@ class CorporateAction(NamedTuple):
     @property
     def ratio(self) -> float:
         """A split's new shares per old share: 4-for-1 is 4, 1-for-10 is 0.1."""
+        if self.split_from is None or self.split_to is None:
+            raise ValueError(f"{self.symbol} {self.day}: a {self.kind} has no split ratio")
         return float(self.split_to) / float(self.split_from)
 
 

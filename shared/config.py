@@ -82,7 +82,7 @@ def with_local_defaults(env: Mapping[str, str]) -> dict[str, str]:
 
 # Settings a service cannot start without, by where it runs. Each entry is one
 # requirement: any of its names will do (a value, or the SSM parameter holding it).
-REQUIRED = {
+REQUIRED: dict[str, dict[str, list[tuple[str, ...]]]] = {
     "quote": {"aws": [("POLYGON_API_KEY", "POLYGON_API_KEY_SECRET_ID"), ("REDIS_URL",)]},
     "backtest": {
         "aws": [

@@ -10,6 +10,8 @@ and schemathesis fuzzes each running service against its document.
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.errors import DEPENDENCIES
 from shared.symbols import SYMBOL_PATTERN
 
@@ -106,7 +108,7 @@ def document(service: str, title: str, description: str, paths: dict, schemas: d
         },
     }
     _refuses_unknown_parameters(paths)
-    doc = {
+    doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": title, "version": VERSION, "description": description},
         "servers": [{"url": "/", "description": f"where the {service} service is served (API Gateway stage or local)"}],

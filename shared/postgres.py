@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 import orjson
@@ -238,7 +239,7 @@ class Database:
         self._url = url
         self.timeout_s = timeout_s
         self.health = health or DependencyHealth("PostgreSQL")
-        self._conn = None
+        self._conn: Any = None  # a pg8000 connection (pg8000 ships no types)
 
     @property
     def url(self) -> str:

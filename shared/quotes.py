@@ -99,11 +99,12 @@ def parse_snapshot(symbol: str, ticker: dict, now: float | None = None) -> dict:
     if found is None:
         raise UpstreamError(polygon.BAD_RESPONSE, f"snapshot for {symbol} carries no price at all")
     source, price, when = found
+    assert price is not None  # chosen for having one
     as_of = when()
 
     prev_close = _positive(prev_day.get("c"))
     change = round(price - prev_close, 6) if prev_close else None
-    change_pct = round(change / prev_close * 100, 4) if prev_close else None
+    change_pct = round(change / prev_close * 100, 4) if prev_close and change is not None else None
     day_bar = None
     if _positive(day.get("c")) is not None:
         day_bar = {

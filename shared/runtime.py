@@ -68,16 +68,16 @@ class Runtime:
     def database(self):
         from shared.postgres import Database
 
-        url = self.settings.database_url
-        if self.settings.database_secret_arn:
-            from shared.credentials import database_url_with_secret
+        if not self.settings.database_secret_arn:
+            return Database(self.settings.database_url, self.settings.database_timeout_s)
+        from shared.credentials import database_url_with_secret
 
-            def url():
-                return database_url_with_secret(
-                    self.settings.database_url, self.settings.database_secret_arn, self._aws("client", "secretsmanager")
-                )
+        def url_with_password() -> str:
+            return database_url_with_secret(
+                self.settings.database_url, self.settings.database_secret_arn, self._aws("client", "secretsmanager")
+            )
 
-        return Database(url, self.settings.database_timeout_s)
+        return Database(url_with_password, self.settings.database_timeout_s)
 
     def _aws(self, kind: str, service: str, attempts: int | None = None):
         return self._aws_for(self.settings, kind, service, attempts)

@@ -6,8 +6,10 @@ import functools
 import hashlib
 import logging
 import math
+from collections.abc import Mapping
 
-from chalice import CORSConfig, Response
+from chalice import Chalice, CORSConfig, Response
+from chalice.app import Request
 
 from shared.errors import ApiError, bad_request
 
@@ -59,11 +61,18 @@ def api_view(view):
     return wrapper
 
 
-def query_params(app, allowed: tuple[str, ...]) -> dict:
+def request_of(app: Chalice) -> Request:
+    """The request a route is answering (Chalice's ``current_request``, None only outside one)."""
+    request = app.current_request
+    assert request is not None, "no request outside a route"
+    return request
+
+
+def query_params(app: Chalice, allowed: tuple[str, ...]) -> Mapping[str, str]:
     """The request's query parameters, refusing any the route does not take: a
     misspelt one (``interal=5d``) would otherwise be ignored without a word and
     answer something the caller did not ask for."""
-    params = app.current_request.query_params or {}
+    params: Mapping[str, str] = request_of(app).query_params or {}
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         raise bad_request(

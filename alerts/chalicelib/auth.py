@@ -22,6 +22,10 @@ import hashlib
 import logging
 import re
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where tokens are checked: PyJWT costs a cold start
+    from jwt import PyJWKClient, PyJWKSet
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +89,8 @@ class TokenVerifier:
         self.client_id = client_id
         self.trust_test_key = stage == LOCAL_STAGE
         self.timeout_s = timeout_s
-        self._client = None
-        self._last_good = None  # the last key set fetched, used when a refresh fails
+        self._client: PyJWKClient | None = None
+        self._last_good: PyJWKSet | None = None  # the last key set fetched, used when a refresh fails
         self._lock = threading.Lock()
 
     @classmethod

@@ -123,7 +123,7 @@ class Evaluation:
         return self.closes[: len(self.closes) - point]
 
 
-def firing_id(rule: dict, trading_day: date) -> str | None:
+def firing_id(rule: dict, trading_day: date) -> str:
     """The identity of this firing: the same for a retry of the same check."""
     frequency = rule.get("frequency", "once_per_bar")
     if frequency == "once":

@@ -221,16 +221,16 @@ def _syntax_error(text: str, exc) -> ConditionError:
 
     if isinstance(exc, UnexpectedEOF):
         position, found = len(text.rstrip()) + 1, "the end of the condition"
-        names = exc.expected
+        names: set[str] = {str(name) for name in exc.expected}
     elif isinstance(exc, UnexpectedToken):
         if exc.token.type == "$END":
             position, found = len(text.rstrip()) + 1, "the end of the condition"
         else:
             position, found = exc.column, repr(str(exc.token))
-        names = exc.expected
+        names = {str(name) for name in exc.expected}
     elif isinstance(exc, UnexpectedCharacters):
-        position, found = exc.column, repr(text[exc.pos_in_stream])
-        names = exc.allowed or set()
+        position, found = exc.column, repr(text[exc.pos_in_stream or 0])
+        names = set(exc.allowed or ())
     else:  # pragma: no cover - lark raises only the three above
         position, found, names = getattr(exc, "column", 1), "something unexpected", set()
     expected = sorted({READABLE.get(n, n) for n in names if not n.startswith("__")})

@@ -29,6 +29,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def public_rule(item: dict) -> dict:
 
 @dataclass
 class AlertStore:
-    table: object  # boto3 DynamoDB Table resource
+    table: Any  # boto3 DynamoDB Table resource (boto3 ships no types)
 
     @property
     def client(self):

@@ -30,6 +30,7 @@ provides); a local lake goes through ``pyarrow.fs``. Writing is in
 
 from __future__ import annotations
 
+import enum
 import io
 from datetime import date
 from typing import Protocol
@@ -44,11 +45,17 @@ BASIS_KEY = b"basis"
 
 
 # What ``get`` answers when the object still has the version the caller holds.
-NOT_MODIFIED = object()
+class _Unchanged(enum.Enum):
+    NOT_MODIFIED = "not modified"
+
+
+# What a conditional get answers when the object is still the version asked about.
+NOT_MODIFIED = _Unchanged.NOT_MODIFIED
+Fetched = tuple[bytes | _Unchanged | None, str | None]
 
 
 class ObjectStore(Protocol):
-    def get(self, key: str, version: str | None = None) -> tuple[object, str | None]:
+    def get(self, key: str, version: str | None = None) -> Fetched:
         """(the bytes, their version); (None, None) when there is no such object;
         (NOT_MODIFIED, version) when ``version`` is still the object's."""
 
@@ -65,7 +72,7 @@ class S3Store:
     def key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def get(self, key: str, version: str | None = None) -> tuple[object, str | None]:
+    def get(self, key: str, version: str | None = None) -> Fetched:
         """One GetObject, conditional on ``version`` (the ETag) when given."""
         from botocore.exceptions import ClientError
 
@@ -92,7 +99,7 @@ class LocalStore:
         self.root = root.rstrip("/")
         self.requests = 0
 
-    def get(self, key: str, version: str | None = None) -> tuple[object, str | None]:
+    def get(self, key: str, version: str | None = None) -> Fetched:
         """The file, unless its modification time and size are still ``version``."""
         from pyarrow import fs
 
@@ -188,6 +195,7 @@ class Lake:
                 self._held.pop(symbol, None)
             return None
         if data is NOT_MODIFIED:
+            assert held is not None  # only a version held is asked about
             _, bars, days, basis = held
         else:
             bars, basis = decode_with_basis(data)

@@ -33,7 +33,8 @@ def put(store, key: str, data: bytes) -> None:
 
 def list_keys(store, prefix: str) -> list[str]:
     if isinstance(store, S3Store):
-        out, start = [], len(store.key(""))
+        out: list[str] = []
+        start = len(store.key(""))
         for page in store.client.get_paginator("list_objects_v2").paginate(
             Bucket=store.bucket, Prefix=store.key(prefix)
         ):

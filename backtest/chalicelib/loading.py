@@ -213,14 +213,14 @@ def store(
     if actions is not None:
         # A dividend keeps the raw close before its ex-date (the factor of adjustment=all).
         actions = with_previous_closes(actions, merged) if basis == "raw" else actions
+
         # Known complete from here on: a migration stopped before its PostgreSQL step still
         # answers every adjustment (each tier's part adjusted from what it holds).
-        database.run(
-            lambda conn: (
-                postgres_writer.upsert_actions(conn, actions),
-                postgres_writer.mark_actions_loaded(conn, [symbol]),
-            )
-        )
+        def write_actions(conn) -> None:
+            postgres_writer.upsert_actions(conn, actions)
+            postgres_writer.mark_actions_loaded(conn, [symbol])
+
+        database.run(write_actions)
         lake_writer.write_actions(lake, symbol, actions)
     lake_changed = merged != existing or (replace and stored_basis != basis)
     if lake_changed:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared import openapi as oa
 from shared.adjustment import ADJUSTMENTS, DEFAULT_ADJUSTMENT
 from shared.bars import INTERVALS
@@ -12,7 +14,7 @@ from .service import DATE_PATTERN, DEFAULT_LIMIT, FORMATS, MAX_LIMIT, MAX_OVERLA
 DATE = {"type": "string", "format": "date", "pattern": DATE_PATTERN}
 PRICE = {"type": "number"}
 
-DAILY_BAR = {
+DAILY_BAR: dict[str, Any] = {
     "type": "object",
     "required": ["date", "open", "high", "low", "close", "volume"],
     "additionalProperties": False,

@@ -28,6 +28,7 @@ import hmac
 import json
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -145,7 +146,7 @@ _DATE = re.compile(DATE_PATTERN)
 _WHOLE = re.compile(r"^[0-9]+$")
 
 
-def _parse_date(params: dict, name: str) -> date | None:
+def _parse_date(params: Mapping[str, str], name: str) -> date | None:
     raw = params.get(name)
     if raw is None:
         return None
@@ -157,7 +158,7 @@ def _parse_date(params: dict, name: str) -> date | None:
         raise bad_request("invalid_date", f"'{name}' must be an ISO date like 2024-12-31, got {raw!r}") from None
 
 
-def parse_query(params: dict) -> BarsQuery:
+def parse_query(params: Mapping[str, str]) -> BarsQuery:
     symbol = parse_symbol(params.get("symbol"))
     interval, sessions = parse_interval(params.get("interval"))
     start, end = _parse_date(params, "start"), _parse_date(params, "end")
@@ -290,7 +291,9 @@ class HistoryService:
         elif query.period == "all":
             start = span[0]
         else:
-            start = years_before(end, PERIODS[query.period or "1y"]) + timedelta(days=1)
+            years = PERIODS[query.period or "1y"]
+            assert years is not None  # "all" is answered above
+            start = years_before(end, years) + timedelta(days=1)
         if start > end:
             raise bad_request("invalid_range", f"start {start} is after end {end} (the latest bar)")
         fetch_from = start
@@ -442,5 +445,6 @@ def overlay_values(
     out = {}
     for overlay in overlays:
         series = (sma_series if overlay[0] == "sma" else ema_series)(closes, overlay[1])
-        out[overlay_name(overlay)] = [None if series[i] is None else round(series[i], 6) for i in ends]
+        values = [series[i] for i in ends]
+        out[overlay_name(overlay)] = [None if value is None else round(value, 6) for value in values]
     return out
