@@ -180,7 +180,9 @@ def precompile(zip_path: Path) -> int:
                 except py_compile.PyCompileError:
                     continue  # a file Python 3.12 cannot import anyway (templates, other versions' code)
             folder, _, name = info.filename.rpartition("/")
-            entry = zipfile.ZipInfo(f"{folder + '/' if folder else ''}__pycache__/{name[:-3]}.{tag}.pyc", info.date_time)
+            entry = zipfile.ZipInfo(
+                f"{folder + '/' if folder else ''}__pycache__/{name[:-3]}.{tag}.pyc", info.date_time
+            )
             entry.external_attr = 0o644 << 16
             target.writestr(entry, cached.read_bytes(), zipfile.ZIP_DEFLATED)
             compiled += 1

@@ -97,4 +97,6 @@ def test_a_refused_preflight_fails_the_check():
         assert_allowed("x", 500, {}, "http://127.0.0.1:1", "POST", COGNITO_HEADERS)
     with pytest.raises(AssertionError, match="x-amz-target"):
         headers = {"access-control-allow-origin": "*", "access-control-allow-methods": "POST"}
-        assert_allowed("x", 200, {**headers, "access-control-allow-headers": "content-type"}, "o", "POST", COGNITO_HEADERS)
+        assert_allowed(
+            "x", 200, {**headers, "access-control-allow-headers": "content-type"}, "o", "POST", COGNITO_HEADERS
+        )
