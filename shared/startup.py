@@ -1,5 +1,11 @@
 """What every app does as it starts (``app.py`` calls ``start`` at import).
 
+0. Under ``chalice deploy`` on an AWS stage: stop, in one line that names the command
+   to use. Chalice's own deployer cannot express what the packaged template adds
+   (``Ipv6AllowedForDualStack`` on the VPC functions, stage throttling, logging,
+   alarms, failure destinations, the SQS event sources' partial failures), so its
+   deployment could reach neither the vendor nor Secrets Manager. ``chalice deploy``
+   imports the app while reading its configuration, before its first AWS call.
 1. A setting its stage needs is missing: say so in one line per setting and stop,
    instead of answering 500 to the first request. In Lambda the import fails (the
    line is in the function's log); under ``chalice local`` the worker process is
@@ -32,6 +38,10 @@ _watching = threading.Event()
 
 
 def start(service: str) -> None:
+    refusal = bare_deploy_refusal(service, sys.argv)
+    if refusal:
+        print(refusal, file=sys.stderr, flush=True)
+        raise SystemExit(2)
     problems = missing_settings(service)
     if problems:
         print("\n".join(problems), file=sys.stderr, flush=True)
@@ -43,6 +53,26 @@ def start(service: str) -> None:
     if under_chalice_local() and not _watching.is_set():
         _watching.set()
         threading.Thread(target=_watch, args=(SHARED,), daemon=True, name="shared-reload").start()
+
+
+def bare_deploy_refusal(service: str, argv: list[str]) -> str | None:
+    """The one line that stops ``chalice deploy`` on any stage but ``dev`` (this
+    machine), or None: every other command, and a deploy of ``dev``, go on."""
+    if not argv or Path(argv[0]).name not in ("chalice", "__main__.py") or "deploy" not in argv[1:]:
+        return None
+    stage = "dev"
+    for i, arg in enumerate(argv):
+        if arg == "--stage" and i + 1 < len(argv):
+            stage = argv[i + 1]
+        elif arg.startswith("--stage="):
+            stage = arg.split("=", 1)[1]
+    if stage == "dev":
+        return None
+    return (
+        f"{service}: 'chalice deploy' would make a broken {stage} deployment (its functions in the VPC would have "
+        f"no IPv6 egress, so no vendor and no secrets, and no alarms or logs set up): from the repository root run "
+        f"'make deploy-{service} STAGE={stage} DEPLOY_BUCKET=...', which deploys the packaged template"
+    )
 
 
 def _mtimes(folder: Path) -> dict[Path, float]:
