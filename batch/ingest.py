@@ -27,6 +27,7 @@ from pathlib import Path
 
 from backtest.chalicelib import postgres_writer
 from backtest.chalicelib.loading import (
+    FetchedActions,
     Patience,
     Rejected,
     UnknownTicker,
@@ -50,6 +51,9 @@ class SymbolResult:
     rejected: list[Rejected] = field(default_factory=list)
     splits: int = 0
     dividends: int = 0
+    # Stored actions the vendor no longer lists (the deprecated endpoints' own): kept.
+    actions_kept: list[str] = field(default_factory=list)
+    factor_disagreements: list[str] = field(default_factory=list)
     lake_changed: bool = False
     recent_rows_changed: int = 0
     error: str | None = None
@@ -162,12 +166,17 @@ def main(argv=None, runtime=None) -> int:
                 raw = fetch_history(runtime.polygon, budget, settings, symbol, args.start, args.end or today, patience)
             result.rows = len(raw)
             good, result.rejected = validate(symbol, raw, today)
-            actions = [] if args.no_actions else fetch_actions(runtime.polygon, budget, settings, symbol, patience)
-            result.splits = sum(a.kind == "split" for a in actions)
-            result.dividends = len(actions) - result.splits
-            result.lake_changed, result.recent_rows_changed = store(
-                symbol, good, runtime.database, runtime.lake, since, actions=actions
+            actions = (
+                FetchedActions([], {})
+                if args.no_actions
+                else fetch_actions(runtime.polygon, budget, settings, symbol, patience)
             )
+            result.splits = sum(a.kind == "split" for a in actions.actions)
+            result.dividends = len(actions.actions) - result.splits
+            stored = store(symbol, good, runtime.database, runtime.lake, since, actions=actions)
+            result.lake_changed, result.recent_rows_changed = stored.lake_changed, stored.recent_rows_changed
+            result.actions_kept = [f"{a.day} {a.kind} {a.ref}" for a in stored.actions_kept]
+            result.factor_disagreements = stored.factor_disagreements
             runtime.database.run(
                 lambda c, s=symbol: c.run(
                     "INSERT INTO ingest_progress (run_key, symbol) VALUES (:k, :s) ON CONFLICT DO NOTHING", k=key, s=s
@@ -197,6 +206,10 @@ def report(results: list[SymbolResult], early_rejects: list[Rejected], pruned: i
                 f"{r.symbol}: {r.rows} rows, {len(r.rejected)} rejected, {r.splits} splits, {r.dividends} dividends, "
                 f"lake {'updated' if r.lake_changed else 'unchanged'}, {r.recent_rows_changed} recent rows changed"
             )
+            for kept in r.actions_kept:
+                print(f"  {r.symbol} {kept}: stored before, not in the vendor's list now: kept")
+            for line in r.factor_disagreements:
+                print(f"  {r.symbol} {line}")
     rejected = early_rejects + [x for r in results for x in r.rejected]
     if rejected:
         print(f"\nRejected rows ({len(rejected)}):")

@@ -58,10 +58,12 @@ def main(argv=None, runtime=None) -> int:
             bars = fetch_history(runtime.polygon, budget, settings, symbol, first_day, last_day, patience)
             bars, rejected = validate(symbol, bars, today)
             actions = fetch_actions(runtime.polygon, budget, settings, symbol, patience)
-            store(symbol, bars, runtime.database, runtime.lake, since, replace=True, actions=actions)
-            print(f"{symbol}: migrated: {len(bars)} raw bars, {len(actions)} actions, {len(rejected)} rejected")
+            stored = store(symbol, bars, runtime.database, runtime.lake, since, replace=True, actions=actions)
+            print(f"{symbol}: migrated: {len(bars)} raw bars, {len(actions.actions)} actions, {len(rejected)} rejected")
             for x in rejected:
                 print(f"  {x.symbol} {x.day}: rejected: {x.reason}")
+            for line in stored.factor_disagreements:
+                print(f"  {symbol} {line}")
         except Exception as exc:  # noqa: BLE001 - reported; the symbol stays as it was, the others go on
             failed.append(symbol)
             print(f"{symbol}: NOT MIGRATED (still split-adjusted, still served): {type(exc).__name__}: {exc}")

@@ -10,9 +10,15 @@ error bodies, counts every call, and can be told to misbehave:
 - ``GET /v2/aggs/grouped/locale/us/market/stocks/{date}`` (every ticker's bar for a day,
   ``T`` the ticker; no results on a day without trading)
 - ``GET /v3/reference/tickers/{T}`` (404 for an unknown ticker)
-- ``GET /v3/reference/splits`` and ``GET /v3/reference/dividends`` (by ``ticker``,
-  ``execution_date`` / ``ex_dividend_date``; ``limit`` 10 by default, at most 1000,
-  ``next_url`` paging)
+- ``GET /stocks/v1/splits`` and ``GET /stocks/v1/dividends`` (the vendor's current
+  corporate actions, 2026-02): filters ``ticker``, ``ticker.any_of``, ``ticker.gt`` ...,
+  ``execution_date`` / ``ex_dividend_date`` and their ``.gt/.gte/.lt/.lte``,
+  ``adjustment_type`` / ``distribution_type``; ``limit`` 100 by default, at most 5,000;
+  ``sort`` as ``column.asc|desc`` (splits default to ``execution_date.desc``, dividends to
+  ``ticker.asc``, as the vendor's pages say); ``next_url`` paging. Each row carries the
+  vendor's cumulative ``historical_adjustment_factor``, computed here from the fake's own
+  raw bars (6 decimals). The deprecated ``/v3/reference/splits`` and
+  ``/v3/reference/dividends`` answer 404, so nothing depends on them unnoticed.
 
 Its bars are raw, as they traded; its splits and dividends are the corporate
 actions. ``adjusted=true`` aggregates (the default, as the vendor's) divide each
@@ -46,6 +52,7 @@ import json
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlparse
@@ -59,8 +66,46 @@ SNAPSHOT_MANY = "/v2/snapshot/locale/us/markets/stocks/tickers"
 AGGS_PREFIX = "/v2/aggs/ticker/"
 GROUPED_PREFIX = "/v2/aggs/grouped/locale/us/market/stocks/"
 REFERENCE_PREFIX = "/v3/reference/tickers/"
-SPLITS_PATH = "/v3/reference/splits"
-DIVIDENDS_PATH = "/v3/reference/dividends"
+SPLITS_PATH = "/stocks/v1/splits"
+DIVIDENDS_PATH = "/stocks/v1/dividends"
+ACTIONS_PAGE_DEFAULT, ACTIONS_PAGE_MAX = 100, 5000
+# What each endpoint sorts by unless asked: its docs pages disagree, so callers ask.
+ACTIONS_DEFAULT_SORT = {"splits": "execution_date.desc", "dividends": "ticker.asc"}
+FREQUENCY = {"recurring": 4, "special": 0, "supplemental": 0, "irregular": 0, "unknown": 0}
+
+
+@dataclass(frozen=True)
+class Split:
+    day: date
+    split_from: float
+    split_to: float
+    adjustment_type: str = ""  # "" means: forward or reverse, as the ratio says
+
+    @property
+    def ratio(self) -> float:
+        return self.split_to / self.split_from
+
+    @property
+    def kind(self) -> str:
+        if self.adjustment_type:
+            return self.adjustment_type
+        return "forward_split" if self.split_to > self.split_from else "reverse_split"
+
+
+@dataclass(frozen=True)
+class Dividend:
+    day: date  # the ex-dividend date
+    amount: float
+    distribution_type: str = "recurring"
+    currency: str = "USD"
+
+
+def _split(item) -> Split:
+    return item if isinstance(item, Split) else Split(*item)
+
+
+def _dividend(item) -> Dividend:
+    return item if isinstance(item, Dividend) else Dividend(*item)
 
 
 def _error_body(status: int) -> dict:
@@ -219,8 +264,8 @@ class FakePolygon:
         page_size: int = 5000,
         otc: set[str] | None = None,
         delayed: bool = False,
-        splits: dict[str, list[tuple[date, float, float]]] | None = None,
-        dividends: dict[str, list[tuple[date, float]]] | None = None,
+        splits: dict[str, list] | None = None,
+        dividends: dict[str, list] | None = None,
     ):
         # Case-sensitive, as the vendor's tickers are.
         self.bars = {k: sorted(v, key=lambda b: b.day) for k, v in (bars or {}).items()}
@@ -231,9 +276,13 @@ class FakePolygon:
         self.delayed = delayed
         # Tickers whose aggregates answer a next_url that leads back to the same page.
         self.looping_next_url: set[str] = set()
-        # symbol -> [(execution date, split_from, split_to)] and [(ex-dividend date, cash amount)]
-        self.splits = {k: sorted(v) for k, v in (splits or {}).items()}
-        self.dividends = {k: sorted(v) for k, v in (dividends or {}).items()}
+        # symbol -> [Split] and [Dividend]; tuples are taken as their fields in order:
+        # (execution date, split_from, split_to[, adjustment_type]) and
+        # (ex-dividend date, cash amount[, distribution_type[, currency]]).
+        self.splits = {k: sorted(map(_split, v), key=lambda x: x.day) for k, v in (splits or {}).items()}
+        self.dividends = {k: sorted(map(_dividend, v), key=lambda x: x.day) for k, v in (dividends or {}).items()}
+        # (kind, symbol, day) -> the historical_adjustment_factor to answer instead of the right one
+        self.misreported: dict[tuple[str, str, date], float] = {}
         self.snapshots: dict[str, dict] = {}
         self.api_key = api_key
         self.clock = clock
@@ -434,52 +483,109 @@ class FakePolygon:
 
     def _actions(self, kind: str, path: str, query: dict[str, str]):
         query = {**query, **(_read_cursor(query["cursor"]) if "cursor" in query else {})}
-        rows = []
+        try:
+            limit = int(query.get("limit", ACTIONS_PAGE_DEFAULT))
+        except ValueError:
+            limit = -1
+        if not 1 <= limit <= ACTIONS_PAGE_MAX:
+            body = {
+                "status": "ERROR",
+                "request_id": uuid.uuid4().hex,
+                "error": f"limit must be 1 to {ACTIONS_PAGE_MAX}",
+            }
+            return _json(400, body)
         with self._lock:
-            if kind == "splits":
-                for symbol, splits in self.splits.items():
-                    for day, split_from, split_to in splits:
-                        rows.append(
-                            {
-                                "execution_date": day.isoformat(),
-                                "id": f"E{uuid.uuid5(uuid.NAMESPACE_URL, f'{symbol}:{day}').hex[:24]}",
-                                "split_from": split_from,
-                                "split_to": split_to,
-                                "ticker": symbol,
-                            }
-                        )
-                day_field = "execution_date"
-            else:
-                for symbol, dividends in self.dividends.items():
-                    for day, amount in dividends:
-                        rows.append(
-                            {
-                                "cash_amount": amount,
-                                "currency": "USD",
-                                "declaration_date": (day - timedelta(days=30)).isoformat(),
-                                "dividend_type": "CD",
-                                "ex_dividend_date": day.isoformat(),
-                                "frequency": 4,
-                                "id": f"E{uuid.uuid5(uuid.NAMESPACE_URL, f'{symbol}:{day}:{amount}').hex[:24]}",
-                                "pay_date": (day + timedelta(days=14)).isoformat(),
-                                "record_date": (day + timedelta(days=1)).isoformat(),
-                                "ticker": symbol,
-                            }
-                        )
-                day_field = "ex_dividend_date"
-        if query.get("ticker"):
-            rows = [r for r in rows if r["ticker"] == query["ticker"]]
-        if query.get(day_field):
-            rows = [r for r in rows if r[day_field] == query[day_field]]
-        # The vendor's default order is newest first.
-        rows.sort(key=lambda r: (r[day_field], r["ticker"]), reverse=True)
-        limit = min(int(query.get("limit", 10)), 1000)
+            rows = self._split_rows() if kind == "splits" else self._dividend_rows()
+        day_field = "execution_date" if kind == "splits" else "ex_dividend_date"
+        type_field = "adjustment_type" if kind == "splits" else "distribution_type"
+        rows = [r for r in rows if _matches(r, query, ("ticker", day_field, type_field))]
+        for column, direction in reversed(
+            [part.rsplit(".", 1) for part in query.get("sort", ACTIONS_DEFAULT_SORT[kind]).split(",")]
+        ):
+            rows.sort(key=lambda r, c=column: (r.get(c) is None, r.get(c)), reverse=direction == "desc")
         offset = int(query.get("offset", 0))
-        body = {"status": "OK", "request_id": uuid.uuid4().hex, "results": rows[offset : offset + limit]}
+        body = {"results": rows[offset : offset + limit], "status": "OK", "request_id": uuid.uuid4().hex}
         if offset + limit < len(rows):
-            kept = {k: v for k, v in query.items() if k in ("ticker", day_field, "limit")}
+            kept = {k: v for k, v in query.items() if k not in ("cursor", "offset", "apiKey")}
             body["next_url"] = f"{self.url}{path}?cursor={_make_cursor({**kept, 'offset': offset + limit})}"
         return _json(200, body)
+
+    def _split_rows(self) -> list[dict]:
+        rows = []
+        for symbol, splits in self.splits.items():
+            for split in splits:
+                later = [x for x in splits if x.day >= split.day]
+                factor = 1.0
+                for x in later:
+                    factor /= x.ratio
+                rows.append(
+                    {
+                        "id": _vendor_id(f"split:{symbol}:{split.day}:{split.split_from}:{split.split_to}"),
+                        "ticker": symbol,
+                        "execution_date": split.day.isoformat(),
+                        "split_from": _num(split.split_from),
+                        "split_to": _num(split.split_to),
+                        "adjustment_type": split.kind,
+                        "historical_adjustment_factor": self.misreported.get(
+                            ("split", symbol, split.day), round(factor, 6)
+                        ),
+                    }
+                )
+        return rows
+
+    def _ex_date_factors(self, symbol: str) -> dict[date, float]:
+        """1 - the day's USD cash / the raw close before the ex-date (in the ex-date's shares)."""
+        bars, splits = self.bars.get(symbol, []), self.splits.get(symbol, [])
+        cash: dict[date, float] = {}
+        for d in self.dividends.get(symbol, []):
+            if d.currency == "USD":
+                cash[d.day] = cash.get(d.day, 0.0) + d.amount
+        out = {}
+        for day, paid in cash.items():
+            before = [b for b in bars if b.day < day]
+            if not before:
+                continue
+            close = before[-1].close
+            for x in splits:
+                if before[-1].day < x.day <= day:
+                    close /= x.ratio
+            out[day] = 1 - paid / close
+        return out
+
+    def _dividend_rows(self) -> list[dict]:
+        rows = []
+        for symbol, dividends in self.dividends.items():
+            factors, splits = self._ex_date_factors(symbol), self.splits.get(symbol, [])
+            for d in dividends:
+                factor = None
+                if d.day in factors:
+                    factor = 1.0
+                    for day, value in factors.items():
+                        if day >= d.day:
+                            factor *= value
+                later_ratio = 1.0
+                for x in splits:
+                    if x.day > d.day:
+                        later_ratio *= x.ratio
+                rows.append(
+                    {
+                        "id": _vendor_id(f"dividend:{symbol}:{d.day}:{d.amount}:{d.distribution_type}"),
+                        "ticker": symbol,
+                        "cash_amount": d.amount,
+                        "currency": d.currency,
+                        "declaration_date": (d.day - timedelta(days=30)).isoformat(),
+                        "ex_dividend_date": d.day.isoformat(),
+                        "record_date": (d.day + timedelta(days=1)).isoformat(),
+                        "pay_date": (d.day + timedelta(days=14)).isoformat(),
+                        "frequency": FREQUENCY.get(d.distribution_type, 0),
+                        "distribution_type": d.distribution_type,
+                        "historical_adjustment_factor": self.misreported.get(
+                            ("dividend", symbol, d.day), None if factor is None else round(factor, 6)
+                        ),
+                        "split_adjusted_cash_amount": round(d.amount / later_ratio, 6),
+                    }
+                )
+        return rows
 
     def _grouped(self, raw_day: str, with_otc: bool, adjusted: bool):
         try:
@@ -505,20 +611,28 @@ class FakePolygon:
             body["results"] = [{"T": symbol, **_aggregate(b)} for symbol, b in found]
         return _json(200, body)
 
-    def add_split(self, symbol: str, day: date, split_from: float, split_to: float) -> None:
+    def add_split(self, symbol: str, day: date, split_from: float, split_to: float, adjustment_type: str = "") -> None:
         """A ``split_to``-for-``split_from`` split executed on ``day``: from that day the
         stock trades at ``split_from / split_to`` of the price (its raw bars from then on
         are scaled so), with as many times more shares traded."""
         ratio = split_to / split_from
         with self._lock:
             self.bars[symbol] = [b if b.day < day else _split_by(b, ratio) for b in self.bars[symbol]]
-            self.splits.setdefault(symbol, []).append((day, split_from, split_to))
-            self.splits[symbol].sort()
+            self.splits.setdefault(symbol, []).append(Split(day, split_from, split_to, adjustment_type))
+            self.splits[symbol].sort(key=lambda x: x.day)
 
-    def add_dividend(self, symbol: str, ex_day: date, amount: float) -> None:
+    def add_dividend(
+        self, symbol: str, ex_day: date, amount: float, distribution_type: str = "recurring", currency: str = "USD"
+    ) -> None:
         with self._lock:
-            self.dividends.setdefault(symbol, []).append((ex_day, amount))
-            self.dividends[symbol].sort()
+            self.dividends.setdefault(symbol, []).append(Dividend(ex_day, amount, distribution_type, currency))
+            self.dividends[symbol].sort(key=lambda x: x.day)
+
+    def misreport_factor(self, kind: str, symbol: str, day: date, factor: float) -> None:
+        """Answer ``factor`` as the historical_adjustment_factor of ``symbol``'s ``kind`` on
+        ``day``: a vendor error, or what a vendor whose list misses an event would say."""
+        with self._lock:
+            self.misreported[(kind, symbol, day)] = factor
 
     def adjusted_bars(self, symbol: str) -> list[DailyBar]:
         """As the vendor's adjusted=true: split-adjusted, not for dividends."""
@@ -526,9 +640,9 @@ class FakePolygon:
         out = []
         for b in self.bars.get(symbol, []):
             factor = 1.0
-            for day, split_from, split_to in splits:
-                if day > b.day:
-                    factor *= split_to / split_from
+            for split in splits:
+                if split.day > b.day:
+                    factor *= split.ratio
             out.append(b if factor == 1.0 else _split_by(b, factor))
         return out
 
@@ -638,6 +752,43 @@ class FakePolygon:
             self.delay_s = float(query.get("s", 0))
             return _json(200, {"ok": True})
         return _json(404, {"error": "unknown control"})
+
+
+def _vendor_id(key: str) -> str:
+    """A stable id in the vendor's style (the current endpoints' ids are 32 upper-case hex)."""
+    return "E" + uuid.uuid5(uuid.NAMESPACE_OID, key).hex.upper()[:31]
+
+
+def _num(value: float) -> float | int:
+    """A ratio as the vendor writes it: 2 rather than 2.0."""
+    return int(value) if float(value).is_integer() else value
+
+
+_RANGE = ("gt", "gte", "lt", "lte")
+
+
+def _matches(row: dict, query: dict[str, str], fields: tuple[str, ...]) -> bool:
+    """The vendor's filters: ``field``, ``field.any_of`` (comma-separated) and the ranges."""
+    for name in fields:
+        value = row.get(name)
+        if name in query and value != query[name]:
+            return False
+        if f"{name}.any_of" in query and value not in query[f"{name}.any_of"].split(","):
+            return False
+        for op in _RANGE:
+            bound = query.get(f"{name}.{op}")
+            if bound is None:
+                continue
+            if value is None:
+                return False
+            if (
+                (op == "gt" and not value > bound)
+                or (op == "gte" and not value >= bound)
+                or (op == "lt" and not value < bound)
+                or (op == "lte" and not value <= bound)
+            ):
+                return False
+    return True
 
 
 def _make_cursor(fields: dict) -> str:

@@ -240,6 +240,14 @@ def _listed(payload: dict, key: str, what: str) -> list:
 # ticker object of the one-ticker snapshot, so one parser serves both.
 
 
+# The vendor's corporate actions (2026-02): the official client's method and each kind's date field.
+ACTION_ENDPOINTS = {
+    "splits": ("list_stocks_splits", "execution_date"),
+    "dividends": ("list_stocks_dividends", "ex_dividend_date"),
+}
+ACTIONS_PAGE = 5000
+
+
 class PolygonGateway:
     """The endpoints this project uses, parsed from the raw responses.
 
@@ -300,19 +308,23 @@ class PolygonGateway:
         return _listed(_decode(resp), "results", "grouped")
 
     def actions_page(self, kind: str, next_url: str | None = None, **filters) -> tuple[list[dict], str | None]:
-        """One page of ``/v3/reference/splits`` or ``/v3/reference/dividends`` (``kind``),
-        filtered by ``ticker``, ``execution_date`` or ``ex_dividend_date``, 1,000 a page
-        (the most the vendor gives; its default is 10), and the next page's URL."""
-        from urllib.parse import urlencode, urlparse
+        """One page of the vendor's splits or dividends (``kind``): ``GET /stocks/v1/splits``
+        or ``/stocks/v1/dividends`` through the official client (``list_stocks_splits``,
+        ``list_stocks_dividends``), filtered by ``ticker``, ``execution_date`` or
+        ``ex_dividend_date``, 5,000 a page (the most the vendor gives; its default is 100),
+        oldest first (asked for: the two pages of the vendor's docs default differently),
+        and the next page's URL. The deprecated /v3/reference/ paths are not used."""
+        from urllib.parse import urlparse
 
-        if kind not in ("splits", "dividends"):
+        if kind not in ACTION_ENDPOINTS:
             raise ValueError(kind)
+        method, day_field = ACTION_ENDPOINTS[kind]
         if next_url is None:
-            path = f"/v3/reference/{kind}?" + urlencode({**filters, "limit": 1000})
+            resp = getattr(self.client, method)(**filters, limit=ACTIONS_PAGE, sort=f"{day_field}.asc", raw=True)
         else:
             parsed = urlparse(next_url)
-            path = parsed.path + ("?" + parsed.query if parsed.query else "")
-        payload = _decode(self.client._get(path=path, raw=True))
+            resp = self.client._get(path=parsed.path + ("?" + parsed.query if parsed.query else ""), raw=True)
+        payload = _decode(resp)
         return _listed(payload, "results", kind), payload.get("next_url") or None
 
     def ticker_known(self, symbol: str) -> bool:

@@ -81,6 +81,9 @@ MIGRATIONS = [
         ADD COLUMN basis text NOT NULL DEFAULT 'split' CHECK (basis IN ('raw', 'split')),
         ADD COLUMN actions_loaded boolean NOT NULL DEFAULT false
     """,
+    # A split's kind as the vendor's current endpoint names it (forward_split,
+    # reverse_split, stock_dividend); null for one stored from the deprecated endpoint.
+    "ALTER TABLE corporate_actions ADD COLUMN adjustment_type text",
 ]
 
 
@@ -190,7 +193,7 @@ def symbol_span(conn, symbol: str) -> tuple[date, date] | None:
     return (info[0], info[1]) if info else None
 
 
-ACTION_COLUMNS = "symbol, kind, day, split_from, split_to, amount, dividend_type, currency, prev_close, prev_day, ref"
+ACTION_COLUMNS = "symbol, kind, day, split_from, split_to, amount, dividend_type, currency, prev_close, prev_day, ref, adjustment_type"
 
 
 def read_actions(conn, symbols: list[str]) -> dict[str, list]:
@@ -201,7 +204,7 @@ def read_actions(conn, symbols: list[str]) -> dict[str, list]:
     if not symbols:
         return out
     rows = conn.run(
-        f"SELECT {ACTION_COLUMNS} FROM corporate_actions WHERE symbol = ANY(:symbols) ORDER BY symbol, day, kind",
+        f"SELECT {ACTION_COLUMNS} FROM corporate_actions WHERE symbol = ANY(:symbols) ORDER BY symbol, day, kind, ref",
         symbols=list(symbols),
     )
     for row in rows:

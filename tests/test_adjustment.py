@@ -156,16 +156,28 @@ def test_hand_checked_split_dividend_after_it_and_a_three_for_two(adjusted_world
     assert [b["volume"] for b in body["bars"]] == volumes
     days = HAND[symbol]
     assert body["corporate_actions"] == [
-        {"date": days[2].isoformat(), "type": "split", "split_from": 1.0, "split_to": 2.0},
+        {
+            "date": days[2].isoformat(),
+            "type": "split",
+            "split_from": 1.0,
+            "split_to": 2.0,
+            "adjustment_type": "forward_split",
+        },
         {
             "date": days[3].isoformat(),
             "type": "dividend",
             "amount": 1.04,
-            "dividend_type": "CD",
+            "dividend_type": "recurring",
             "currency": "USD",
             "factor": pytest.approx(0.98),
         },
-        {"date": days[4].isoformat(), "type": "split", "split_from": 2.0, "split_to": 3.0},
+        {
+            "date": days[4].isoformat(),
+            "type": "split",
+            "split_from": 2.0,
+            "split_to": 3.0,
+            "adjustment_type": "forward_split",
+        },
     ]
 
 
@@ -323,7 +335,8 @@ def test_a_backtest_over_total_return_beats_raw_by_the_dividends(etag_world):
     # Held from the entry to the end, total return adds the dividends whose ex-date came after the
     # entry: by the factors, computed here from the raw closes the fake serves.
     paid, factors = 0.0, 1.0
-    for ex, amount in fake.dividends["TAGS"]:
+    for dividend in fake.dividends["TAGS"]:
+        ex, amount = dividend.day, dividend.amount
         if bought < ex <= date(2024, 6, 28):
             paid += amount
             factors *= 1 - amount / [b for b in fake.bars["TAGS"] if b.day < ex][-1].close

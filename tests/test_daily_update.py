@@ -152,7 +152,9 @@ def test_a_split_changes_no_stored_bar_only_the_factors_applied_on_read(world, m
         "type": "split",
         "split_from": 1.0,
         "split_to": 2.0,
+        "adjustment_type": "forward_split",
     }
+    assert report["factor_disagreements"] == {}
 
 
 def test_a_dividend_is_stored_with_the_close_before_its_ex_date(world, monkeypatch):

@@ -38,13 +38,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from shared import polygon, postgres
+from shared.adjustment import factor_disagreements
 from shared.market_calendar import latest_due_session, previous_session, sessions_between
 
 from . import lake_writer, postgres_writer
 from .loading import (
+    FetchedActions,
     OutOfPatience,
     Patience,
     Rejected,
+    Stored,
     WaitingBudget,
     action_rows,
     bar_from,
@@ -78,6 +81,8 @@ class UpdateReport:
     # session -> every tracked symbol that got no bar in it, by name
     without_bar: dict[str, list[str]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    # symbol -> where the vendor's cumulative adjustment factors and ours disagree
+    factor_disagreements: dict[str, list[str]] = field(default_factory=dict)
     stopped: str | None = None
     calls: int = 0
     rows_changed: int = 0
@@ -85,11 +90,13 @@ class UpdateReport:
     pruned: int = 0
     timings: dict[str, float] = field(default_factory=dict)
 
-    def stored(self, symbol: str, lake_changed: bool, rows_changed: int) -> None:
+    def stored(self, symbol: str, result: Stored) -> None:
         """Counts what ``loading.store`` wrote for one symbol."""
         self.updated.add(symbol)
-        self.rows_changed += rows_changed
-        self.lake_objects_written += int(lake_changed)
+        self.rows_changed += result.recent_rows_changed
+        self.lake_objects_written += int(result.lake_changed)
+        if result.factor_disagreements:
+            self.factor_disagreements[symbol] = result.factor_disagreements
 
     def to_dict(self) -> dict:
         updated = sorted(self.updated)
@@ -108,6 +115,7 @@ class UpdateReport:
             "rejected": [{"symbol": r.symbol, "day": r.day, "reason": r.reason} for r in self.rejected],
             "without_bar": self.without_bar,
             "failed": self.failed,
+            "factor_disagreements": self.factor_disagreements,
             "stopped": self.stopped,
             "upstream_calls": self.calls,
             "rows_changed": self.rows_changed,
@@ -250,17 +258,17 @@ def _update(
                 good[symbol] = kept[0]
             elif kept:
                 report.rejected.append(Rejected(symbol, session.isoformat(), f"the bar is dated {kept[0].day}"))
-        wanted = sorted(set(good) | {a.symbol for a in day_dividends})
+        wanted = sorted(set(good) | {a.symbol for a in day_dividends.actions})
         before = database.run(lambda c, s=session, w=wanted: previous_closes(c, w, s))
         expected_previous = previous_session(session)
         # A dividend's factor needs the raw close of the session before its ex-date.
-        day_dividends = [
+        dividends = [
             a._replace(prev_close=before[a.symbol][1], prev_day=before[a.symbol][0]) if a.symbol in before else a
-            for a in day_dividends
+            for a in day_dividends.actions
         ]
         legacy = database.run(legacy_symbols)
         migrate, gaps, append = [], [], {}
-        split_today = {a.symbol for a in day_splits}
+        split_today = {a.symbol for a in day_splits.actions}
         for symbol, bar in good.items():
             prev = before.get(symbol)
             if symbol in legacy and symbol in split_today:
@@ -269,17 +277,12 @@ def _update(
                 gaps.append((symbol, prev[0]))
             else:
                 append[symbol] = bar
-        if day_splits or day_dividends:
-            new = day_splits + day_dividends
-            database.run(lambda c, n=new: postgres_writer.upsert_actions(c, n))
-            for symbol in sorted({a.symbol for a in new} - set(migrate)):
-                try:
-                    stored_actions = lake.actions(symbol) or []
-                    lake_writer.write_actions(lake, symbol, stored_actions + [a for a in new if a.symbol == symbol])
-                except Exception as exc:  # noqa: BLE001 - PostgreSQL holds them; reported
-                    report.failed[symbol] = f"lake actions: {type(exc).__name__}: {exc}"
-            report.splits += sorted({a.symbol for a in day_splits})
-            report.dividends += sorted({a.symbol for a in day_dividends})
+        new = day_splits.actions + dividends
+        if new:
+            vendor_factors = {**day_splits.vendor_factors, **day_dividends.vendor_factors}
+            store_day_actions(database, lake, new, vendor_factors, set(migrate), report)
+            report.splits += sorted({a.symbol for a in day_splits.actions})
+            report.dividends += sorted({a.symbol for a in dividends})
         lap("check_s")
 
         for symbol in migrate:
@@ -289,7 +292,7 @@ def _update(
                 history, rejected = validate(symbol, history, today)
                 report.rejected.extend(rejected)
                 actions = fetch_actions(gateway, counting, settings, symbol, patience)
-                report.stored(symbol, *store(symbol, history, database, lake, since, replace=True, actions=actions))
+                report.stored(symbol, store(symbol, history, database, lake, since, replace=True, actions=actions))
                 report.migrated.append(symbol)
             except Exception as exc:  # noqa: BLE001 - one symbol's failure never stops the others
                 report.failed[symbol] = f"migration to raw bars: {type(exc).__name__}: {exc}"
@@ -301,7 +304,7 @@ def _update(
                 missing, rejected = validate(symbol, missing, today)
                 report.rejected.extend(rejected)
                 basis = "split" if symbol in legacy else "raw"
-                report.stored(symbol, *store(symbol, missing, database, lake, since, basis=basis))
+                report.stored(symbol, store(symbol, missing, database, lake, since, basis=basis))
                 report.gaps_filled.append(symbol)
             except Exception as exc:  # noqa: BLE001 - one symbol's failure never stops the others
                 report.failed[symbol] = f"gap: {type(exc).__name__}: {exc}"
@@ -358,9 +361,29 @@ def _update(
     return report
 
 
-def day_actions(gateway, budget, settings, patience, kind: str, session: date, tracked) -> list:
+def day_actions(gateway, budget, settings, patience, kind: str, session: date, tracked) -> FetchedActions:
     """The splits executed, or the dividends going ex, on ``session``, of tracked symbols:
-    one call for every ticker (more only past 1,000 in a day)."""
+    one call for every ticker (more only past 5,000 in a day)."""
     field = "execution_date" if kind == "splits" else "ex_dividend_date"
     rows = action_rows(gateway, budget, settings, patience, kind, **{field: session.isoformat()})
-    return [parse_action(kind, row["ticker"], row) for row in rows if row.get("ticker") in tracked]
+    return FetchedActions.of([parse_action(kind, row["ticker"], row) for row in rows if row.get("ticker") in tracked])
+
+
+def store_day_actions(database, lake, new: list, vendor_factors: dict, migrating: set[str], report) -> None:
+    """The day's actions into PostgreSQL (each replacing what was stored for its symbol,
+    kind and day), then each symbol's whole list, as PostgreSQL now has it, into its lake
+    object, and the vendor's cumulative factors checked against ours from that list."""
+    database.run(lambda c: postgres_writer.upsert_actions(c, new))
+    symbols = sorted({a.symbol for a in new})
+    stored = database.run(lambda c: postgres.read_actions(c, symbols))
+    for symbol in symbols:
+        disagreements = factor_disagreements(stored[symbol], vendor_factors)
+        if disagreements:
+            log.warning("%s: the vendor's adjustment factors disagree with ours: %s", symbol, disagreements)
+            report.factor_disagreements[symbol] = disagreements
+        if symbol in migrating:
+            continue  # its migration writes the lake's actions whole
+        try:
+            lake_writer.write_actions(lake, symbol, stored[symbol])
+        except Exception as exc:  # noqa: BLE001 - PostgreSQL holds them; reported
+            report.failed[symbol] = f"lake actions: {type(exc).__name__}: {exc}"

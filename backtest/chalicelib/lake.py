@@ -231,7 +231,11 @@ def decode_actions(data: bytes) -> list:
     from shared.adjustment import CorporateAction
 
     table = pq.read_table(io.BytesIO(data))
-    columns = {name: table.column(name).to_pylist() for name in CorporateAction._fields}
+    # An object written before a field existed (adjustment_type) reads it as unknown.
+    columns = {
+        name: table.column(name).to_pylist() if name in table.column_names else [None] * table.num_rows
+        for name in CorporateAction._fields
+    }
     return [CorporateAction(*row) for row in zip(*(columns[n] for n in CorporateAction._fields))]
 
 

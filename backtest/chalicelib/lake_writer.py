@@ -103,6 +103,7 @@ def write_actions(lake: Lake, symbol: str, actions: list) -> bool:
         "prev_close": pa.float64(),
         "prev_day": pa.date32(),
         "ref": pa.string(),
+        "adjustment_type": pa.string(),
     }
     table = pa.table(
         {name: pa.array([getattr(a, name) for a in wanted], types[name]) for name in CorporateAction._fields}

@@ -22,11 +22,19 @@ daily update function's role may write.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from shared import polygon
-from shared.adjustment import dividend_from_vendor, split_from_vendor, with_previous_closes
+from shared import polygon, postgres
+from shared.adjustment import (
+    CorporateAction,
+    VendorAction,
+    dividend_from_vendor,
+    factor_disagreements,
+    merge_actions,
+    split_from_vendor,
+    with_previous_closes,
+)
 from shared.bars import DailyBar, problems
 from shared.market_calendar import NEW_YORK
 from shared.polygon import BudgetExceeded, UpstreamError
@@ -124,8 +132,8 @@ def fetch_history(gateway, budget, settings, symbol: str, start: date, end: date
 
 
 def action_rows(gateway, budget, settings, patience: Patience, kind: str, **filters):
-    """Every row of ``/v3/reference/{kind}`` (splits or dividends) with ``filters``,
-    a call a page (1,000 rows); a ``next_url`` met again ends it."""
+    """Every row of the vendor's ``kind`` (splits or dividends) with ``filters``, a call
+    a page (5,000 rows); a ``next_url`` met again ends it."""
     next_url, followed = None, set()
     while True:
         rows, next_url = patient_call(
@@ -137,7 +145,7 @@ def action_rows(gateway, budget, settings, patience: Patience, kind: str, **filt
         followed.add(next_url)
 
 
-def parse_action(kind: str, symbol: str, row: dict):
+def parse_action(kind: str, symbol: str, row: dict) -> VendorAction:
     parse = split_from_vendor if kind == "splits" else dividend_from_vendor
     try:
         return parse(symbol, row)
@@ -145,13 +153,28 @@ def parse_action(kind: str, symbol: str, row: dict):
         raise UpstreamError(polygon.BAD_RESPONSE, f"malformed {kind} row {row!r}: {exc}") from None
 
 
-def fetch_actions(gateway, budget, settings, symbol: str, patience: Patience) -> list:
-    """Every split and dividend the vendor has for ``symbol``."""
-    return [
-        parse_action(kind, symbol, row)
-        for kind in ("splits", "dividends")
-        for row in action_rows(gateway, budget, settings, patience, kind, ticker=symbol)
-    ]
+@dataclass
+class FetchedActions:
+    """A symbol's splits and dividends as the vendor lists them, and the vendor's cumulative
+    factor of each (by ref: checked against ours when stored, never stored)."""
+
+    actions: list[CorporateAction]
+    vendor_factors: dict[str, float | None]
+
+    @classmethod
+    def of(cls, listed: list[VendorAction]) -> FetchedActions:
+        return cls([v.action for v in listed], {v.action.ref: v.vendor_factor for v in listed})
+
+
+def fetch_actions(gateway, budget, settings, symbol: str, patience: Patience) -> FetchedActions:
+    """Every split and dividend the vendor has for ``symbol``: two calls (more past 5,000)."""
+    return FetchedActions.of(
+        [
+            parse_action(kind, symbol, row)
+            for kind in ("splits", "dividends")
+            for row in action_rows(gateway, budget, settings, patience, kind, ticker=symbol)
+        ]
+    )
 
 
 class LegacyHistory(Exception):
@@ -182,6 +205,19 @@ def validate(symbol: str, bars: list[DailyBar], today: date) -> tuple[list[Daily
     return good, rejected
 
 
+@dataclass
+class Stored:
+    """What storing one symbol changed, and what it found about its actions."""
+
+    lake_changed: bool
+    recent_rows_changed: int
+    # Stored actions the vendor's current list does not have (from the deprecated
+    # endpoints, or withdrawn since): kept, and said.
+    actions_kept: list[CorporateAction] = field(default_factory=list)
+    # Where the vendor's cumulative factors and ours disagree (shared.adjustment).
+    factor_disagreements: list[str] = field(default_factory=list)
+
+
 def store(
     symbol: str,
     bars: list[DailyBar],
@@ -189,15 +225,16 @@ def store(
     lake: Lake,
     since: date,
     replace: bool = False,
-    actions: list | None = None,
+    actions: FetchedActions | None = None,
     basis: str = "raw",
-) -> tuple[bool, int]:
-    """Write one symbol's bars (and its actions, when given) to both tiers; returns
-    (lake changed, recent rows changed).
+) -> Stored:
+    """Write one symbol's bars (and its actions, when given) to both tiers.
 
     ``replace``: ``bars`` is the symbol's whole history, not bars to merge in (a
     migration from a split-adjusted store replaces it so). ``basis``: what ``bars``
     are; raw bars are never merged into a split-adjusted history (``LegacyHistory``).
+    ``actions``: the vendor's whole list for the symbol, which replaces what was stored
+    for each day it covers (``merge_actions``: nothing doubled) and keeps the rest.
     """
     found = lake.read_with_basis(symbol)
     existing, stored_basis = found if found else ([], basis)
@@ -210,20 +247,25 @@ def store(
         )
     else:
         merged = lake_writer.merge(existing, bars)
+    result = Stored(False, 0)
     if actions is not None:
+        stored_actions = database.run(lambda conn: postgres.read_actions(conn, [symbol]))[symbol]
+        all_actions, result.actions_kept = merge_actions(stored_actions + (lake.actions(symbol) or []), actions.actions)
         # A dividend keeps the raw close before its ex-date (the factor of adjustment=all).
-        actions = with_previous_closes(actions, merged) if basis == "raw" else actions
+        all_actions = with_previous_closes(all_actions, merged) if basis == "raw" else all_actions
+        if basis == "raw":
+            result.factor_disagreements = factor_disagreements(all_actions, actions.vendor_factors)
 
         # Known complete from here on: a migration stopped before its PostgreSQL step still
         # answers every adjustment (each tier's part adjusted from what it holds).
         def write_actions(conn) -> None:
-            postgres_writer.upsert_actions(conn, actions)
+            postgres_writer.upsert_actions(conn, all_actions)
             postgres_writer.mark_actions_loaded(conn, [symbol])
 
         database.run(write_actions)
-        lake_writer.write_actions(lake, symbol, actions)
-    lake_changed = merged != existing or (replace and stored_basis != basis)
-    if lake_changed:
+        lake_writer.write_actions(lake, symbol, all_actions)
+    result.lake_changed = merged != existing or (replace and stored_basis != basis)
+    if result.lake_changed:
         lake_writer.write(lake, symbol, merged, basis)
     recent = [b for b in (merged if replace else bars) if b.day >= since]
 
@@ -232,7 +274,7 @@ def store(
         try:
             if replace:
                 conn.run("DELETE FROM daily_bars WHERE symbol = :s", s=symbol)
-            changed = postgres_writer.upsert_bars(conn, symbol, recent)
+            changed: int = postgres_writer.upsert_bars(conn, symbol, recent)
             if merged:
                 postgres_writer.record_symbol(
                     conn, symbol, merged[0].day, merged[-1].day, basis, actions_loaded=actions is not None
@@ -243,4 +285,5 @@ def store(
             raise
         return changed
 
-    return lake_changed, database.run(write)
+    result.recent_rows_changed = database.run(write)
+    return result

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared import openapi as oa
-from shared.adjustment import ADJUSTMENTS, DEFAULT_ADJUSTMENT
+from shared.adjustment import ADJUSTMENT_TYPES, ADJUSTMENTS, DEFAULT_ADJUSTMENT
 from shared.bars import INTERVALS
 
 from .formats import CONTENT_TYPES
@@ -100,13 +100,18 @@ CORPORATE_ACTION = {
     "oneOf": [
         {
             "type": "object",
-            "required": ["date", "type", "split_from", "split_to"],
+            "required": ["date", "type", "split_from", "split_to", "adjustment_type"],
             "additionalProperties": False,
             "properties": {
                 "date": {**DATE, "description": "the execution date"},
                 "type": {"const": "split"},
                 "split_from": {"type": "number", "exclusiveMinimum": 0},
                 "split_to": {"type": "number", "exclusiveMinimum": 0},
+                "adjustment_type": {
+                    "enum": list(ADJUSTMENT_TYPES),
+                    "description": "the vendor's: a 5% stock dividend is split_from 100, split_to 105; for one "
+                    "stored before the vendor said, forward or reverse as the ratio says",
+                },
             },
         },
         {
@@ -117,12 +122,18 @@ CORPORATE_ACTION = {
                 "date": {**DATE, "description": "the ex-dividend date"},
                 "type": {"const": "dividend"},
                 "amount": {"type": "number", "description": "cash per share"},
-                "dividend_type": {"type": "string", "description": "the vendor's: CD regular, SC special, LT/ST gains"},
+                "dividend_type": {
+                    "type": "string",
+                    "description": "the vendor's distribution_type: recurring, special, supplemental, irregular "
+                    "or unknown, all counted by adjustment=all (a dividend stored from the deprecated endpoint "
+                    "says CD, SC, LT or ST until the next ingestion)",
+                },
                 "currency": {"type": ["string", "null"]},
                 "factor": {
                     "type": ["number", "null"],
                     "description": "1 - amount / previous close: what adjustment=all multiplies earlier prices by "
-                    "(null: not applied, e.g. no previous close known)",
+                    "for this dividend (dividends of one ex-date combine as 1 - their sum / previous close; null: "
+                    "not applied, e.g. no previous close known, not in USD)",
                 },
             },
         },

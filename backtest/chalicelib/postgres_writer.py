@@ -66,51 +66,65 @@ def record_symbol(
 
 
 def upsert_actions(conn, actions: list) -> int:
-    """Splits and dividends, in one statement; an action known already is updated only
-    where it differs (a dividend's previous close, learnt later). Returns rows changed."""
+    """Splits and dividends, in one transaction: for each (symbol, kind, day) they cover,
+    what was stored under other ids (the deprecated endpoints', or a correction since)
+    is replaced, so nothing is doubled (``shared.adjustment.merge_actions``); an action
+    known already is updated only where it differs (a dividend's previous close, learnt
+    later). Returns rows changed (deleted or written)."""
     if not actions:
         return 0
-    columns = list(zip(*actions))
-    rows = conn.run(
-        """
-        INSERT INTO corporate_actions (symbol, kind, day, split_from, split_to, amount, dividend_type, currency,
-                                       prev_close, prev_day, ref)
-        SELECT * FROM unnest(CAST(:symbol AS text[]), CAST(:kind AS text[]), CAST(:day AS date[]),
-                             CAST(:split_from AS float8[]), CAST(:split_to AS float8[]), CAST(:amount AS float8[]),
-                             CAST(:dividend_type AS text[]), CAST(:currency AS text[]), CAST(:prev_close AS float8[]),
-                             CAST(:prev_day AS date[]), CAST(:ref AS text[]))
-        ON CONFLICT (symbol, kind, day, ref) DO UPDATE SET
-            split_from = EXCLUDED.split_from, split_to = EXCLUDED.split_to, amount = EXCLUDED.amount,
-            dividend_type = EXCLUDED.dividend_type, currency = EXCLUDED.currency,
-            prev_close = COALESCE(EXCLUDED.prev_close, corporate_actions.prev_close),
-            prev_day = COALESCE(EXCLUDED.prev_day, corporate_actions.prev_day)
-        WHERE (corporate_actions.split_from, corporate_actions.split_to, corporate_actions.amount,
-               corporate_actions.prev_close) IS DISTINCT FROM
-              (EXCLUDED.split_from, EXCLUDED.split_to, EXCLUDED.amount,
-               COALESCE(EXCLUDED.prev_close, corporate_actions.prev_close))
-        RETURNING 1
-        """,
-        **dict(
-            zip(
-                (
-                    "symbol",
-                    "kind",
-                    "day",
-                    "split_from",
-                    "split_to",
-                    "amount",
-                    "dividend_type",
-                    "currency",
-                    "prev_close",
-                    "prev_day",
-                    "ref",
-                ),
-                [list(c) for c in columns],
-                strict=True,
-            )
-        ),
-    )
-    return len(rows)
+    from shared.adjustment import CorporateAction
+
+    # One row per key: a statement cannot insert and then update the same row.
+    actions = list({(a.symbol, a.kind, a.day, a.ref): a for a in actions}.values())
+    columns = dict(zip(CorporateAction._fields, ([list(c) for c in zip(*actions)]), strict=True))
+    conn.run("BEGIN")
+    try:
+        replaced = conn.run(
+            """
+            DELETE FROM corporate_actions AS c
+            USING unnest(CAST(:symbol AS text[]), CAST(:kind AS text[]), CAST(:day AS date[]),
+                         CAST(:ref AS text[])) AS n(symbol, kind, day, ref)
+            WHERE (c.symbol, c.kind, c.day) = (n.symbol, n.kind, n.day)
+              AND NOT EXISTS (SELECT 1 FROM unnest(CAST(:symbol AS text[]), CAST(:ref AS text[])) AS k(symbol, ref)
+                              WHERE (k.symbol, k.ref) = (c.symbol, c.ref))
+            RETURNING 1
+            """,
+            symbol=columns["symbol"],
+            kind=columns["kind"],
+            day=columns["day"],
+            ref=columns["ref"],
+        )
+        written = conn.run(
+            """
+            INSERT INTO corporate_actions (symbol, kind, day, split_from, split_to, amount, dividend_type, currency,
+                                           prev_close, prev_day, ref, adjustment_type)
+            SELECT * FROM unnest(CAST(:symbol AS text[]), CAST(:kind AS text[]), CAST(:day AS date[]),
+                                 CAST(:split_from AS float8[]), CAST(:split_to AS float8[]),
+                                 CAST(:amount AS float8[]), CAST(:dividend_type AS text[]),
+                                 CAST(:currency AS text[]), CAST(:prev_close AS float8[]), CAST(:prev_day AS date[]),
+                                 CAST(:ref AS text[]), CAST(:adjustment_type AS text[]))
+            ON CONFLICT (symbol, kind, day, ref) DO UPDATE SET
+                split_from = EXCLUDED.split_from, split_to = EXCLUDED.split_to, amount = EXCLUDED.amount,
+                dividend_type = EXCLUDED.dividend_type, currency = EXCLUDED.currency,
+                prev_close = COALESCE(EXCLUDED.prev_close, corporate_actions.prev_close),
+                prev_day = COALESCE(EXCLUDED.prev_day, corporate_actions.prev_day),
+                adjustment_type = COALESCE(EXCLUDED.adjustment_type, corporate_actions.adjustment_type)
+            WHERE (corporate_actions.split_from, corporate_actions.split_to, corporate_actions.amount,
+                   corporate_actions.dividend_type, corporate_actions.currency, corporate_actions.prev_close,
+                   corporate_actions.adjustment_type) IS DISTINCT FROM
+                  (EXCLUDED.split_from, EXCLUDED.split_to, EXCLUDED.amount, EXCLUDED.dividend_type,
+                   EXCLUDED.currency, COALESCE(EXCLUDED.prev_close, corporate_actions.prev_close),
+                   COALESCE(EXCLUDED.adjustment_type, corporate_actions.adjustment_type))
+            RETURNING 1
+            """,
+            **columns,
+        )
+        conn.run("COMMIT")
+    except Exception:
+        conn.run("ROLLBACK")
+        raise
+    return len(replaced) + len(written)
 
 
 def mark_actions_loaded(conn, symbols: list[str]) -> None:
