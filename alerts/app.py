@@ -13,14 +13,16 @@ from chalicelib.rules import EVENT_CURSOR_PATTERN, MAX_EVENTS_PAGE, RULE_ID_PATT
 from chalicelib.runtime import AlertsRuntime
 from chalicelib.store import NotFound, RuleLimitReached, public_rule
 from shared.errors import ApiError, bad_request, not_found, unavailable
+from shared.observability import observe
 from shared.openapi import openapi_route_response, query_names
 from shared.startup import start
 from shared.web import CORS, api_view, json_response, query_params, request_of
 
 start("alerts")  # stops here, in one line, without a setting this stage needs
 app = Chalice(app_name="market-alerts")
-app.log.setLevel(logging.INFO)
+observe(app, "alerts")  # one JSON line per request or run, with its metrics
 runtime = AlertsRuntime()
+log = logging.getLogger(__name__)
 
 
 # Cognito's tokens, verified in full (auth.py). A refused token is a 401, in API
@@ -35,10 +37,10 @@ def bearer_token(auth_request):
     try:
         user = runtime.token_verifier.verify(auth_request.token)
     except auth.InvalidToken as exc:
-        app.log.info("token refused: %s", exc)  # why, never the token
+        log.info("token refused: %s", exc)  # why, never the token
         raise auth.Unauthorized() from None
     except Exception as exc:  # noqa: BLE001 - keys unavailable, or anything unforeseen: a 503, not a 500
-        app.log.error("token not checked: %s: %s", type(exc).__name__, exc)
+        log.error("token not checked: %s: %s", type(exc).__name__, exc)
         return AuthResponse(routes=["*"], principal_id=auth.UNVERIFIED)
     return AuthResponse(routes=["*"], principal_id=user)
 
@@ -196,5 +198,6 @@ def channel_not_found(channel_id: str) -> ApiError:
 # both EST (UTC-5) and EDT (UTC-4); the handler checks the real market hours.
 @app.schedule(Cron("0/15", "13-21", "?", "*", "MON-FRI", "*"), name="alerts-check")
 def scheduled_check(event):
-    report = run_check(runtime.alert_store, runtime.quotes, runtime.database, runtime.publisher, runtime.settings)
-    return report.to_dict()
+    # The report is logged as one line with its metrics, and a run that could not do its
+    # job then fails the invocation (shared.observability).
+    return run_check(runtime.alert_store, runtime.quotes, runtime.database, runtime.publisher, runtime.settings)

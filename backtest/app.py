@@ -8,7 +8,9 @@ from chalicelib.loading import Patience
 from chalicelib.openapi import DOCUMENT
 from chalicelib.runtime import BacktestRuntime
 from chalicelib.service import market_today, parse_query, seconds_until_next_update
+from shared import observability
 from shared.errors import ApiError
+from shared.observability import observe
 from shared.openapi import openapi_route_response, query_names
 from shared.startup import start
 from shared.web import CORS, api_view, cacheable_response, query_params, request_of
@@ -16,6 +18,7 @@ from shared.web import CORS, api_view, cacheable_response, query_params, request
 start("backtest")  # stops here, in one line, without a setting this stage needs
 app = Chalice(app_name="market-backtest")
 app.api.binary_types.append("application/vnd.apache.parquet")
+observe(app, "backtest")  # one JSON line per request or run, with its metrics
 runtime = BacktestRuntime()
 
 
@@ -35,6 +38,7 @@ def get_backtest():
         # API Gateway only passes binary bodies to clients that ask for them.
         raise ApiError(406, "accept_required", f"format=parquet needs 'Accept: {CONTENT_TYPES['parquet']}' (or */*)")
     page = runtime.history.page(query)
+    observability.note(tier=page.source)
     # Only a range the caller bounded in the past is final enough to cache long; adjusted
     # prices of the past change when a split or dividend is stored, which only the daily
     # update does: until then (raw prices of the past never change).
@@ -65,8 +69,8 @@ def daily_update(event):
     # fifth of it (at most a minute) to write what was fetched.
     remaining_s = event.context.get_remaining_time_in_millis() / 1000 if getattr(event, "context", None) else 900
     patience = Patience(min(runtime.settings.ingest_max_wait_s, remaining_s - min(60.0, remaining_s / 5)))
-    report = run_daily_update(
+    # The report is logged as one line with its metrics, and a run that could not do its
+    # job then fails the invocation (shared.observability).
+    return run_daily_update(
         runtime.settings, runtime.database, runtime.lake, runtime.polygon, runtime.upstream_budget, patience=patience
     )
-    app.log.info("daily update: %s", report.to_dict())
-    return report.to_dict()

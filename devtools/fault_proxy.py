@@ -214,3 +214,9 @@ S3_SLOW_DOWN = (
     b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>fault</RequestId></Error>",
 )
 JWKS_THROTTLED = (429, {"Content-Type": "application/json"}, b'{"message":"Too many requests"}')
+# Lambda's answer to an Invoke over the function's or the account's concurrency.
+LAMBDA_THROTTLED = (
+    429,
+    {"Content-Type": "application/json", "x-amzn-ErrorType": "TooManyRequestsException"},
+    b'{"Reason":"ReservedFunctionConcurrentInvocationLimitExceeded","Type":"User","message":"Rate Exceeded."}',
+)

@@ -41,6 +41,7 @@ METHOD_ACTIONS = {
     "create_user_pool_client": {"cognito-idp:CreateUserPoolClient"},
     "get_parameters": {"ssm:GetParameters"},
     "get_secret_value": {"secretsmanager:GetSecretValue"},
+    "invoke": {"lambda:InvokeFunction"},
 }
 TRANSACT_ITEM_ACTIONS = {
     "Put": "dynamodb:PutItem",

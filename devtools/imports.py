@@ -168,8 +168,9 @@ def batch_files(root: Path = ROOT) -> set[Path]:
 
 def lambda_functions(service: str, root: Path = ROOT) -> dict[str, list[str]]:
     """The app's Lambda functions, as Chalice deploys them, and the Python functions
-    each runs: every route in ``api_handler``; each ``@app.schedule(name=...)``
-    and each authorizer on its own."""
+    each runs: every route in ``api_handler``; each ``@app.schedule(name=...)``,
+    ``@app.lambda_function(name=...)``, ``@app.on_sqs_message(name=...)`` and each
+    authorizer on its own."""
     out: dict[str, list[str]] = {}
     for node in _parse(root / service / "app.py").body:
         if not isinstance(node, ast.FunctionDef):
@@ -185,6 +186,9 @@ def lambda_functions(service: str, root: Path = ROOT) -> dict[str, list[str]]:
                 out.setdefault(named[0] if named else node.name, []).append(node.name)
             elif kind == "authorizer":
                 out.setdefault(node.name, []).append(node.name)
+            elif kind in ("lambda_function", "on_sqs_message"):
+                named = [k.value.value for k in call.keywords if k.arg == "name" and isinstance(k.value, ast.Constant)]
+                out.setdefault(named[0] if named else node.name, []).append(node.name)
     return out
 
 

@@ -33,6 +33,7 @@ DEFAULT_PORTS = {
     "polygon": 8790,
     "moto": 8795,
     "webhooks": 8796,
+    "relay": 8797,
 }
 PORT_VARIABLES = {
     "quote": "QUOTE_PORT",
@@ -42,6 +43,7 @@ PORT_VARIABLES = {
     "polygon": "FAKE_POLYGON_PORT",
     "moto": "MOTO_PORT",
     "webhooks": "WEBHOOK_PORT",
+    "relay": "RELAY_PORT",
 }
 # The demo account make run creates. Local only: the pool lives in moto and is made
 # afresh at every start; no AWS stage has this user or this password.
@@ -150,6 +152,16 @@ class Stack:
         # The fake has no rate limit of its own; keep the demo responsive (the local default too).
         self.env.setdefault("POLYGON_MAX_CALLS_PER_MIN", LOCAL_DEFAULTS["POLYGON_MAX_CALLS_PER_MIN"])
         say(f"Polygon: fake server with sample data for {', '.join(sorted(fake.bars))} at {fake.url}")
+
+    def start_relay(self) -> None:
+        """The vendor relay behind Lambda's Invoke API (devtools.local_lambda): the apps
+        reach the vendor through it, as the functions in the VPC do on AWS."""
+        from devtools.local_lambda import relay_function_name, serve_relay
+
+        relay = serve_relay(dict(self.env), self.ports["relay"])
+        self.stoppers.append(relay.stop)
+        self.env.update(POLYGON_RELAY_FUNCTION=relay_function_name(), AWS_ENDPOINT_URL_LAMBDA=relay.url)
+        say(f"vendor relay: {relay_function_name()} at {relay.url} (Lambda's Invoke API)")
 
     def start_postgres(self) -> None:
         """DATABASE_URL if set (never emptied); else the local default (database market_dev on
@@ -343,6 +355,7 @@ class Stack:
     def start(self, check_loop: bool = True) -> None:
         self.start_redis()
         self.start_polygon()
+        self.start_relay()
         self.start_postgres()
         self.start_aws()
         self.load_history()

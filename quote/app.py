@@ -3,16 +3,18 @@
 from chalice import Chalice
 
 from chalicelib.openapi import DOCUMENT, MAX_SYMBOLS
+from chalicelib.runtime import QuoteRuntime
 from shared.errors import bad_request
+from shared.observability import observe
 from shared.openapi import openapi_route_response, query_names
-from shared.runtime import Runtime
 from shared.startup import start
 from shared.symbols import parse_symbol, parse_symbol_list
 from shared.web import CORS, api_view, json_response, query_params
 
 start("quote")  # stops here, in one line, without a setting this stage needs
 app = Chalice(app_name="market-quote")
-runtime = Runtime()
+observe(app, "quote")  # one JSON line per request, with its metrics
+runtime = QuoteRuntime()
 
 
 @app.route("/api/quote/openapi.json", methods=["GET"], cors=CORS)
@@ -41,3 +43,11 @@ def get_quote():
     symbol = parse_symbol(params.get("symbol"))
     result = quotes.get(symbol)
     return json_response(quotes.decorate(result), headers={"Cache-Control": f"max-age={quotes.max_age_s(result)}"})
+
+
+# The vendor for the functions in the VPC (this app's API, the alerts check, the daily
+# update): outside the VPC, so it reaches the vendor over IPv4 or IPv6 alike, invoked
+# over Lambda's dual-stack endpoint (shared/vendor_relay.py). The only holder of the key.
+@app.lambda_function(name="vendor-relay")
+def vendor_relay(event, context):
+    return runtime.vendor_relay.handle(event)

@@ -83,14 +83,14 @@ def with_local_defaults(env: Mapping[str, str]) -> dict[str, str]:
 # Settings a service cannot start without, by where it runs. Each entry is one
 # requirement: any of its names will do (a value, or the SSM parameter holding it).
 REQUIRED: dict[str, dict[str, list[tuple[str, ...]]]] = {
-    "quote": {"aws": [("POLYGON_API_KEY", "POLYGON_API_KEY_SECRET_ID"), ("REDIS_URL",)]},
+    "quote": {"aws": [("POLYGON_RELAY_FUNCTION", "POLYGON_API_KEY_SECRET_ID", "POLYGON_API_KEY"), ("REDIS_URL",)]},
     "backtest": {
         "aws": [
             ("DATABASE_URL",),
             ("LAKE_URI",),
             ("CURSOR_SECRET", "CURSOR_SECRET_SECRET_ID"),
             # The daily update's: the API itself never calls Polygon.
-            ("POLYGON_API_KEY", "POLYGON_API_KEY_SECRET_ID"),
+            ("POLYGON_RELAY_FUNCTION", "POLYGON_API_KEY_SECRET_ID", "POLYGON_API_KEY"),
         ]
     },
     "alerts": {
@@ -100,7 +100,7 @@ REQUIRED: dict[str, dict[str, list[tuple[str, ...]]]] = {
             ("DATABASE_URL",),
             ("REDIS_URL",),
             ("ALERTS_TOPIC_PREFIX",),
-            ("POLYGON_API_KEY", "POLYGON_API_KEY_SECRET_ID"),
+            ("POLYGON_RELAY_FUNCTION", "POLYGON_API_KEY_SECRET_ID", "POLYGON_API_KEY"),
         ],
     },
 }
@@ -110,7 +110,8 @@ WHY = {
     "COGNITO_CLIENT_ID": "the pool's app client the dashboard signs in with "
     "(make stage-config writes it from the stateful stack's outputs)",
     "ALERTS_TOPIC_PREFIX": "the name prefix of the users' SNS topics (make stage-config writes it)",
-    "POLYGON_API_KEY": "the Polygon key (on AWS, POLYGON_API_KEY_SECRET_ID names its Secrets Manager secret)",
+    "POLYGON_RELAY_FUNCTION": "the vendor relay that calls the vendor for this stage's functions (make "
+    "stage-config writes it); the relay itself reads the key's Secrets Manager secret (POLYGON_API_KEY_SECRET_ID)",
     "CURSOR_SECRET": "it signs pagination cursors (on AWS, CURSOR_SECRET_SECRET_ID names its Secrets Manager secret)",
 }
 
@@ -168,6 +169,7 @@ AWS_SERVICES = {
     "secretsmanager": "AWS_ENDPOINT_URL_SECRETS_MANAGER",
     "cognito-idp": "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER",
     "sqs": "AWS_ENDPOINT_URL_SQS",
+    "lambda": "AWS_ENDPOINT_URL_LAMBDA",
 }
 
 
@@ -175,6 +177,26 @@ def _aws_endpoints(env: Mapping[str, str]) -> dict[str, str]:
     """Each service's endpoint: its own variable, else the one for all (AWS_ENDPOINT_URL), else AWS's."""
     common = _text(env, "AWS_ENDPOINT_URL", "")
     return {service: _text(env, name, common).rstrip("/") for service, name in AWS_SERVICES.items()}
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    level = _text(env, "LOG_LEVEL", "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    return level
+
+
+def log_level(env: Mapping[str, str] | None = None) -> str:
+    """LOG_LEVEL, read at start-up without any other setting."""
+    return _log_level(os.environ if env is None else env)
+
+
+def stage_name(env: Mapping[str, str] | None = None) -> str:
+    """The stage this process runs in, without reading any other setting (or secret)."""
+    return _text(os.environ if env is None else env, "STAGE", LOCAL_STAGE)
 
 
 def _date(env: Mapping[str, str], name: str) -> date | None:
@@ -283,6 +305,13 @@ class Settings:
     database_secret_arn: str = ""
     # Run the check whatever the clock says (for demos on weekends and at night).
     alerts_ignore_market_hours: bool = False
+    # The application log level: the JSON lines at or above it are written. On AWS the
+    # packaged template gives it to Lambda (LoggingConfig.ApplicationLogLevel); locally
+    # shared.observability applies it.
+    log_level: str = "INFO"
+    # The function that calls the vendor for the functions in the VPC, whose subnets may
+    # not reach it (IPv6 only): invoked over Lambda's dual-stack endpoint; empty: direct.
+    polygon_relay_function: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -352,6 +381,8 @@ class Settings:
                 env, "DAILY_UPDATE_LOCAL_INTERVAL_S", d.daily_update_local_interval_s, float, 1
             ),
             alerts_ignore_market_hours=_text(env, "ALERTS_IGNORE_MARKET_HOURS", "0").lower() in ("1", "true", "yes"),
+            log_level=_log_level(env),
+            polygon_relay_function=_text(env, "POLYGON_RELAY_FUNCTION", ""),
         )
 
     def redacted(self) -> dict:

@@ -22,6 +22,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from shared import observability
 from shared.config import Settings
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,9 @@ class _RecordingPool:
         return getattr(self._pool, name)
 
 
-def make_client(settings: Settings):
+def make_client(settings: Settings, transport=None):
+    """The official client, sending its requests through ``transport`` when given (the
+    vendor relay's pool, ``shared.vendor_relay.RelayPool``), else its own urllib3 pool."""
     from massive import RESTClient
     from urllib3.util.retry import Retry
 
@@ -109,7 +112,7 @@ def make_client(settings: Settings):
         # every status comes back instead, and we decide (see translate).
         connection_pool_kw={"retries": Retry(total=0, redirect=0, raise_on_status=False)},
     )
-    client.client = _RecordingPool(client.client)
+    client.client = _RecordingPool(transport if transport is not None else client.client)
     return client
 
 
@@ -188,7 +191,12 @@ def call(fn: Callable[[], object], budget: Budget, settings: Settings):
     """Run one upstream request with bounded retries, each attempt charged to ``budget``."""
 
     def attempt():
-        budget.acquire()
+        try:
+            budget.acquire()
+        except BudgetExceeded:
+            observability.count("budget_refusals")
+            raise
+        observability.count("upstream_calls")
         try:
             return fn()
         except Exception as exc:  # noqa: BLE001 - translate() re-raises what it does not know

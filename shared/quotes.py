@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from shared import polygon
+from shared import observability, polygon
 from shared.cache import BUDGET_KEY, SLOT, JsonStore, LocalBudget, RedisBudget, RedisLock, RefreshTracker, loads_json
 from shared.config import Settings
 from shared.errors import ApiError, not_found, unavailable
@@ -222,6 +222,10 @@ class QuoteService:
                     errors[symbol] = outcome
                 else:
                     results[symbol] = outcome
+        for result in results.values():
+            observability.count(f"quotes_{result.status}")
+        if errors:
+            observability.count("quotes_error", len(errors))
         return results, errors
 
     def decorate(self, result: QuoteResult) -> dict:
@@ -392,7 +396,8 @@ class QuoteService:
     def _map(self, fn, items: list) -> list:
         if len(items) <= 1:
             return [fn(item) for item in items]
-        return list(self._pool().map(fn, items))
+        # Pool threads start with an empty context: each call counts into the request's.
+        return list(self._pool().map(observability.carry(fn), items))
 
     def _fetch(self, needed: list[str], extras: list[str], previous: dict, budget, store: bool) -> dict:
         """``needed`` (and ``extras``, refreshed along) in one upstream call per chunk.

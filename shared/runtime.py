@@ -56,7 +56,17 @@ class Runtime:
     def polygon(self):
         from shared.polygon import PolygonGateway, make_client
 
-        return PolygonGateway(make=lambda: make_client(self.settings))
+        def build():
+            relay = self.settings.polygon_relay_function
+            if not relay:
+                return make_client(self.settings)
+            from shared.vendor_relay import RelayPool, invoke_timeout_s
+
+            # One attempt per call: each one is charged to the budget, and retried (or not) by shared.polygon.
+            client = self._aws("client", "lambda", attempts=1, read_timeout_s=invoke_timeout_s(self.settings))
+            return make_client(self.settings, RelayPool(relay, client))
+
+        return PolygonGateway(make=build)
 
     @cached_property
     def quotes(self):
@@ -79,11 +89,13 @@ class Runtime:
 
         return Database(url_with_password, self.settings.database_timeout_s)
 
-    def _aws(self, kind: str, service: str, attempts: int | None = None):
-        return self._aws_for(self.settings, kind, service, attempts)
+    def _aws(self, kind: str, service: str, attempts: int | None = None, read_timeout_s: float | None = None):
+        return self._aws_for(self.settings, kind, service, attempts, read_timeout_s)
 
     @staticmethod
-    def _aws_for(s: Settings, kind: str, service: str, attempts: int | None = None):
+    def _aws_for(
+        s: Settings, kind: str, service: str, attempts: int | None = None, read_timeout_s: float | None = None
+    ):
         from botocore.config import Config
 
         # The standard retries back off on throttling. A call that must not be repeated
@@ -91,7 +103,7 @@ class Runtime:
         # asks for one attempt and retries itself.
         config = Config(
             connect_timeout=s.aws_connect_timeout_s,
-            read_timeout=s.aws_read_timeout_s,
+            read_timeout=read_timeout_s or s.aws_read_timeout_s,
             retries={"total_max_attempts": attempts or s.aws_max_attempts, "mode": "standard"},
             # In the VPC without a NAT gateway, SNS and Secrets Manager are reached over IPv6
             # (their dual-stack endpoints); S3 and DynamoDB through the VPC's gateway endpoints.

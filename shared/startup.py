@@ -31,7 +31,8 @@ import threading
 import time
 from pathlib import Path
 
-from shared.config import missing_settings, under_chalice_local
+from shared.config import log_level, missing_settings, under_chalice_local
+from shared.observability import configure_logging
 
 SHARED = Path(__file__).resolve().parent
 _watching = threading.Event()
@@ -42,6 +43,7 @@ def start(service: str) -> None:
     if refusal:
         print(refusal, file=sys.stderr, flush=True)
         raise SystemExit(2)
+    configure_logging(log_level())
     problems = missing_settings(service)
     if problems:
         print("\n".join(problems), file=sys.stderr, flush=True)

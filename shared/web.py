@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from chalice import Chalice, CORSConfig, Response
 from chalice.app import Request
 
+from shared import observability
 from shared.errors import ApiError, bad_request
 
 log = logging.getLogger(__name__)
@@ -53,9 +54,11 @@ def api_view(view):
         try:
             return view(*args, **kwargs)
         except ApiError as error:
+            observability.note(error=error.code)
             return error_response(error)
         except Exception:
             log.exception("unhandled error in %s", view.__name__)
+            observability.note(error="internal_error")
             return error_response(ApiError(500, "internal_error", "an internal error occurred"))
 
     return wrapper

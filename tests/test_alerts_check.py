@@ -12,6 +12,7 @@ import pytest
 
 from alerts.chalicelib.check import run_check
 from devtools.fault_proxy import DYNAMODB_THROTTLE, SNS_INTERNAL_ERROR
+from tests.support import scheduled_report
 from tests.test_quote_api import ticker
 
 LAST_BAR = date(2026, 11, 20)
@@ -29,10 +30,7 @@ def add_rule(client, headers, **fields) -> dict:
 
 
 def check(client) -> dict:
-    event = client.events.generate_cw_event(
-        source="aws.events", detail_type="Scheduled Event", detail={}, resources=["arn:aws:events:rule/alerts-check"]
-    )
-    return client.lambda_.invoke("alerts-check", event).payload
+    return scheduled_report(client, "alerts-check")
 
 
 def events(client, headers) -> list[dict]:

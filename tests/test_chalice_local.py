@@ -147,8 +147,9 @@ def test_an_aws_stage_names_every_setting_it_lacks():
     from shared.config import missing_settings
 
     assert missing_settings("quote", {"STAGE": "aws-prod"}) == [
-        "quote: POLYGON_API_KEY (or POLYGON_API_KEY_SECRET_ID) is not set on stage aws-prod: "
-        "the Polygon key (on AWS, POLYGON_API_KEY_SECRET_ID names its Secrets Manager secret)",
+        "quote: POLYGON_RELAY_FUNCTION (or POLYGON_API_KEY_SECRET_ID or POLYGON_API_KEY) is not set on stage "
+        "aws-prod: the vendor relay that calls the vendor for this stage's functions (make stage-config writes it); "
+        "the relay itself reads the key's Secrets Manager secret (POLYGON_API_KEY_SECRET_ID)",
         "quote: REDIS_URL is not set on stage aws-prod",
     ]
     assert missing_settings("quote", {"STAGE": "dev"}) == []
@@ -156,8 +157,9 @@ def test_an_aws_stage_names_every_setting_it_lacks():
         "backtest: CURSOR_SECRET (or CURSOR_SECRET_SECRET_ID) is not set on stage aws-dev: "
         "it signs pagination cursors (on AWS, CURSOR_SECRET_SECRET_ID names its Secrets Manager secret)",
         # The daily update's (the app's scheduled function): the API itself never calls Polygon.
-        "backtest: POLYGON_API_KEY (or POLYGON_API_KEY_SECRET_ID) is not set on stage aws-dev: "
-        "the Polygon key (on AWS, POLYGON_API_KEY_SECRET_ID names its Secrets Manager secret)",
+        "backtest: POLYGON_RELAY_FUNCTION (or POLYGON_API_KEY_SECRET_ID or POLYGON_API_KEY) is not set on stage "
+        "aws-dev: the vendor relay that calls the vendor for this stage's functions (make stage-config writes it); "
+        "the relay itself reads the key's Secrets Manager secret (POLYGON_API_KEY_SECRET_ID)",
     ]
     # A dev stage deployed to Lambda by mistake gets no local defaults and no leniency.
     assert missing_settings("quote", {"STAGE": "dev", "AWS_LAMBDA_FUNCTION_NAME": "f"})

@@ -13,6 +13,7 @@ from devtools.fake_polygon import FakePolygon
 from devtools.sample_data import synthetic_bars
 from shared import postgres
 from tests.conftest import fresh_app, ingest, local_client
+from tests.support import scheduled_report
 
 SYMBOLS = ["UPA", "UPB", "UPS"]
 STORED_THROUGH = date(2026, 11, 20)  # a Friday
@@ -47,10 +48,7 @@ def update(monkeypatch, as_of: date, **payload) -> dict:
     monkeypatch.setenv("RECENT_AS_OF", as_of.isoformat())
     for module in fresh_app("backtest"):
         with local_client(module, "backtest") as client:
-            event = client.events.generate_cw_event(
-                source="aws.events", detail_type="Scheduled Event", detail={}, resources=["arn:rule/daily-update"]
-            )
-            return client.lambda_.invoke("daily-update", event).payload
+            return scheduled_report(client, "daily-update")
 
 
 def stored(env, symbol: str) -> list:

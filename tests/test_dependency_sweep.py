@@ -26,6 +26,7 @@ from devtools.fault_proxy import (
     DYNAMODB_THROTTLE,
     DYNAMODB_THROTTLING,
     JWKS_THROTTLED,
+    LAMBDA_THROTTLED,
     S3_SLOW_DOWN,
     SNS_THROTTLED,
     FaultProxy,
@@ -34,6 +35,7 @@ from devtools.fault_proxy import (
 )
 from tests.apps import load_app
 from tests.conftest import SUMMARY, AlertsWorld, Bucket, fresh_app, ingest, local_client
+from tests.support import emf_metrics, run_lines
 
 FAULTS = ("unreachable", "timeout", "throttled", "garbage")
 # What each dependency is, to the clients that use it.
@@ -157,6 +159,11 @@ def fault_env(dependency: str, kind: str, env: dict, faults: Faults, fake) -> di
         )
     if dependency == "vendor":
         return {"POLYGON_BASE_URL": faults.url(kind) if kind in ("unreachable", "timeout") else fake.url}
+    if dependency == "relay":
+        # The vendor relay (a Lambda function the VPC's functions invoke): down, slow,
+        # throttled by Lambda, or answering what is not Lambda's answer.
+        lambda_endpoint = faults.proxy.url if kind == "throttled" else faults.url(kind)
+        return {"POLYGON_RELAY_FUNCTION": "market-quote-dev-vendor-relay", "AWS_ENDPOINT_URL_LAMBDA": lambda_endpoint}
     variable = {
         "s3": "S3_ENDPOINT_URL",
         "dynamodb": "AWS_ENDPOINT_URL_DYNAMODB",
@@ -175,7 +182,13 @@ def arm(dependency: str, kind: str, faults: Faults, fake, scheduled: bool = Fals
     fake.clear_faults()
     if kind == "throttled":
         dynamodb = DYNAMODB_THROTTLING if scheduled else DYNAMODB_THROTTLE
-        canned = {"s3": S3_SLOW_DOWN, "dynamodb": dynamodb, "sns": SNS_THROTTLED, "cognito": JWKS_THROTTLED}
+        canned = {
+            "s3": S3_SLOW_DOWN,
+            "dynamodb": dynamodb,
+            "sns": SNS_THROTTLED,
+            "cognito": JWKS_THROTTLED,
+            "relay": LAMBDA_THROTTLED,
+        }
         if dependency in canned:
             faults.proxy.fail("", canned[dependency])
         if dependency == "vendor":
@@ -212,7 +225,9 @@ def check_answer(case: Case, response, doc: dict, path: str, method: str) -> Non
             "properties"
         ]["code"]["enum"]
         assert error["code"] in enum, f"{case}: {error['code']} is not a documented 503"
-        assert error.get("dependency") == case.dependency, f"{case}: names {error.get('dependency')}"
+        # The relay is the way to the vendor: its failure is the vendor unavailable to the caller.
+        named = "vendor" if case.dependency == "relay" else case.dependency
+        assert error.get("dependency") == named, f"{case}: names {error.get('dependency')}"
     if case.expect == "unavailable":
         assert status == 503, f"{case}: expected a 503, got {status} {body_text[:200]}"
     elif case.expect == "degraded":
@@ -257,7 +272,8 @@ def quote_cases():
         for fault in FAULTS:
             # Redis down: straight from the vendor ("bypass"); the vendor down, nothing cached: a 503.
             yield Case("quote", label, "redis", fault, "degraded")
-            yield Case("quote", label, "vendor", fault, "unavailable" if label == "one symbol" else "degraded")
+            for way in ("vendor", "relay"):
+                yield Case("quote", label, way, fault, "unavailable" if label == "one symbol" else "degraded")
 
 
 @pytest.mark.parametrize("case", list(quote_cases()), ids=lambda c: f"{c.label}-{c.dependency}-{c.fault}")
@@ -271,7 +287,7 @@ def test_quote_routes(case, sweep_world, faults, vendor, redis_client, monkeypat
         Redis.from_url(env["REDIS_URL"]).flushdb()  # nothing cached: the vendor must be asked
         with local_client(module, "quote") as client:
             response = client.http.get(path)
-        if case.label == "a batch" and case.dependency == "vendor":
+        if case.label == "a batch" and case.dependency in ("vendor", "relay"):
             # A batch answers 200, with each symbol's 503 in its errors.
             errors = json.loads(response.body)["errors"]
             assert errors and all(e["code"].startswith("upstream_") for e in errors), response.body
@@ -365,22 +381,40 @@ def test_alerts_routes(case, sweep_world, faults, vendor, monkeypatch):
 
 def scheduled_cases():
     for fault in FAULTS:
-        for dependency in ("dynamodb", "sns", "redis", "postgresql", "vendor"):
+        for dependency in ("dynamodb", "sns", "redis", "postgresql", "vendor", "relay"):
             yield Case("alerts", "alerts-check", dependency, fault, None)
-        for dependency in ("postgresql", "s3", "vendor", "redis"):
+        for dependency in ("postgresql", "s3", "vendor", "relay", "redis"):
             yield Case("backtest", "daily-update", dependency, fault, None)
 
 
 # How a scheduled run's report names each failure.
+# Which (function, dependency) down leaves the run unable to do its job, so the
+# invocation fails (Lambda retries it, then sends it to the failure destination):
+# the rules unreadable (DynamoDB), the bars unreadable (PostgreSQL), the vendor down
+# for every symbol, every delivery failing (SNS); the update stopped before storing.
+# Redis down is ridden out (quotes straight from the vendor, the budget counted here),
+# and so is the lake (PostgreSQL holds the day; the next run catches the lake up).
+FAILS = {
+    ("alerts-check", "dynamodb"),
+    ("alerts-check", "postgresql"),
+    ("alerts-check", "vendor"),
+    ("alerts-check", "relay"),
+    ("alerts-check", "sns"),
+    ("daily-update", "postgresql"),
+    ("daily-update", "vendor"),
+    ("daily-update", "relay"),
+}
 NAMED = {
     ("alerts-check", "dynamodb"): lambda r: r["errors"] or r["failed"],
     ("alerts-check", "sns"): lambda r: r["delivery_failed"] or r["reasons"].get("delivery_failed"),
     ("alerts-check", "postgresql"): lambda r: r["reasons"].get("history_unavailable"),
     ("alerts-check", "vendor"): lambda r: any(k.startswith("upstream_") for k in r["reasons"]),
+    ("alerts-check", "relay"): lambda r: any(k.startswith("upstream_") for k in r["reasons"]),
     ("alerts-check", "redis"): lambda r: r["checked"] >= 1,  # Redis down: quotes straight from the vendor
     ("daily-update", "postgresql"): lambda r: "PostgreSQL" in (r["stopped"] or ""),
     ("daily-update", "s3"): lambda r: any("lake" in v for v in r["failed"].values()) or r["stopped"],
     ("daily-update", "vendor"): lambda r: bool(r["stopped"] and r["days_left"]),
+    ("daily-update", "relay"): lambda r: bool(r["stopped"] and r["days_left"]),
     ("daily-update", "redis"): lambda r: len(r["days_filled"]) == 1,  # the budget counted here instead
 }
 
@@ -412,14 +446,27 @@ def test_scheduled_functions(case, sweep_world, faults, vendor, monkeypatch):
     monkeypatch.setenv("AWS_READ_TIMEOUT_S", QUICK["AWS_READ_TIMEOUT_S"])
 
     def request(module):
-        with local_client(module, case.service) as client:
+        from shared.observability import RunFailed
+
+        with local_client(module, case.service) as client, run_lines() as lines:
             event = client.events.generate_cw_event(
                 source="aws.events", detail_type="Scheduled Event", detail={}, resources=[f"arn:rule/{case.label}"]
             )
-            report = client.lambda_.invoke(case.label, event).payload
+            try:
+                report, failed = client.lambda_.invoke(case.label, event).payload, False
+            except RunFailed as exc:
+                report, failed = exc.report, True
         assert isinstance(report, dict), f"{case}: the run ended without a report: {report}"
         OUTCOMES["report"] += 1
         assert NAMED[(case.label, case.dependency)](report), f"{case}: the report does not say it: {report}"
+        # The whole report in one line, its metrics on it, and the invocation failed exactly
+        # when the run could not do its job.
+        [line] = [x for x in lines if x.get("job") == case.label]
+        assert line["report"] == report and line["outcome"] == ("failed" if failed else "done")
+        metrics = emf_metrics(line)
+        heartbeat = "ChecksCompleted" if case.label == "alerts-check" else "UpdatesCompleted"
+        assert metrics[heartbeat] == (0 if failed else 1), f"{case}: {metrics}"
+        assert failed == ((case.label, case.dependency) in FAILS), f"{case}: failed={failed} {report}"
 
     try:
         run_case(case, monkeypatch, env, faults, vendor, request)

@@ -260,8 +260,8 @@ def test_deploy_dry_run_points_cloudformation_at_the_artifact_bucket():
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     packaged = json.loads((ROOT / "build" / "aws-prod" / "quote" / "packaged.json").read_text())
-    [function] = [r for r in packaged["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
-    assert function["Properties"]["CodeUri"]["Key"].startswith("quote/aws-prod/")
+    functions = [r for r in packaged["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
+    assert functions and all(f["Properties"]["CodeUri"]["Key"].startswith("quote/aws-prod/") for f in functions)
     without_bucket = subprocess.run(
         [sys.executable, "-m", "devtools.deploy", "quote", "--stage", "aws-prod"],
         cwd=ROOT,

@@ -45,6 +45,7 @@ def test_quote_zip_holds_shared_and_every_dependency(tmp_path):
     assert {n for n in names if n.startswith("chalicelib/") and n.endswith(".py")} == {
         "chalicelib/__init__.py",
         "chalicelib/openapi.py",
+        "chalicelib/runtime.py",
     }
     with zipfile.ZipFile(report.zip_path) as zf:
         ours = [n for n in names if n.startswith("shared/") or n == "app.py"]
@@ -81,7 +82,7 @@ def test_the_lock_check_reports_missing_extra_and_other_versions():
 
 def test_the_ownership_check_reports_foreign_and_missing_code():
     shared = ["shared/__init__.py", "shared/config.py"]
-    quote = ["app.py", "chalicelib/__init__.py", "chalicelib/openapi.py"]
+    quote = ["app.py", "chalicelib/__init__.py", "chalicelib/openapi.py", "chalicelib/runtime.py"]
     assert ownership_problems("quote", [*quote, *shared]) == []
     foreign = ownership_problems("quote", [*quote, *shared, "chalicelib/check.py"])
     assert any("not quote's" in p and "chalicelib/check.py" in p for p in foreign), foreign

@@ -14,6 +14,7 @@ from devtools.fake_polygon import FakePolygon
 from devtools.sample_data import synthetic_bars
 from shared.bars import DailyBar
 from tests.conftest import fresh_app, ingest, local_client
+from tests.support import scheduled_report
 
 RECENT_AS_OF = date(2026, 11, 20)
 # Its last bar is in the recent window (PostgreSQL), the rest before it (the lake).
@@ -124,10 +125,7 @@ def run_update(monkeypatch, as_of: date) -> dict:
     monkeypatch.setenv("RECENT_AS_OF", as_of.isoformat())
     for module in fresh_app("backtest"):
         with local_client(module, "backtest") as client:
-            event = client.events.generate_cw_event(
-                source="aws.events", detail_type="Scheduled Event", detail={}, resources=["arn:rule/daily-update"]
-            )
-            return client.lambda_.invoke("daily-update", event).payload
+            return scheduled_report(client, "daily-update")
 
 
 # ---------------------------------------------------------------- 2. fractional volumes

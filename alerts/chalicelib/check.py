@@ -13,7 +13,6 @@ checked, fired, failed and skipped, with the reasons.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
@@ -25,6 +24,7 @@ from shared import postgres
 from shared.errors import unavailable
 from shared.indicators import ema, rsi, sma
 from shared.market_calendar import NEW_YORK, latest_due_session, market_status, sessions_behind
+from shared.observability import CHECK_PHASES
 
 from .condition import ConditionError, label, parse
 from .notify import Publisher, messages_for
@@ -39,6 +39,7 @@ class MissingData(Exception):
 
 @dataclass
 class CheckReport:
+    job = "alerts-check"
     market: str = "open"
     rules: int = 0
     checked: int = 0
@@ -55,6 +56,40 @@ class CheckReport:
     errors: list[str] = field(default_factory=list)
     fired_rules: list[dict] = field(default_factory=list)
     timings: dict = field(default_factory=dict)
+    # Whether rules were evaluated (the market open, or its hours ignored).
+    evaluated: bool = False
+    # Symbols whose rules needed a live price, and how many of them the vendor failed.
+    quoted: int = 0
+    quotes_failed: int = 0
+
+    def failure(self) -> str | None:
+        """Why this check could not do its job, or None. Some rules skipped (missing data,
+        an unknown symbol) is a check that did its job."""
+        if self.errors:
+            return "; ".join(self.errors)
+        if self.reasons.get("history_unavailable") and not self.checked:
+            return "the daily bars could not be read (PostgreSQL): no rule was evaluated"
+        if self.quoted and self.quotes_failed == self.quoted:
+            return f"the vendor failed for every one of the {self.quoted} symbols quoted"
+        if self.delivery_failed and not self.fired and not self.undelivered:
+            return f"every delivery failed ({self.delivery_failed} firings wait for the next check)"
+        return None
+
+    def metrics(self) -> dict[str, float]:
+        """Its metrics (shared.observability.METRICS): the heartbeat always; what it
+        evaluated only when it evaluated (outside market hours there is nothing to say)."""
+        values: dict[str, float] = {"ChecksCompleted": 0.0 if self.failure() else 1.0}
+        if self.evaluated:
+            values.update(
+                RulesChecked=self.checked,
+                RulesFired=self.fired,
+                RulesSkipped=self.skipped,
+                RulesFailed=self.failed,
+                DeliveryFailed=self.delivery_failed,
+            )
+            for phase in CHECK_PHASES:
+                values[f"Phase{phase.title()}Ms"] = round(self.timings.get(f"{phase}_s", 0.0) * 1000, 1)
+        return values
 
     def to_dict(self) -> dict:
         return {
@@ -70,6 +105,8 @@ class CheckReport:
             "reasons": dict(self.reasons),
             "errors": self.errors,
             "timings": self.timings,
+            "quoted": self.quoted,
+            "quotes_failed": self.quotes_failed,
         }
 
 
@@ -142,6 +179,7 @@ def run_check(store: AlertStore, quotes, database, publisher: Publisher, setting
         if not settings.alerts_ignore_market_hours:
             return report
         report.market += " (ignored: ALERTS_IGNORE_MARKET_HOURS)"
+    report.evaluated = True
     trading_day = now.astimezone(NEW_YORK).date()
     timings: dict[str, float] = {}
     mark = [time.perf_counter()]
@@ -198,6 +236,8 @@ def run_check(store: AlertStore, quotes, database, publisher: Publisher, setting
                 quote_for[symbol] = {**result.quote, "stale": result.stale, "age_s": result.age_s}
         for symbol, error in errors.items():
             quote_error[symbol] = error.code
+        report.quoted = len(quote_symbols)
+        report.quotes_failed = sum(1 for code in quote_error.values() if code.startswith("upstream_"))
 
     lap("quotes_s")
 
@@ -335,7 +375,6 @@ def run_check(store: AlertStore, quotes, database, publisher: Publisher, setting
             outcome_of(firing.rule, outcome)
     lap("fire_s")
     report.timings = timings
-    log.info("alerts check: %s", json.dumps(report.to_dict()))
     return report
 
 

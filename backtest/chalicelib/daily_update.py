@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class UpdateReport:
+    job = "daily-update"
     due: str = ""
     tracked: int = 0
     days_filled: list[str] = field(default_factory=list)
@@ -89,6 +90,23 @@ class UpdateReport:
     lake_objects_written: int = 0
     pruned: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+
+    def failure(self) -> str | None:
+        """Why this run could not do its job, or None: it stopped before storing a session
+        it should have (PostgreSQL, the vendor, the budget). Nothing due, or some symbols
+        failing while the day was stored, is a run that did its job."""
+        if self.stopped and not self.days_filled and (self.days_left or "PostgreSQL" in self.stopped):
+            return self.stopped
+        return None
+
+    def metrics(self) -> dict[str, float]:
+        return {
+            "UpdatesCompleted": 0.0 if self.failure() else 1.0,
+            "DaysFilled": len(self.days_filled),
+            "UpdateUpstreamCalls": self.calls,
+            "SymbolsWritten": len(self.updated),
+            "UpdateStopped": 1.0 if self.stopped and self.days_left else 0.0,
+        }
 
     def stored(self, symbol: str, result: Stored) -> None:
         """Counts what ``loading.store`` wrote for one symbol."""
