@@ -3,7 +3,7 @@
 import logging
 import re
 
-from chalice import AuthResponse, Chalice, Cron
+from chalice import AuthResponse, Chalice, Rate
 
 from chalicelib import auth
 from chalicelib.channels import CHANNEL_ID_PATTERN, public_channel, validate_channel
@@ -194,9 +194,10 @@ def channel_not_found(channel_id: str) -> ApiError:
     return not_found("channel_not_found", f"no channel {channel_id}")
 
 
-# Every 15 minutes, 13:00-21:59 UTC on weekdays: covers 09:30-16:00 New York in
-# both EST (UTC-5) and EDT (UTC-4); the handler checks the real market hours.
-@app.schedule(Cron("0/15", "13-21", "?", "*", "MON-FRI", "*"), name="alerts-check")
+# Every 15 minutes, day and night: the handler checks the market's real hours (09:30-16:00
+# New York, early closes too) and outside them only says it is alive, so a missing
+# heartbeat (ChecksCompleted) means a check is failing or not running, at any hour.
+@app.schedule(Rate(15, unit=Rate.MINUTES), name="alerts-check")
 def scheduled_check(event):
     # The report is logged as one line with its metrics, and a run that could not do its
     # job then fails the invocation (shared.observability).

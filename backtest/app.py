@@ -58,12 +58,12 @@ def get_backtest():
     )
 
 
-# After the close on every weekday: 22:30 UTC is 17:30 New York in winter (EST)
-# and 18:30 in summer (EDT), when Polygon's grouped daily bars are complete. A
-# holiday has no session to fill: the run finds nothing missing and asks nothing.
-# Its own Lambda function and role (policy-<stage>-daily-update.json): the API's
-# role stays read-only.
-@app.schedule(Cron("30", "22", "?", "*", "MON-FRI", "*"), name="daily-update")
+# After the close, every day: 22:30 UTC is 17:30 New York in winter (EST) and 18:30 in
+# summer (EDT), when Polygon's grouped daily bars are complete. A weekend or a holiday has
+# no session to fill: the run finds nothing missing, asks nothing, and its heartbeat
+# (UpdatesCompleted) still says it ran. Its own Lambda function and role
+# (policy-<stage>-daily-update.json): the API's role stays read-only.
+@app.schedule(Cron("30", "22", "*", "*", "?", "*"), name="daily-update")
 def daily_update(event):
     # Wait out 429s and the budget only while the function has time left, keeping a
     # fifth of it (at most a minute) to write what was fetched.

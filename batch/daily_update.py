@@ -17,6 +17,7 @@ import time
 from datetime import date
 
 from backtest.chalicelib.daily_update import run_daily_update
+from shared.observability import configure_logging, record_run
 
 
 def once(runtime, day: date | None = None) -> dict:
@@ -39,28 +40,17 @@ def main(argv=None, runtime=None) -> int:
 
         runtime = BacktestRuntime()
     if args.command == "once":
-        report = once(runtime, args.day)
-        print(json.dumps(report))
-        return 1 if report["failed"] else 0
+        done = once(runtime, args.day)
+        print(json.dumps(done))
+        return 1 if done["failed"] else 0
     interval = args.interval or runtime.settings.daily_update_local_interval_s
+    # The line production writes for each run (shared.observability), so make run shows it.
+    configure_logging(runtime.settings.log_level)
     try:
         while True:
-            report = once(runtime)
-            stamp = time.strftime("%H:%M:%S")
-            shown = {
-                k: report[k]
-                for k in (
-                    "due",
-                    "days_filled",
-                    "days_left",
-                    "updated",
-                    "splits",
-                    "dividends",
-                    "migrated",
-                    "upstream_calls",
-                )
-            }
-            print(f"[daily update {stamp}] {json.dumps(shown)}", flush=True)
+            settings = runtime.settings
+            run = run_daily_update(settings, runtime.database, runtime.lake, runtime.polygon, runtime.upstream_budget)
+            record_run("backtest", settings.stage, run.job, run)
             time.sleep(interval)
     except KeyboardInterrupt:
         return 0

@@ -49,7 +49,8 @@ TRANSACT_ITEM_ACTIONS = {
     "Delete": "dynamodb:DeleteItem",
     "ConditionCheck": "dynamodb:ConditionCheckItem",
 }
-# What every function needs whatever its code does: logs, and ENIs for the VPC.
+# What every function needs whatever its code does: logs, ENIs for the VPC, and the
+# traces Lambda's active tracing writes with the function's role.
 BASELINE = {
     "logs:CreateLogGroup",
     "logs:CreateLogStream",
@@ -59,7 +60,12 @@ BASELINE = {
     "ec2:DeleteNetworkInterface",
     "ec2:AssignPrivateIpAddresses",
     "ec2:UnassignPrivateIpAddresses",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
 }
+# What Lambda does with a scheduled function's role: send a failed run to its on-failure
+# destination (an SQS queue of its own).
+FAILURE_DESTINATION = {"sqs:SendMessage"}
 
 
 def actions_in(path: Path) -> set[str]:
@@ -100,3 +106,10 @@ def function_actions(service: str, function: str) -> dict[str, set[str]]:
         for action in actions_in(path):
             out.setdefault(action, set()).add(str(path.relative_to(ROOT)))
     return out
+
+
+def platform_actions(service: str, function: str) -> set[str]:
+    """What the platform needs of one function's role beyond its code's calls."""
+    from devtools.imports import scheduled_functions
+
+    return FAILURE_DESTINATION if function in scheduled_functions(service) else set()

@@ -192,6 +192,21 @@ def lambda_functions(service: str, root: Path = ROOT) -> dict[str, list[str]]:
     return out
 
 
+def scheduled_functions(service: str, root: Path = ROOT) -> set[str]:
+    """The app's functions that run on a schedule (``@app.schedule(name=...)``)."""
+    out = set()
+    for node in _parse(root / service / "app.py").body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for decorator in node.decorator_list:
+            if isinstance(decorator, ast.Call) and getattr(decorator.func, "attr", None) == "schedule":
+                named = [
+                    k.value.value for k in decorator.keywords if k.arg == "name" and isinstance(k.value, ast.Constant)
+                ]
+                out.add(named[0] if named else node.name)
+    return out
+
+
 def function_files(service: str, python_functions: list[str], root: Path = ROOT) -> set[Path]:
     """What one Lambda function's code uses: the names its Python functions (and the
     app's module-level statements, which every function runs) refer to, followed."""

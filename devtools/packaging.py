@@ -13,6 +13,7 @@ import argparse
 import email.parser
 import json
 import py_compile
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devtools.lock import app_lock, normal, read_lock
+from devtools.template_operations import apply_to
 
 ROOT = Path(__file__).resolve().parent.parent
 LAMBDA_RUNTIME_PROVIDES = {"boto3", "botocore", "s3transfer", "jmespath"}
@@ -191,11 +193,18 @@ def precompile(zip_path: Path) -> int:
 
 
 def lint(template_path: Path) -> list[str]:
-    """cfn-lint errors (not warnings) in a template."""
+    """cfn-lint's errors, and any finding of the serverless rules (cfn-lint-serverless:
+    tracing, log retention, failure destinations, ...), in a template. A serverless rule
+    that does not apply is silenced on its resource, with the reason
+    (``devtools.template_operations.SILENCED``)."""
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "cfn-lint"), str(template_path)], capture_output=True, text=True, timeout=300
+        [str(Path(sys.executable).parent / "cfn-lint"), "-a", "cfn_lint_serverless.rules", "--", str(template_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    if proc.returncode & 2 or proc.returncode & 1:
+    findings = [line for line in proc.stdout.splitlines() if re.match(r"^[EW]S\d{4} ", line)]
+    if proc.returncode & 2 or proc.returncode & 1 or findings:
         return [f"cfn-lint: {proc.stdout.strip() or proc.stderr.strip()}"]
     return []
 
@@ -205,6 +214,7 @@ def check(service: str, out_dir: Path, stage: str = "aws-prod", root: Path = ROO
     zip_path, output = build(service, out_dir, stage, root)
     precompile(zip_path)
     add_api_settings(out_dir / "sam.json", service, root)
+    apply_to(out_dir / "sam.json", service, stage, root)
     problems = lint(out_dir / "sam.json")
     if "Could not install dependencies" in output:
         missing = output.split("Could not install dependencies:", 1)[1].split("You will have to", 1)[0]

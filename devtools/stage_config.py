@@ -44,10 +44,19 @@ IN_VPC = {
     "alerts": ["alerts-check"],
 }
 SECRET_PARAMETERS = {
-    "quote": {"POLYGON_API_KEY_SECRET_ID": "polygon-api-key"},
-    "backtest": {"CURSOR_SECRET_SECRET_ID": "cursor-secret", "POLYGON_API_KEY_SECRET_ID": "polygon-api-key"},
-    "alerts": {"POLYGON_API_KEY_SECRET_ID": "polygon-api-key"},
+    "quote": {},
+    "backtest": {"CURSOR_SECRET_SECRET_ID": "cursor-secret"},
+    "alerts": {},
 }
+# The vendor's key is read by the vendor relay alone (a function of the quote app, outside
+# the VPC); the functions that call the vendor invoke it by name.
+RELAY = "vendor-relay"
+RELAY_SECRETS = {"POLYGON_API_KEY_SECRET_ID": "polygon-api-key"}
+
+
+def relay_function(stage: str) -> str:
+    """The relay's name: the quote app's function, as make package names it."""
+    return f"market-quote-{stage}-{RELAY}"
 
 
 LOCAL_STAGE = "dev"
@@ -67,10 +76,14 @@ def apply(outputs: dict[str, str], stage: str, root: Path = ROOT) -> list[Path]:
         env["STAGE"] = stage
         env.update({name: outputs[key] for name, key in variables.items()})
         env.update({name: f"{outputs['SecretPrefix']}{leaf}" for name, leaf in SECRET_PARAMETERS[service].items()})
+        env.pop("POLYGON_API_KEY_SECRET_ID", None)
+        env["POLYGON_RELAY_FUNCTION"] = relay_function(stage)
         if "REDIS_URL" in env:
             env["REDIS_CLUSTER"] = "1"  # ElastiCache Serverless is always cluster mode (and TLS: rediss://)
-        # In the VPC without a NAT gateway: SNS and Secrets Manager over their dual-stack (IPv6) endpoints.
-        env["AWS_DUALSTACK_SERVICES"] = "sns,secretsmanager"
+        # In the VPC without a NAT gateway: SNS, Secrets Manager and Lambda (the relay) over
+        # their dual-stack (IPv6) endpoints.
+        env["AWS_DUALSTACK_SERVICES"] = "sns,secretsmanager,lambda"
+        settings["xray"] = True
         settings["api_gateway_endpoint_type"] = "REGIONAL"
         settings.pop("subnet_ids", None)
         settings.pop("security_group_ids", None)
@@ -78,6 +91,11 @@ def apply(outputs: dict[str, str], stage: str, root: Path = ROOT) -> list[Path]:
         for function in IN_VPC[service]:
             functions.setdefault(function, {})["subnet_ids"] = outputs["SubnetIds"].split(",")
             functions[function]["security_group_ids"] = [outputs["LambdaSecurityGroupId"]]
+        if service == "quote":
+            relay = functions.setdefault(RELAY, {})
+            relay["environment_variables"] = {
+                name: f"{outputs['SecretPrefix']}{leaf}" for name, leaf in RELAY_SECRETS.items()
+            }
         settings.setdefault("autogen_policy", False)
         settings.setdefault("iam_policy_file", f"policy-{stage}.json")
         path.write_text(json.dumps(config, indent=2) + "\n")

@@ -26,6 +26,13 @@ def test_the_default_serving_layer_costs_at_most_15_dollars_at_a_million_request
     assert traffic.total_requests() == 1_000_000
     result = cost.bill(traffic, templates)
     assert result.total("serving") <= 15.0, cost.render("default", result, traffic, 0)
+    # Watching it is in that total: every alarm, the dashboard, each custom metric, the traces.
+    whats = [x.what for x in result.lines]
+    assert any(w.startswith("CloudWatch dashboard") for w in whats)
+    assert sum(w.startswith("CloudWatch alarm") for w in whats) >= 30
+    assert any(w.startswith("metric quote/QuotesHit") for w in whats)
+    assert any("X-Ray" in w for w in whats) and any(w.startswith("vendor relay") for w in whats)
+    assert 0 < result.observability() < 5
     kinds = {x.what.split(" (")[0] for x in result.lines}
     assert not any("NAT" in k for k in kinds)  # no NAT gateway by default
     assert any(x.what.startswith("ElastiCache Serverless for Valkey") for x in result.lines)
@@ -39,7 +46,7 @@ def test_every_resource_is_priced_or_named_free(templates):
     priced = {x.resource for x in result.lines if x.resource != "config"}
     # A function yields several lines, a template resource at least one or a "free" entry.
     assert len(result.free) + len({r.split(":")[-1] + r.split(":")[0] for r in priced}) >= created - 2
-    assert all(x.monthly >= 0 for x in result.lines)
+    assert all(x.monthly >= 0 for x in result.lines if not x.what.startswith("free tier"))
 
 
 def test_a_resource_type_the_model_does_not_know_fails(templates):
@@ -75,4 +82,42 @@ def test_each_million_requests_costs_what_api_gateway_lambda_and_the_edge_add(te
 def test_the_schedules_are_counted_from_their_expressions():
     assert cost.schedule_runs("cron(0/15 13-21 ? * MON-FRI *)") == pytest.approx(4 * 9 * 21.75)
     assert cost.schedule_runs("cron(30 22 ? * MON-FRI *)") == pytest.approx(21.75)
+    assert cost.schedule_runs("cron(30 22 * * ? *)") == pytest.approx(30.42)
     assert cost.schedule_runs("rate(1 hour)") == pytest.approx(30.42 * 24)
+    assert cost.schedule_runs("rate(15 minutes)") == pytest.approx(30.42 * 96)
+
+
+def test_the_always_free_allowances_are_credits_no_larger_than_the_use(templates):
+    traffic = cost.Traffic()
+    counted = cost.bill(traffic, templates)
+    none = cost.bill(replace(traffic, free_tier=False), templates)
+    free_credits = [x for x in counted.lines if x.what.startswith("free tier")]
+    assert free_credits and not [x for x in none.lines if x.what.startswith("free tier")]
+    assert counted.total() == pytest.approx(none.total() + sum(x.monthly for x in free_credits))
+    # A credit never exceeds what it covers: the dashboard's is its price, the metrics' at most theirs.
+    dashboards = sum(x.monthly for x in free_credits if "dashboards" in x.what)
+    assert dashboards == pytest.approx(-3.0)
+    metrics = sum(x.monthly for x in none.lines if x.what.startswith("metric "))
+    assert -metrics <= sum(x.monthly for x in free_credits if x.what == "free tier: CloudWatch metrics") < 0
+
+
+def test_every_published_metric_is_priced_prorated_by_its_hours():
+    from shared.observability import METRICS
+
+    lines = cost.metric_lines()
+    assert len(lines) == len(METRICS)
+    [latency] = [x for x in lines if x.what.startswith("metric backtest/Latency")]
+    assert latency.monthly == pytest.approx(3 * 0.30)  # three tiers, every hour
+    [fired] = [x for x in lines if x.what == "metric alerts/RulesFired"]
+    assert fired.monthly == pytest.approx(0.30 * 7 * 21.75 / 730)  # the market's hours only
+
+
+def test_an_alarm_costs_each_metric_it_reads():
+    def alarm(**props):
+        return cost.price_resource("x", "A", {"Type": "AWS::CloudWatch::Alarm", "Properties": props}, cost.Traffic())
+
+    [one] = alarm(MetricName="Errors", AlarmName="a")
+    [math] = alarm(
+        Metrics=[{"Id": "r", "MetricStat": {}}, {"Id": "w", "MetricStat": {}}, {"Id": "e", "Expression": "r+w"}]
+    )
+    assert one.monthly == pytest.approx(0.10) and math.monthly == pytest.approx(0.20)

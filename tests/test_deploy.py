@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 
-from devtools.iam_scan import BASELINE, function_actions, service_actions
+from devtools.iam_scan import BASELINE, function_actions, platform_actions, service_actions
 from devtools.imports import lambda_functions
 from devtools.packaging import LAMBDA_LIMIT_UNZIPPED
 from devtools.stage_config import apply
@@ -35,7 +35,8 @@ def policies_in_use(service: str, stage: str) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for function in lambda_functions(service):
         own = config.get("lambda_functions", {}).get(function, {}).get("iam_policy_file")
-        out.setdefault(own or config["iam_policy_file"], set()).update(function_actions(service, function))
+        needed = set(function_actions(service, function)) | platform_actions(service, function)
+        out.setdefault(own or config["iam_policy_file"], set()).update(needed)
     return out
 
 
@@ -51,7 +52,7 @@ def test_each_policy_grants_exactly_the_calls_its_functions_make(service, stage)
         assert not missing, f"{service}'s functions call {missing} but {policy_file} does not grant them"
         assert not extra, f"{policy_file} grants {extra} that its functions never call"
         for action, resource in granted:
-            if action.split(":")[0] in ("s3", "dynamodb", "sns", "ssm", "secretsmanager"):
+            if action.split(":")[0] in ("s3", "dynamodb", "sns", "ssm", "secretsmanager", "lambda", "sqs"):
                 assert resource != "*", f"{action} must name its resources"
                 assert stage in json.dumps(resource) or "rds!db" in json.dumps(resource)
 
@@ -60,7 +61,8 @@ def test_the_scan_sees_calls_made_outside_app_py():
     assert "s3:GetObject" in service_actions("backtest")  # in backtest/chalicelib/lake.py
     assert {"dynamodb:Query", "dynamodb:PutItem", "sns:Publish"} <= set(service_actions("alerts"))
     assert "dynamodb:CreateTable" not in service_actions("alerts")  # the local CLI's, not the Lambda's
-    assert set(service_actions("quote")) == {"secretsmanager:GetSecretValue"}
+    # The quote API invokes the vendor relay; the relay (quote's too) reads the vendor's key.
+    assert set(service_actions("quote")) == {"secretsmanager:GetSecretValue", "lambda:InvokeFunction"}
 
 
 def test_the_backtest_api_can_only_read_and_the_daily_update_has_its_own_role():
@@ -101,7 +103,7 @@ def test_alerts_roles_get_only_the_sns_actions_their_function_needs():
         assert not [
             a
             for a, _ in policy_actions("alerts", files["bearer_token"])
-            if a.split(":")[0] != "logs" and not a.startswith("ec2:")
+            if a.split(":")[0] not in ("logs", "xray") and not a.startswith("ec2:")
         ]
 
 
@@ -237,9 +239,11 @@ def test_each_service_packages_within_lambda_limits(service, packaged):
         assert {"sns:Subscribe", "sns:CreateTopic"} <= actions("ApiHandlerRole")
         assert "sns:Publish" not in actions("ApiHandlerRole")
         assert "sns:Publish" in actions("AlertsCheckRole") and "sns:Subscribe" not in actions("AlertsCheckRole")
-        assert {a.split(":")[0] for a in actions("BearerTokenRole")} == {"logs"}  # not in the VPC
+        assert {a.split(":")[0] for a in actions("BearerTokenRole")} == {"logs", "xray"}  # not in the VPC
         # One check at a time: a slow check must not overlap the next one.
         assert resources["AlertsCheck"]["Properties"]["ReservedConcurrentExecutions"] == 1
+        [check_schedule] = [e for e in resources["AlertsCheck"]["Properties"]["Events"].values()]
+        assert check_schedule["Properties"]["Schedule"] == "rate(15 minutes)"  # it decides the market's hours
         assert resources["AlertsCheck"]["Properties"]["Timeout"] == 120
     if service == "backtest":
         # The daily update: one at a time, 15 minutes to wait out a budget, its own role.
@@ -247,7 +251,8 @@ def test_each_service_packages_within_lambda_limits(service, packaged):
         assert update["ReservedConcurrentExecutions"] == 1 and update["Timeout"] == 900
         assert update["Role"] != handler["Role"]
         [schedule] = [e for e in update["Events"].values() if e["Type"] == "Schedule"]
-        assert schedule["Properties"]["Schedule"] == "cron(30 22 ? * MON-FRI *)"
+        # Every evening, weekends too: a day without a session costs no call, and its heartbeat still beats.
+        assert schedule["Properties"]["Schedule"] == "cron(30 22 * * ? *)"
 
 
 def test_deploy_dry_run_points_cloudformation_at_the_artifact_bucket():
@@ -299,8 +304,15 @@ def test_stage_config_takes_the_stack_outputs(tmp_path):
         assert "subnet_ids" not in alerts["lambda_functions"].get(function, {})
     assert alerts["api_gateway_endpoint_type"] == "REGIONAL"
     env = alerts["environment_variables"]
-    assert env["POLYGON_API_KEY_SECRET_ID"] == "market-data/aws-prod/polygon-api-key"
-    assert env["REDIS_CLUSTER"] == "1" and env["AWS_DUALSTACK_SERVICES"] == "sns,secretsmanager"
+    # The vendor's key is the relay's alone: the others are told which function to invoke.
+    assert "POLYGON_API_KEY_SECRET_ID" not in env
+    assert env["POLYGON_RELAY_FUNCTION"] == "market-quote-aws-prod-vendor-relay"
+    quote = json.loads((tmp_path / "quote" / ".chalice" / "config.json").read_text())["stages"]["aws-prod"]
+    relay = quote["lambda_functions"]["vendor-relay"]
+    assert relay["environment_variables"] == {"POLYGON_API_KEY_SECRET_ID": "market-data/aws-prod/polygon-api-key"}
+    assert "subnet_ids" not in relay  # outside the VPC: it reaches the vendor over IPv4 too
+    assert env["REDIS_CLUSTER"] == "1" and env["AWS_DUALSTACK_SERVICES"] == "sns,secretsmanager,lambda"
+    assert alerts["xray"] is True
     assert env["ALERTS_TOPIC_PREFIX"] == "market-alerts-aws-prod-user-"
     assert (env["COGNITO_USER_POOL_ID"], env["COGNITO_CLIENT_ID"]) == ("us-east-1_Pool123", "client123")
     assert "AUTH_SECRET_PARAM" not in env
@@ -380,3 +392,77 @@ def test_the_sizing_rule_fails_an_api_too_small_for_its_rate():
     assert instances_needed(sizing, 256) == 6  # 7.4 x 6.9 + 5 = 56 ms
     assert instances_needed(sizing, 128) == 11  # half the CPU: twice as long
     assert instances_needed({**sizing, "target_rps": 1000}, 256) == 57
+
+
+def refs(node) -> set[str]:
+    """The logical ids a template value refers to (Ref, GetAtt, Sub)."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        if "Ref" in node:
+            found.add(node["Ref"])
+        if "Fn::GetAtt" in node:
+            found.add(node["Fn::GetAtt"][0])
+        for value in node.values():
+            found |= refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= refs(value)
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_function_logs_json_keeps_its_logs_traces_and_is_alarmed_on(service, packaged):
+    """Derived from the packaged template: whatever functions it has, each one has it all."""
+    template = json.loads(packaged(service).template_path.read_text())
+    resources = template["Resources"]
+    assert template["Parameters"]["LogRetentionDays"]["Default"] == 30
+    functions = {n: r["Properties"] for n, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
+    alarms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert functions and alarms
+    for name, function in functions.items():
+        logging_config = function["LoggingConfig"]
+        assert logging_config["LogFormat"] == "JSON" and logging_config["ApplicationLogLevel"] == "INFO"
+        group = resources[logging_config["LogGroup"]["Ref"]]["Properties"]
+        assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        assert group["LogGroupName"] == f"/aws/lambda/{function['FunctionName']}"
+        assert function["Tracing"] == "Active"
+        watched = {a["MetricName"] for a in alarms if a["Namespace"] == "AWS/Lambda" and name in refs(a["Dimensions"])}
+        assert watched == {"Errors", "Throttles"}, name
+        for a in alarms:
+            assert a["AlarmActions"] == a["OKActions"] and "-operator" in json.dumps(a["AlarmActions"])
+        schedules = [e for e in function.get("Events", {}).values() if e["Type"] == "Schedule"]
+        if not schedules:
+            assert "EventInvokeConfig" not in function
+            continue
+        # A scheduled function: its failures go to a queue of its own, which is alarmed on.
+        invoke = function["EventInvokeConfig"]
+        destination = invoke["DestinationConfig"]["OnFailure"]
+        assert destination["Type"] == "SQS"
+        [queue] = refs(destination["Destination"])
+        assert resources[queue]["Type"] == "AWS::SQS::Queue"
+        assert invoke["MaximumRetryAttempts"] in (0, 1, 2) and invoke["MaximumEventAgeInSeconds"] <= 3600
+        assert all(refs(e["Properties"]["DeadLetterConfig"]) == {queue} for e in schedules)
+        assert any(queue in refs(a["Dimensions"]) and a["Namespace"] == "AWS/SQS" for a in alarms)
+        # And when its heartbeat goes missing, someone is told: missing data is breaching.
+        heartbeat = [a for a in alarms if a["Namespace"] == "MarketData" and a["TreatMissingData"] == "breaching"]
+        assert heartbeat and all(a["ComparisonOperator"] == "LessThanThreshold" for a in heartbeat)
+    apis = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Serverless::Api"]
+    for api in apis:
+        assert api["TracingEnabled"] is True and api["Name"] == f"market-{service}-aws-prod"
+        on_api = {(a["MetricName"], a.get("ExtendedStatistic")) for a in alarms if a["Namespace"] == "AWS/ApiGateway"}
+        assert on_api == {("5XXError", None), ("Latency", "p99")}
+
+
+@pytest.mark.slow
+def test_the_serverless_rules_fail_a_template_that_breaks_them(packaged, tmp_path):
+    """The lint that passes above can fail: without tracing and a failure destination it does."""
+    from devtools.packaging import lint
+
+    template = json.loads(packaged("alerts").template_path.read_text())
+    del template["Resources"]["AlertsCheck"]["Properties"]["EventInvokeConfig"]
+    template["Resources"]["APIHandler"]["Properties"]["Tracing"] = "PassThrough"
+    broken = tmp_path / "sam.json"
+    broken.write_text(json.dumps(template))
+    [problem] = lint(broken)
+    assert "ES1007" in problem and "WS1000" in problem

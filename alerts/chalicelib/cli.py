@@ -24,6 +24,8 @@ import os
 import sys
 import time
 
+from shared.observability import configure_logging, record_run
+
 from .accounts import AccountError, create_pool, create_user, sign_in
 from .check import run_check
 from .store import ENABLED_INDEX
@@ -107,13 +109,14 @@ def main(argv=None, runtime=None) -> int:
         print(json.dumps(check_once(runtime)))
         return 0
     interval = args.interval or settings.alerts_local_interval_s
+    # The line production writes for each run (shared.observability), so make run shows it.
+    configure_logging(settings.log_level)
     try:
         while True:
-            report = check_once(runtime)
-            stamp = time.strftime("%H:%M:%S")
-            print(f"[alerts {stamp}] {json.dumps({k: v for k, v in report.items() if k != 'fired_rules'})}", flush=True)
-            for fired in report["fired_rules"]:
-                print(f"[alerts {stamp}]   fired: {json.dumps(fired)}", flush=True)
+            report = run_check(runtime.alert_store, runtime.quotes, runtime.database, runtime.publisher, settings)
+            record_run("alerts", settings.stage, report.job, report)
+            for fired in report.fired_rules:
+                print(f"[alerts {time.strftime('%H:%M:%S')}]   fired: {json.dumps(fired)}", flush=True)
             time.sleep(interval)
     except KeyboardInterrupt:
         return 0
