@@ -11,6 +11,7 @@ import json
 import os
 import random
 import statistics
+import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -98,6 +99,7 @@ def bench_quote(redis_url: str, fake: FakePolygon, samples: int) -> None:
         f"raw Redis GET p50 {ms(g50)} p99 {ms(g99)}; ratio p50 {h50 / g50:.2f}x"
     )
     print(f"  goal p50 < 1 ms: {verdict(h50 < 0.001)}; goal < 2x raw GET: {verdict(h50 < 2 * g50)}")
+    print(f"  each request writes its summary line as in Lambda: {last_line_bytes()} bytes, its EMF metrics included")
 
     # 2. miss: with the fake Polygon answering after a set delay
     delay = 0.020
@@ -114,6 +116,8 @@ def bench_quote(redis_url: str, fake: FakePolygon, samples: int) -> None:
         f"cache miss with upstream delay {ms(delay)}: handler p50 {ms(m50)}, "
         f"overhead beyond the delay {ms(m50 - delay)} (seed target: < 200 ms per quote)"
     )
+
+    bench_relay(module, redis_url, fake, raw, event, context)
 
     # 3. 64 cold requests from 4 processes for one symbol
     from devtools.load import concurrent_cold_requests
@@ -136,6 +140,62 @@ def bench_quote(redis_url: str, fake: FakePolygon, samples: int) -> None:
     # 4. Zipf workload over 500 symbols, 10 simulated minutes; then dashboards polling watchlists
     bench_zipf(redis_url, fake, raw)
     bench_dashboard_trace(redis_url, fake, raw)
+
+
+def last_line_bytes() -> int:
+    """The size of the last JSON line the apps wrote (main() sends them to a file)."""
+    import logging
+
+    for handler in logging.getLogger().handlers:
+        if getattr(handler, "json_lines", False) and hasattr(handler.stream, "name"):
+            handler.flush()
+            with open(handler.stream.name, "rb") as f:
+                tail = f.read().splitlines()
+            return len(tail[-1]) + 1 if tail else 0
+    return 0
+
+
+def bench_relay(module, redis_url: str, fake: FakePolygon, raw, event: dict, context, rounds: int = 40) -> None:
+    """A quote miss straight to the vendor and through the vendor relay (the path the
+    functions in the VPC take), alternating, in one run: what the extra hop adds."""
+    from devtools.local_lambda import relay_function_name, serve_relay
+
+    relay = serve_relay({"POLYGON_BASE_URL": fake.url}, 0)
+    relayed = {
+        "POLYGON_RELAY_FUNCTION": relay_function_name(),
+        "AWS_ENDPOINT_URL_LAMBDA": relay.url,
+        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+    }
+    delay = 0.020
+    fake.delay_s = delay
+    times: dict[str, list[float]] = {"direct": [], "relay": []}
+    try:
+        for way in ["direct", "relay"] * rounds:
+            for name, value in relayed.items():
+                if way == "relay":
+                    os.environ[name] = value
+                else:
+                    os.environ.pop(name, None)
+            module.runtime.reset()
+            module.app(event, context)  # builds the client (and imports) outside the timing
+            raw.delete("{mds}quote:AAPL")
+            t0 = time.perf_counter()
+            response = module.app(event, context)
+            times[way].append(time.perf_counter() - t0)
+            assert json.loads(response["body"])["cache"]["status"] == "miss", response
+    finally:
+        fake.delay_s = 0
+        for name in relayed:
+            os.environ.pop(name, None)
+        module.runtime.reset()
+        relay.stop()
+    direct, through = statistics.median(times["direct"]), statistics.median(times["relay"])
+    print(
+        f"cache miss through the vendor relay (upstream {ms(delay)}, {rounds} each, alternating): p50 {ms(through)} "
+        f"vs direct {ms(direct)}: {through / direct:.2f}x, +{ms(through - direct)} for the hop here "
+        "(an Invoke on loopback; in-region on AWS a warm Invoke adds ~10-30 ms)"
+    )
 
 
 def replay(service, fake, now: list, trace, ttl: float, batch: bool) -> dict:
@@ -1148,6 +1208,12 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--load-seconds", type=float, default=3.0)
     args = parser.parse_args(argv)
+    # The apps write one JSON line per request, as in Lambda: into a file, not over the figures.
+    from shared.observability import configure_logging
+
+    lines = Path(tempfile.gettempdir()) / "bench-request-lines.jsonl"
+    configure_logging("INFO", stream=lines.open("w"))
+    print(f"the apps' log lines: {lines}")
     server = None
     redis_url = os.environ.get("REDIS_URL")
     if not redis_url:

@@ -169,17 +169,22 @@ class JsonLines(logging.Formatter):
             out["errorType"] = record.exc_info[0].__name__ if record.exc_info[0] else None
             out["stackTrace"] = self.formatException(record.exc_info).splitlines()
         out.update((k, v) for k, v in vars(record).items() if k not in self.RESERVED and k not in out)
-        return json.dumps(out, default=str)
+        return json.dumps(out, default=str, separators=(",", ":"))
 
 
-def configure_logging(level: str) -> None:
-    """JSON lines at ``level`` on standard error. In Lambda the runtime has installed its
-    own JSON formatter and set the level from the function's LoggingConfig: left alone."""
+def configure_logging(level: str, stream=None) -> None:
+    """JSON lines at ``level`` on standard error (or ``stream``: the benchmarks keep them
+    in a file). In Lambda the runtime has installed its own JSON formatter and set the
+    level from the function's LoggingConfig: left alone."""
     if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         return
     root = logging.getLogger()
-    if not any(isinstance(h, _StandardError) for h in root.handlers):
-        handler = _StandardError()
+    ours = [h for h in root.handlers if getattr(h, "json_lines", False)]
+    if stream is not None or not ours:
+        for handler in ours:
+            root.removeHandler(handler)
+        handler = logging.StreamHandler(stream) if stream is not None else _StandardError()
+        handler.json_lines = True  # type: ignore[attr-defined]
         handler.setFormatter(JsonLines())
         root.addHandler(handler)
     root.setLevel(level.upper())
@@ -268,12 +273,11 @@ def request_metrics(service: str, facts: Facts, latency_ms: float) -> tuple[dict
     backtest tier's latency. The alerts API has none of its own: API Gateway's Count,
     Latency, 4XXError and 5XXError say all there is, at no charge."""
     if service == "quote":
-        values = {
-            f"Quotes{status.title()}": float(facts.counts.get(f"quotes_{status}", 0)) for status in CACHE_STATUSES
-        }
-        values["UpstreamCalls"] = float(facts.counts.get("upstream_calls", 0))
-        values["BudgetRefusals"] = float(facts.counts.get("budget_refusals", 0))
-        return values, {}
+        # Only what happened: every one is summed, so a zero says nothing a missing value
+        # does not, and each metric named costs bytes on every line (the log bill).
+        counted = {f"Quotes{status.title()}": f"quotes_{status}" for status in CACHE_STATUSES}
+        counted.update(UpstreamCalls="upstream_calls", BudgetRefusals="budget_refusals")
+        return {name: float(facts.counts[key]) for name, key in counted.items() if facts.counts.get(key)}, {}
     if service == "backtest" and facts.fields.get("tier") in TIERS:
         return {"Latency": round(latency_ms, 2)}, {"tier": facts.fields["tier"]}
     return {}, {}
@@ -301,11 +305,10 @@ def observe(app, service: str) -> None:
             "method": event.method,
             "status": response.status_code,
             "latency_ms": round(latency_ms, 2),
-            "upstream_calls": facts.counts.get("upstream_calls", 0),
             **facts.fields,
         }
-        if service == "quote":
-            line["cache"] = {s: facts.counts[f"quotes_{s}"] for s in CACHE_STATUSES if facts.counts[f"quotes_{s}"]}
+        if facts.counts.get("upstream_calls") and service != "quote":  # the quote's metrics carry it
+            line["upstream_calls"] = facts.counts["upstream_calls"]
         values, dimensions = request_metrics(service, facts, latency_ms)
         level = logging.ERROR if response.status_code >= 500 else logging.INFO
         log.log(

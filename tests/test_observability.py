@@ -24,17 +24,11 @@ def test_a_quote_request_writes_one_line_with_its_cache_statuses_and_upstream_ca
     assert first.status_code == again.status_code == 200
     miss, hit = summary_lines(lines)
     assert (miss["route"], miss["method"], miss["status"]) == ("/api/quote", "GET", 200)
-    assert miss["cache"] == {"miss": 2} and miss["upstream_calls"] >= 1
-    assert hit["cache"] == {"hit": 1} and hit["upstream_calls"] == 0
-    assert emf_metrics(miss) == {
-        "QuotesHit": 0,
-        "QuotesMiss": 2,
-        "QuotesStale": 0,
-        "QuotesBypass": 0,
-        "UpstreamCalls": miss["upstream_calls"],
-        "BudgetRefusals": 0,
-    }
-    assert emf_metrics(hit)["QuotesHit"] == 1
+    # Only what happened is a metric on the line (each is summed: a zero adds nothing but bytes).
+    missed = emf_metrics(miss)
+    assert missed == {"QuotesMiss": 2, "UpstreamCalls": missed["UpstreamCalls"]} and missed["UpstreamCalls"] >= 1
+    assert emf_metrics(hit) == {"QuotesHit": 1}
+    assert len(json.dumps(hit, separators=(",", ":"))) < 600  # every request pays for its line's bytes
     assert miss["service"] == "quote" and miss["stage"] == "dev" and miss["latency_ms"] > 0
     assert all(isinstance(x.get("requestId"), str) and x["requestId"] for x in (miss, hit))
 
