@@ -7,20 +7,24 @@ from chalice import AuthResponse, Chalice, Rate
 
 from chalicelib import auth
 from chalicelib.channels import CHANNEL_ID_PATTERN, public_channel, validate_channel
-from chalicelib.check import run_check
+from chalicelib.fanout import MAX_WORKERS, WORK_QUEUE, WORKER_BATCH
 from chalicelib.openapi import DOCUMENT
+from chalicelib.planner import plan_check
 from chalicelib.rules import EVENT_CURSOR_PATTERN, MAX_EVENTS_PAGE, RULE_ID_PATTERN, validate
 from chalicelib.runtime import AlertsRuntime
 from chalicelib.store import NotFound, RuleLimitReached, public_rule
-from shared.errors import ApiError, bad_request, not_found, unavailable
-from shared.observability import observe
+from chalicelib.worker import handle_batch
+from shared.config import stage_name
+from shared.errors import ApiError, aws_failures, aws_unavailable, bad_request, not_found, unavailable
+from shared.observability import observe, record_run
 from shared.openapi import openapi_route_response, query_names
 from shared.startup import start
-from shared.web import CORS, api_view, json_response, query_params, request_of
+from shared.web import CORS, api_view, json_response, one_error_shape, query_params, request_of
 
 start("alerts")  # stops here, in one line, without a setting this stage needs
 app = Chalice(app_name="market-alerts")
 observe(app, "alerts")  # one JSON line per request or run, with its metrics
+one_error_shape(app)  # every error, ours or Chalice's, as {"error": {"code", "message"}}
 runtime = AlertsRuntime()
 log = logging.getLogger(__name__)
 
@@ -71,13 +75,28 @@ EVENT_CURSOR = re.compile(EVENT_CURSOR_PATTERN)
 WHOLE = re.compile(r"^[0-9]+$")
 
 
+def require_history(symbol: str) -> None:
+    """A rule only for a symbol whose history the product keeps: else it could never be
+    evaluated, and would fail quietly at every check."""
+    try:
+        known = runtime.history_index.has_history(symbol)
+    except aws_failures() as exc:
+        raise aws_unavailable(exc, "history_unavailable", "the history store", "s3") from exc
+    if not known:
+        raise bad_request(
+            "unknown_symbol",
+            f"no history is stored for {symbol}: a rule can only watch a symbol the product keeps history for "
+            "(the backtest API lists what it holds; an operator adds a symbol with python -m batch.ingest)",
+        )
+
+
 def rule_not_found(rule_id: str) -> ApiError:
     return not_found("rule_not_found", f"no rule {rule_id}")
 
 
 def rule_id_of(rule_id: str) -> str:
     """A well-formed rule id, or the 404 any unknown id gets."""
-    if not RULE_ID.match(rule_id):
+    if not RULE_ID.fullmatch(rule_id):
         raise rule_not_found(rule_id)
     return rule_id
 
@@ -95,6 +114,7 @@ def create_rule():
     query_params(app, ())
     settings = runtime.settings
     rule = validate(json_body(), settings.alerts_max_condition_len)
+    require_history(rule["symbol"])
     try:
         item = runtime.alert_store.create_rule(current_user(), rule, settings.alerts_max_rules_per_user)
     except RuleLimitReached as exc:
@@ -127,6 +147,8 @@ def change_rule(rule_id):
     query_params(app, ())
     rule_id = rule_id_of(rule_id)
     changes = validate(json_body(), runtime.settings.alerts_max_condition_len, partial=True)
+    if "symbol" in changes:
+        require_history(changes["symbol"])
     try:
         return json_response(public_rule(runtime.alert_store.update_rule(current_user(), rule_id, changes)))
     except NotFound:
@@ -150,10 +172,10 @@ def delete_rule(rule_id):
 def list_events():
     params = query_params(app, query_names(DOCUMENT, "/api/alerts/events", "get"))
     raw_limit = params.get("limit", "50")
-    if not WHOLE.match(raw_limit) or not 1 <= int(raw_limit) <= MAX_EVENTS_PAGE:
+    if not WHOLE.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= MAX_EVENTS_PAGE:
         raise bad_request("invalid_limit", f"limit must be a whole number from 1 to {MAX_EVENTS_PAGE}")
     cursor = params.get("cursor")
-    if cursor is not None and not EVENT_CURSOR.match(cursor):
+    if cursor is not None and not EVENT_CURSOR.fullmatch(cursor):
         raise bad_request("invalid_cursor", "the cursor is not one this service issued")
     events, next_cursor = runtime.alert_store.list_events(current_user(), int(raw_limit), cursor)
     return json_response({"events": events, "next_cursor": next_cursor})
@@ -181,7 +203,7 @@ def list_channels():
 @api_view
 def delete_channel(channel_id):
     query_params(app, ())
-    if not CHANNEL_ID.match(channel_id):
+    if not CHANNEL_ID.fullmatch(channel_id):
         raise channel_not_found(channel_id)
     try:
         runtime.channels.delete(current_user(), channel_id)
@@ -194,11 +216,31 @@ def channel_not_found(channel_id: str) -> ApiError:
     return not_found("channel_not_found", f"no channel {channel_id}")
 
 
-# Every 15 minutes, day and night: the handler checks the market's real hours (09:30-16:00
+# Every 15 minutes, day and night: the planner checks the market's real hours (09:30-16:00
 # New York, early closes too) and outside them only says it is alive, so a missing
 # heartbeat (ChecksCompleted) means a check is failing or not running, at any hour.
 @app.schedule(Rate(15, unit=Rate.MINUTES), name="alerts-check")
 def scheduled_check(event):
-    # The report is logged as one line with its metrics, and a run that could not do its
-    # job then fails the invocation (shared.observability).
-    return run_check(runtime.alert_store, runtime.quotes, runtime.database, runtime.publisher, runtime.settings)
+    # The plan's report is logged as one line with its metrics; a plan that could not be
+    # handed out fails the invocation (shared.observability).
+    return plan_check(runtime.alert_store, runtime.checks, runtime.quotes, runtime.work_queue, runtime.settings)
+
+
+# The check's shards and deliveries, from the work queue (its event source: batches,
+# partial batch failures, a redrive policy to the dead-letter queue; make package adds
+# ReportBatchItemFailures, which Chalice does not write). The queue's name is the
+# stage's (make package names it); locally a poller plays the event source.
+@app.on_sqs_message(queue=WORK_QUEUE, batch_size=WORKER_BATCH, maximum_concurrency=MAX_WORKERS, name="alerts-worker")
+def alerts_worker(event):
+    outcome = handle_batch(
+        [record.to_dict() for record in event],
+        runtime.alert_store,
+        runtime.checks,
+        runtime.database,
+        runtime.publisher,
+        runtime.work_queue,
+        runtime.settings,
+    )
+    for report in outcome.completed:  # the check's line, with its metrics, from whoever completed it
+        record_run("alerts", stage_name(), report.job, report)
+    return outcome.response()

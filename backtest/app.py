@@ -13,12 +13,13 @@ from shared.errors import ApiError
 from shared.observability import observe
 from shared.openapi import openapi_route_response, query_names
 from shared.startup import start
-from shared.web import CORS, api_view, cacheable_response, query_params, request_of
+from shared.web import CORS, api_view, cacheable_response, one_error_shape, query_params, request_of
 
 start("backtest")  # stops here, in one line, without a setting this stage needs
 app = Chalice(app_name="market-backtest")
 app.api.binary_types.append("application/vnd.apache.parquet")
 observe(app, "backtest")  # one JSON line per request or run, with its metrics
+one_error_shape(app)  # every error, ours or Chalice's, as {"error": {"code", "message"}}
 runtime = BacktestRuntime()
 
 

@@ -26,6 +26,7 @@ from datetime import date
 from pathlib import Path
 
 from backtest.chalicelib import postgres_writer
+from backtest.chalicelib.indicator_states import refresh
 from backtest.chalicelib.loading import (
     FetchedActions,
     Patience,
@@ -190,7 +191,11 @@ def main(argv=None, runtime=None) -> int:
             log.debug("ingest of %s failed", symbol, exc_info=True)
 
     pruned = runtime.database.run(lambda c: postgres_writer.prune(c, since))
-    return report(results, early_rejects, pruned, since)
+    # Their histories were (re)written: their indicator states start over from them.
+    stored_now = {r.symbol for r in results if not (r.skipped or r.unknown or r.error)}
+    refreshed = refresh(runtime.database, runtime.history, symbols=stored_now, rewritten=stored_now)
+    print(f"indicator states: {refreshed.to_dict()}")
+    return report(results, early_rejects, pruned, since) or int(bool(refreshed.failed))
 
 
 def report(results: list[SymbolResult], early_rejects: list[Rejected], pruned: int, since: date) -> int:

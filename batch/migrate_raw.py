@@ -22,6 +22,7 @@ import json
 import logging
 import sys
 
+from backtest.chalicelib.indicator_states import refresh
 from backtest.chalicelib.loading import Patience, WaitingBudget, fetch_actions, fetch_history, store, validate
 from backtest.chalicelib.service import market_today, window_start
 
@@ -67,9 +68,12 @@ def main(argv=None, runtime=None) -> int:
         except Exception as exc:  # noqa: BLE001 - reported; the symbol stays as it was, the others go on
             failed.append(symbol)
             print(f"{symbol}: NOT MIGRATED (still split-adjusted, still served): {type(exc).__name__}: {exc}")
+    migrated = {s for s, _, _ in todo} - set(failed)
+    refreshed = refresh(runtime.database, runtime.history, symbols=migrated, rewritten=migrated)
+    print(f"indicator states: {refreshed.to_dict()}")
     if failed:
         print(f"{len(failed)} symbol(s) left to migrate: run again")
-    return 1 if failed else 0
+    return 1 if failed or refreshed.failed else 0
 
 
 if __name__ == "__main__":

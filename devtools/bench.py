@@ -598,156 +598,6 @@ def bench_backtest(pg_url: str) -> None:
         moto.stop()
 
 
-def bench_alerts(redis_url: str, fake: FakePolygon, pg_url: str) -> None:
-    """One check of 10,000 rules on 1,000 symbols: DynamoDB on dynalite (moto is
-    ~10x slower on large index reads), SNS on moto, real PostgreSQL and Redis."""
-    import io
-
-    import boto3
-    import redis
-    from botocore.config import Config
-
-    from alerts.chalicelib.check import run_check
-    from alerts.chalicelib.cli import create_table
-    from alerts.chalicelib.condition import parse
-    from alerts.chalicelib.runtime import AlertsRuntime
-    from alerts.chalicelib.store import AlertStore, to_dynamo
-    from devtools.servers import DynaliteServer, MotoServer, ThrowawayDatabase
-    from shared import postgres
-
-    print("\n== alerts check (DynamoDB on dynalite, SNS on moto) ==")
-    moto = MotoServer()
-    sns = moto.client("sns")
-    sqs = moto.client("sqs")
-    dynalite = DynaliteServer()
-    dynamo_calls: list[str] = []
-    session = boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1")
-    create_table(session.client("dynamodb", endpoint_url=dynalite.url), "bench-alerts")
-    symbols = [f"A{i:04d}" for i in range(1000)]
-    bars = synthetic_bars("ALR", date(2022, 1, 3), 700, 50.0)
-    rng = random.Random(7)
-    # A realistic mix: most rules watch for something that rarely happens.
-    conditions = [
-        "rsi(14) < 15",
-        "price > ema(20) and rsi(14) > 85",
-        "close crosses above sma(20)",
-        "change_pct <= -3 or volume > 50000000",
-        "ema(200) > close and rsi(14) > 80",
-        "price < 1",
-        "close < sma(50)",
-    ]
-    try:
-        with ThrowawayDatabase(pg_url, "mds_bench_alerts") as db_url:
-            conn = postgres.connect(db_url, 30)
-            postgres.migrate(conn)
-            rows = "".join(f"{b.day},{b.open},{b.high},{b.low},{b.close},{b.volume}\n" for b in bars)
-            for symbol in symbols:
-                copy = "".join(f"{symbol},{line}" for line in rows.splitlines(keepends=True))
-                conn.run(
-                    "COPY daily_bars (symbol, day, open, high, low, close, volume) FROM STDIN WITH (FORMAT csv)",
-                    stream=io.StringIO(copy),
-                )
-            conn.run("VACUUM ANALYZE daily_bars")
-            conn.close()
-            env = {
-                "REDIS_URL": redis_url,
-                "POLYGON_BASE_URL": fake.url,
-                "POLYGON_MAX_CALLS_PER_MIN": "100000",
-                "DATABASE_URL": db_url,
-                "ALERTS_TABLE": "bench-alerts",
-                "ALERTS_TOPIC_PREFIX": "bench-alerts-user-",
-                "AWS_ENDPOINT_URL": moto.url,  # SNS
-                "ALERTS_IGNORE_MARKET_HOURS": "1",
-            }
-            runtime = AlertsRuntime(env)
-            config = Config(connect_timeout=2, read_timeout=30, retries={"max_attempts": 4, "mode": "standard"})
-            table = session.resource("dynamodb", endpoint_url=dynalite.url, config=config).Table("bench-alerts")
-            table.meta.client.meta.events.register(
-                "before-send.dynamodb.*", lambda event_name=None, **_: dynamo_calls.append(event_name.split(".")[-1])
-            )
-            store = AlertStore(table)
-            with store.table.batch_writer() as batch:
-                for i in range(10000):
-                    rule = {
-                        "pk": f"USER#u{i % 500}",
-                        "sk": f"RULE#r{i:05d}",
-                        "type": "rule",
-                        "id": f"r{i:05d}",
-                        "user": f"u{i % 500}",
-                        "symbol": symbols[i % 1000],
-                        # 1% of rules fire, so the firing path is measured too.
-                        "condition": "close > 1" if i % 100 == 0 else rng.choice(conditions),
-                        "frequency": "once_per_bar",
-                        "enabled": True,
-                        "armed": True,
-                        "cycle": 0,
-                        "created_at": "2026-01-01T00:00:00Z",
-                        "updated_at": "2026-01-01T00:00:00Z",
-                    }
-                    batch.put_item(Item=to_dynamo(store._index_keys(rule)))
-                # Every user has a channel: their own topic, a queue subscribed to it.
-                queue_arn = sqs.get_queue_attributes(
-                    QueueUrl=sqs.create_queue(QueueName="bench-alerts")["QueueUrl"], AttributeNames=["QueueArn"]
-                )["Attributes"]["QueueArn"]
-                for u in range(500):
-                    topic = sns.create_topic(Name=f"bench-alerts-user-u{u}")["TopicArn"]
-                    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-                    batch.put_item(Item={"pk": f"USER#u{u}", "sk": "META", "topic_arn": topic, "webhook_secret": "x"})
-            raw = redis.Redis.from_url(redis_url)
-            raw.flushdb()
-            fake.reset()
-            list_symbols(fake, symbols)
-            quote_symbols = sorted(
-                {it["symbol"] for it in store.enabled_rules() if parse(it["condition"]).needs_quote()}
-            )
-            # Half of them cached already, from a dashboard's batch requests (50 a request).
-            for i in range(0, len(quote_symbols) // 2, 50):
-                runtime.quotes.get_many(quote_symbols[i : min(i + 50, len(quote_symbols) // 2)])
-            raw.delete("{mds}quote:hot")  # what the dashboards asked for is not what this check needs
-            uncached = len(quote_symbols) - len(quote_symbols) // 2
-            fake.reset_calls()
-            pg_calls = []
-
-            class CountingDatabase:
-                def run(self, work):
-                    pg_calls.append(1)
-                    return runtime.database.run(work)
-
-            del dynamo_calls[:]
-            before = len(moto.requests)
-            t0 = time.perf_counter()
-            report = run_check(store, runtime.quotes, CountingDatabase(), runtime.publisher, runtime.settings)
-            wall = time.perf_counter() - t0
-            sns_calls = [r for r in moto.requests[before:] if r.startswith("POST")]
-            queries = dynamo_calls.count("Query")
-            print(
-                f"10,000 rules on 1,000 symbols: wall {wall:.2f}s (goal <= 5 s: {verdict(wall <= 5)}); "
-                f"checked {report.checked}, fired {report.fired}, skipped {report.skipped}, failed {report.failed}"
-            )
-            print(f"  phases (s): {report.timings}")
-            chunk = runtime.settings.quote_batch_chunk
-            print(
-                f"  upstream quote calls {fake.count()} for {uncached} uncached of {len(quote_symbols)} quoted symbols "
-                f"(ceil({uncached}/{chunk}) = {-(-uncached // chunk)}; goal <= 4: {verdict(fake.count() <= 4)})"
-            )
-            print(
-                f"  PostgreSQL round trips {len(pg_calls)} (goal constant: {verdict(len(pg_calls) == 1)}); "
-                f"DynamoDB requests {len(dynamo_calls)}: {queries} index queries to read the rules, "
-                f"{len(dynamo_calls) - queries} writes and reads for {report.fired} firings; "
-                f"SNS requests {len(sns_calls)}: {report.messages} messages (one per user with firings) and one "
-                "channel count per such user"
-            )
-            t0 = time.perf_counter()
-            again = run_check(store, runtime.quotes, CountingDatabase(), runtime.publisher, runtime.settings)
-            print(
-                f"  the same check again (quotes cached, today's firings done): {time.perf_counter() - t0:.2f}s, "
-                f"fired {again.fired}; phases (s): {again.timings}"
-            )
-    finally:
-        dynalite.stop()
-        moto.stop()
-
-
 def bench_cold(redis_url: str, fake: FakePolygon, pg_url: str, runs: int = 5) -> None:
     """Cold starts of each function from its packaged zip (see devtools/coldstart.py)."""
     from alerts.chalicelib.cli import create_table
@@ -810,6 +660,9 @@ def bench_cold(redis_url: str, fake: FakePolygon, pg_url: str, runs: int = 5) ->
             lake_range = {"symbol": "COLD", "start": "1995-01-01", "end": (since - timedelta(days=1)).isoformat()}
             recent = {"symbol": "COLD", "start": (as_of - timedelta(days=365)).isoformat(), "end": as_of.isoformat()}
             rule = {"symbol": "AAPL", "condition": "close < sma(50)"}
+            from alerts.chalicelib.work import Shard, to_body
+
+            shard_body = to_body(Shard("cold", 0, as_of.isoformat(), as_of.isoformat(), ["AAPL"]))
             post = api_event("/api/alerts/rules", {})
             post.update(httpMethod="POST", body=json.dumps(rule))
             post["requestContext"]["httpMethod"] = "POST"
@@ -856,6 +709,13 @@ def bench_cold(redis_url: str, fake: FakePolygon, pg_url: str, runs: int = 5) ->
                     "app",
                     lambda i: coldstart.with_principal(post, "demo"),
                     None,
+                ),
+                (
+                    "alerts worker, a shard of one symbol (its rules, its state: DynamoDB and PostgreSQL)",
+                    "alerts",
+                    "alerts_worker",
+                    lambda i: coldstart.sqs_event(shard_body),
+                    0.250,
                 ),
                 (
                     "alerts authorizer, a valid token (the key set fetched on first use)",
@@ -1200,6 +1060,9 @@ def bench_web(redis_url: str, pg_url: str, runs: int = 7) -> None:
     )
 
 
+from devtools.bench_alerts import LEVELS  # noqa: E402 - the alerts benchmark's own module
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--samples", type=int, default=5000)
@@ -1207,6 +1070,7 @@ def main(argv=None) -> None:
         "--only", choices=["quote", "backtest", "alerts", "web", "cold", "load", "update"], default=None
     )
     parser.add_argument("--load-seconds", type=float, default=3.0)
+    parser.add_argument("--rules", type=int, default=None, help="alerts: one level of rules instead of 10k, 100k, 1M")
     args = parser.parse_args(argv)
     # The apps write one JSON line per request, as in Lambda: into a file, not over the figures.
     from shared.observability import configure_logging
@@ -1235,7 +1099,9 @@ def main(argv=None) -> None:
         if args.only in (None, "backtest"):
             bench_backtest(pg_url)
         if args.only in (None, "alerts"):
-            bench_alerts(redis_url, fake, pg_url)
+            from devtools.bench_alerts import bench_alerts
+
+            bench_alerts(redis_url, fake, pg_url, LEVELS if args.rules is None else (args.rules,))
         if args.only in (None, "web"):
             bench_web(redis_url, pg_url)
         if args.only in (None, "cold"):

@@ -40,7 +40,10 @@ answer = handler(event, Context())
 t2 = time.perf_counter()
 status = answer.get("statusCode") if isinstance(answer, dict) else None
 if status is None and isinstance(answer, dict):
-    status = "allow" if answer.get("policyDocument") else "?"
+    if "batchItemFailures" in answer:
+        status = "failed records: %d" % len(answer["batchItemFailures"])
+    else:
+        status = "allow" if answer.get("policyDocument") else "?"
 print(json.dumps({"import_s": t1 - t0, "first_s": t2 - t1, "status": status,
                   "modules": len(sys.modules), "body": str(answer.get("body", ""))[:200]}))
 """
@@ -89,6 +92,11 @@ def authorizer_event(token: str) -> dict:
         "authorizationToken": f"Bearer {token}",
         "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abc/api/GET/api/alerts/rules",
     }
+
+
+def sqs_event(body: str) -> dict:
+    """One message, as Lambda's SQS event source passes it on."""
+    return {"Records": [{"messageId": "cold", "receiptHandle": "cold", "body": body, "eventSource": "aws:sqs"}]}
 
 
 def with_principal(event: dict, user: str) -> dict:

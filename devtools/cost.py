@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -95,10 +96,19 @@ class Traffic:
     authorizer_ms: float = 10
     users: int = 500  # monthly active users (accounts)
     alert_rules: int = 1_000
-    check_s: float = 5.0  # a check during market hours
+    check_s: float = 2.0  # the planner during market hours (registry, quotes, shards handed out)
     idle_check_s: float = 0.2  # a check outside them: it says it is alive
-    firings: int = 3_000  # a month; one message per user per check carries them
-    messages: int = 1_500
+    # A rule fires on ~3 of a month's sessions; one message per user per check carries ~2.
+    firings_per_rule: float = 3.0
+    firings_per_message: float = 2.0
+    # The fan-out (alerts/chalicelib/fanout.py, shard.py, delivery.py): a worker's time a
+    # rule (CPU and its share of DynamoDB requests, per make bench's model) and a firing
+    # (claimed, taken, recorded, published); a rule item's size in the index.
+    shard_rules: int = 5_000
+    delivery_buckets: int = 16
+    rule_ms: float = 1.0
+    firing_ms: float = 5.0
+    rule_kb: float = 0.35
     email_share: float = 0.5  # of deliveries that go to email (the rest to webhooks)
     tracked_symbols: int = 500
     daily_update_s: float = 60.0  # an evening with a session to fill
@@ -116,6 +126,22 @@ class Traffic:
 
     def total_requests(self) -> int:
         return sum(self.requests.values())
+
+    @property
+    def firings(self) -> float:
+        return self.alert_rules * self.firings_per_rule
+
+    @property
+    def messages(self) -> float:
+        return self.firings / self.firings_per_message
+
+    def checks(self) -> float:
+        """Checks a month that evaluate (market hours)."""
+        return schedule_runs(MARKET_HOURS_SCHEDULE)
+
+    def work_units(self) -> float:
+        """Shards and deliveries a month: each one SQS message and one worker invocation."""
+        return self.checks() * (math.ceil(self.alert_rules / self.shard_rules) + self.delivery_buckets)
 
     def api_calls(self, service: str) -> float:
         return self.requests.get(service, 0) * (1 - self.edge_share)
@@ -268,6 +294,17 @@ def function_work(service: str, name: str, props: dict, traffic: Traffic) -> Wor
     memory = props.get("MemorySize", 128)
     if any(e["Type"] == "Schedule" for e in props.get("Events", {}).values()):
         return scheduled_work(service, name, props, traffic)
+    if name == "AlertsWorker":
+        runs = traffic.work_units()
+        busy = (
+            traffic.checks() * traffic.alert_rules * traffic.rule_ms / 1000 + traffic.firings * traffic.firing_ms / 1000
+        )
+        what = (
+            f"alerts workers: {runs:,.0f} shards and deliveries x {busy / runs * 1000:,.0f} ms x {memory} MB "
+            f"({traffic.alert_rules:,} rules x {traffic.rule_ms:g} ms each check, {traffic.firings:,.0f} firings x "
+            f"{traffic.firing_ms:g} ms)"
+        )
+        return Work(runs, busy / runs, what, log_kb=0.5)
     if name == "VendorRelay":
         runs, seconds = traffic.vendor_calls, traffic.relay_ms / 1000
         return Work(runs, seconds, f"vendor relay: {runs:,} calls x {traffic.relay_ms:g} ms x {memory} MB", log_kb=0.3)
@@ -294,20 +331,25 @@ def function_lines(service: str, name: str, props: dict, traffic: Traffic) -> li
         Line(work.what, compute, work.layer, where, "in the VPC" if props.get("VpcConfig") else "", usage),
         Line(f"{service} {name}: logs ({logs_gb:.2f} GB)", logs, work.layer, where, usage={"logs_gb": logs_gb}),
     ]
-    if name == "AlertsCheck":
+    if name == "AlertsWorker":
         lines.append(sns_line(traffic, where))
     return lines
 
 
 def sns_line(traffic: Traffic, where: str) -> Line:
+    """The users' messages, and the check's units of work through the work topic."""
     emails = traffic.messages * traffic.email_share
+    publishes = traffic.messages + traffic.work_units()
     cost = (
-        traffic.messages / 1e6 * price("sns_publish_per_million")
+        publishes / 1e6 * price("sns_publish_per_million")
         + emails / 1e5 * price("sns_email_per_100k")
         + (traffic.messages - emails) / 1e6 * price("sns_https_per_million")
     )
-    what = f"SNS: {traffic.messages:,} messages ({traffic.firings:,} firings)"
-    return Line(what, cost, "serving", where, usage={"sns_publishes": traffic.messages})
+    what = (
+        f"SNS: {traffic.messages:,.0f} messages to users ({traffic.firings:,.0f} firings) and "
+        f"{traffic.work_units():,.0f} units of work"
+    )
+    return Line(what, cost, "serving", where, usage={"sns_publishes": publishes})
 
 
 # ----------------------------------------------------------------- one resource at a time
@@ -383,9 +425,12 @@ def _table(source, name, props, parameters, resource, traffic):
     if props.get("BillingMode") != "PAY_PER_REQUEST":
         raise UnknownResource(f"{source}:{name}: provisioned DynamoDB capacity is not modelled")
     api = traffic.api_calls("alerts")
-    checks = schedule_runs(MARKET_HOURS_SCHEDULE)
-    reads = api * 2 + checks * max(1, traffic.alert_rules / 4)  # a query reads 4 KB a unit
-    writes = api * 0.2 * 2 + traffic.firings * 3
+    checks = traffic.checks()
+    # A check reads every enabled rule from the index (eventually consistent: half a unit
+    # per 4 KB) and the registry; each firing is claimed, taken, recorded (event and record)
+    # and its rule's state written; the check's record takes a write per shard and delivery.
+    reads = api * 2 + checks * (traffic.alert_rules * traffic.rule_kb / 4 * 0.5 + 8)
+    writes = api * 0.2 * 2 + traffic.firings * 5 + traffic.work_units()
     cost = (
         reads / 1e6 * price("dynamodb_on_demand_per_million_reads")
         + writes / 1e6 * price("dynamodb_on_demand_per_million_writes")
@@ -447,8 +492,22 @@ def _dashboard(source, name, props, parameters, resource, traffic):
 
 
 def _queue(source, name, props, parameters, resource, traffic):
-    # Failure queues: a message only when a run fails after its retries; nobody polls them.
-    return [Line(f"SQS queue {name} (a few messages a month)", 0.0, "serving", f"{source}:{name}")]
+    if name != "WorkQueue":
+        # Failure and dead-letter queues: a message only when something failed; nobody polls them.
+        return [Line(f"SQS queue {name} (a few messages a month)", 0.0, "serving", f"{source}:{name}")]
+    # Each unit of work sent, received and deleted; and Lambda's event source polling the
+    # queue the rest of the time (long polls of 20 s from 5 pollers).
+    requests = traffic.work_units() * 3 + 5 * HOURS * 3600 / 20
+    what = f"SQS work queue: {requests / 1e6:.2f}M requests ({traffic.work_units():,.0f} units of work, the event source's polls)"
+    return [
+        Line(
+            what,
+            requests / 1e6 * price("sqs_per_million"),
+            "serving",
+            f"{source}:{name}",
+            usage={"sqs_requests": requests},
+        )
+    ]
 
 
 PRICERS: dict[str, Pricer] = {
@@ -550,6 +609,7 @@ FREE_TIER = {
     "cloudfront_requests": ("free_cloudfront_requests", 1e-4 * PRICES["cloudfront_https_per_10k"]["price"], "CloudFront requests"),
     "cloudfront_gb": ("free_cloudfront_gb", PRICES["cloudfront_transfer_per_gb"]["price"], "CloudFront data out"),
     "sns_publishes": ("free_sns_publishes", 1e-6 * PRICES["sns_publish_per_million"]["price"], "SNS publishes"),
+    "sqs_requests": ("free_sqs_requests", 1e-6 * PRICES["sqs_per_million"]["price"], "SQS requests"),
 }  # fmt: skip
 
 

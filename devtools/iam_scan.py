@@ -17,6 +17,7 @@ from devtools.imports import ROOT, function_files, lambda_functions, service_fil
 # boto3 method -> IAM actions. TransactWriteItems needs the item actions it carries.
 METHOD_ACTIONS = {
     "get_object": {"s3:GetObject"},
+    "head_object": {"s3:GetObject"},
     "put_object": {"s3:PutObject"},
     "list_objects_v2": {"s3:ListBucket"},
     "query": {"dynamodb:Query"},
@@ -28,7 +29,9 @@ METHOD_ACTIONS = {
     "create_table": {"dynamodb:CreateTable"},
     "list_tables": {"dynamodb:ListTables"},
     "publish": {"sns:Publish"},
+    "publish_batch": {"sns:Publish"},
     "create_topic": {"sns:CreateTopic"},
+    "delete_topic": {"sns:DeleteTopic"},
     "subscribe": {"sns:Subscribe"},
     "unsubscribe": {"sns:Unsubscribe"},
     "list_subscriptions_by_topic": {"sns:ListSubscriptionsByTopic"},
@@ -66,6 +69,8 @@ BASELINE = {
 # What Lambda does with a scheduled function's role: send a failed run to its on-failure
 # destination (an SQS queue of its own).
 FAILURE_DESTINATION = {"sqs:SendMessage"}
+# What Lambda's SQS event source does with a queue function's role: read its queue.
+EVENT_SOURCE = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 
 
 def actions_in(path: Path) -> set[str]:
@@ -110,6 +115,10 @@ def function_actions(service: str, function: str) -> dict[str, set[str]]:
 
 def platform_actions(service: str, function: str) -> set[str]:
     """What the platform needs of one function's role beyond its code's calls."""
-    from devtools.imports import scheduled_functions
+    from devtools.imports import decorated_functions
 
-    return FAILURE_DESTINATION if function in scheduled_functions(service) else set()
+    if function in decorated_functions(service, "schedule"):
+        return FAILURE_DESTINATION
+    if function in decorated_functions(service, "on_sqs_message"):
+        return EVENT_SOURCE
+    return set()

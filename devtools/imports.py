@@ -192,19 +192,25 @@ def lambda_functions(service: str, root: Path = ROOT) -> dict[str, list[str]]:
     return out
 
 
-def scheduled_functions(service: str, root: Path = ROOT) -> set[str]:
-    """The app's functions that run on a schedule (``@app.schedule(name=...)``)."""
+def decorated_functions(service: str, kind: str, root: Path = ROOT) -> set[str]:
+    """The app's functions registered with ``@app.<kind>(name=...)`` (``schedule``,
+    ``on_sqs_message``), by the name Chalice gives them."""
     out = set()
     for node in _parse(root / service / "app.py").body:
         if not isinstance(node, ast.FunctionDef):
             continue
         for decorator in node.decorator_list:
-            if isinstance(decorator, ast.Call) and getattr(decorator.func, "attr", None) == "schedule":
+            if isinstance(decorator, ast.Call) and getattr(decorator.func, "attr", None) == kind:
                 named = [
                     k.value.value for k in decorator.keywords if k.arg == "name" and isinstance(k.value, ast.Constant)
                 ]
                 out.add(named[0] if named else node.name)
     return out
+
+
+def scheduled_functions(service: str, root: Path = ROOT) -> set[str]:
+    """The app's functions that run on a schedule (``@app.schedule(name=...)``)."""
+    return decorated_functions(service, "schedule", root)
 
 
 def function_files(service: str, python_functions: list[str], root: Path = ROOT) -> set[Path]:
@@ -221,14 +227,22 @@ def function_files(service: str, python_functions: list[str], root: Path = ROOT)
                 imported.setdefault(local, set()).update(imported_files(single, app, service, root))
     used: set[str] = set()
     properties: set[str] = set()
-    bodies = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in python_functions]
+    defined = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    bodies = [n for name, n in defined.items() if name in python_functions]
     module_level = [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.Import, ast.ImportFrom))]
     # Decorators run at import in every function too (routes' CORS, schedules' Cron).
     decorators = [d for n in tree.body if isinstance(n, ast.FunctionDef) for d in n.decorator_list]
-    for node in [*bodies, *module_level, *decorators]:
+    pending, seen = [*bodies, *module_level, *decorators], set()
+    while pending:
+        node = pending.pop()
         for child in ast.walk(node):
             if isinstance(child, ast.Name):
                 used.add(child.id)
+                # A helper of app.py's own that the function calls: its body counts too.
+                helper = defined.get(child.id)
+                if helper is not None and child.id not in seen and child.id not in python_functions:
+                    seen.add(child.id)
+                    pending.append(helper)
         properties |= _attributes_of(node, "runtime")
     entries = sorted({path for name in used for path in imported.get(name, ())})
     return reachable(entries, service, root, properties)

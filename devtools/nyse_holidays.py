@@ -1,5 +1,5 @@
-"""Write shared/nyse_holidays.json: the holidays package's NYSE holidays for
-shared.market_calendar.TABLE_YEARS (run after upgrading the package).
+"""Write shared/nyse_holidays.json: the holidays package's NYSE holidays and early
+closes for shared.market_calendar.TABLE_YEARS (run after upgrading the package).
 
     python -m devtools.nyse_holidays
 """
@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import json
 
-from shared.market_calendar import _TABLE, TABLE_YEARS, library_holidays
+from shared.market_calendar import _TABLE, TABLE_YEARS, library_days
+
+KINDS = ("holidays", "early_closes")
 
 
-def table() -> dict[str, str]:
-    out = {}
-    for year in TABLE_YEARS:
-        out.update({d.isoformat(): name for d, name in sorted(library_holidays(year).items())})
+def table() -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}
+    for kind in KINDS:
+        for year in TABLE_YEARS:
+            out[kind].update({d.isoformat(): name for d, name in sorted(library_days(kind, year).items())})
     return out
 
 
 if __name__ == "__main__":
-    _TABLE.write_text(json.dumps(table(), indent=0, sort_keys=True) + "\n")
-    print(f"{_TABLE}: {len(table())} holidays, {TABLE_YEARS.start}-{TABLE_YEARS.stop - 1}")
+    written = table()
+    _TABLE.write_text(json.dumps(written, indent=0, sort_keys=True) + "\n")
+    counts = ", ".join(f"{len(written[kind])} {kind.replace('_', ' ')}" for kind in KINDS)
+    print(f"{_TABLE}: {counts}, {TABLE_YEARS.start}-{TABLE_YEARS.stop - 1}")

@@ -121,7 +121,13 @@ def add_api_settings(template_path: Path, service: str, root: Path = ROOT) -> No
     settings_file = root / service / ".chalice" / "deploy.json"
     throttling = json.loads(settings_file.read_text())["throttling"] if settings_file.exists() else None
     template = json.loads(template_path.read_text())
-    cors = {"ResponseParameters": {"Headers": {"Access-Control-Allow-Origin": "'*'"}}}
+    # What API Gateway answers itself (a refused token, an unknown path, a URL too long) in
+    # the one error shape the services use: {"error": {"code", "message"}}.
+    shape = '{"error": {"code": "$context.error.responseType.toLowerCase()", "message": $context.error.messageString}}'
+    cors = {
+        "ResponseParameters": {"Headers": {"Access-Control-Allow-Origin": "'*'"}},
+        "ResponseTemplates": {"application/json": shape},
+    }
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::Serverless::Api":
             if throttling:

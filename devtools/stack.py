@@ -240,6 +240,10 @@ class Stack:
         # Evaluate at any hour, so the demo does something on a weekend too.
         self.env.setdefault("ALERTS_IGNORE_MARKET_HOURS", LOCAL_DEFAULTS["ALERTS_IGNORE_MARKET_HOURS"])
         self.env.setdefault("ALERTS_TOPIC_PREFIX", LOCAL_DEFAULTS["ALERTS_TOPIC_PREFIX"])
+        # The check's work queue on this stack's moto (its port may not be the default's).
+        self.env.setdefault("ALERTS_WORK_TOPIC_ARN", LOCAL_DEFAULTS["ALERTS_WORK_TOPIC_ARN"])
+        queue_name = LOCAL_DEFAULTS["ALERTS_WORK_QUEUE_URL"].rsplit("/", 1)[-1]
+        self.env.setdefault("ALERTS_WORK_QUEUE_URL", f"{self.moto.url}/123456789012/{queue_name}")
         pool_id, client_id = setup(AlertsRuntime(self.env))
         self.env.update(COGNITO_USER_POOL_ID=pool_id, COGNITO_CLIENT_ID=client_id)
         if (pool_id, client_id) != (LOCAL_DEFAULTS["COGNITO_USER_POOL_ID"], LOCAL_DEFAULTS["COGNITO_CLIENT_ID"]):
@@ -262,11 +266,14 @@ class Stack:
         )
 
     def run_alert_checks(self) -> None:
-        """chalice local never fires schedules: run the check every ALERTS_LOCAL_INTERVAL_S."""
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "alerts.chalicelib.cli", "loop"], cwd=ROOT, env=self.env, start_new_session=True
-        )
-        self.processes.append(proc)
+        """chalice local never fires schedules: the planner every ALERTS_LOCAL_INTERVAL_S, and
+        worker processes playing Lambda's event source on the work queue (batches, the
+        visibility timeout, partial batch failures; SQS's own redrive)."""
+        from alerts.chalicelib.fanout import WORKER_BATCH
+
+        for command in (["alerts.chalicelib.cli", "loop"], ["devtools.sqs_poller", "--batch-size", str(WORKER_BATCH)]):
+            proc = subprocess.Popen([sys.executable, "-m", *command], cwd=ROOT, env=self.env, start_new_session=True)
+            self.processes.append(proc)
 
     def run_daily_updates(self, loop: bool = True) -> None:
         """The daily update now, and (for make run) every DAILY_UPDATE_LOCAL_INTERVAL_S after:
@@ -343,6 +350,14 @@ class Stack:
             pass  # made before: the same password
         return email, password
 
+    def token_command(self) -> str:
+        """The command that prints the demo account's token against this stack's moto (its
+        port may not be the default the command would assume)."""
+        prefix = [f"AWS_ENDPOINT_URL={self.moto.url}"] if self.moto.url != LOCAL_DEFAULTS["AWS_ENDPOINT_URL"] else []
+        prefix += [f"{k}={v}" for k, v in self.exports.items() if k.startswith("COGNITO_")]
+        command = f".venv/bin/python -m alerts.chalicelib.cli token --email {DEMO_EMAIL} --password {DEMO_PASSWORD}"
+        return " ".join([*prefix, command])
+
     def token(self, email: str = DEMO_EMAIL, password: str = DEMO_PASSWORD) -> str:
         """An access token of one of this stack's accounts, as the dashboard gets one."""
         from alerts.chalicelib.accounts import sign_in
@@ -352,7 +367,19 @@ class Stack:
         runtime = AlertsRuntime(self.env)
         return sign_in(cognito_client(runtime), runtime.settings.cognito_client_id, email, password)["AccessToken"]
 
+    def check_ports(self) -> None:
+        """Every port this stack serves on is free, or one line naming the port, what it is
+        for and the variable that moves it (a second make run, or another program)."""
+        for name, port in self.ports.items():
+            if not _port_free(port):
+                variable = PORT_VARIABLES[name]
+                raise SystemExit(
+                    f"[make run] port {port} ({name}) is in use: another make run, or another program. "
+                    f"Stop it, or move this one: {variable}={port + 1000} make run"
+                )
+
     def start(self, check_loop: bool = True) -> None:
+        self.check_ports()
         self.start_redis()
         self.start_polygon()
         self.start_relay()
@@ -406,10 +433,7 @@ def main() -> None:
         say("        (moto sends no email: any confirmation code is accepted)")
         say(f"try: curl '{stack.url('quote')}/api/quote?symbol=AAPL'")
         say(f"     curl '{stack.url('backtest')}/api/backtest?symbol=AAPL&start=2012-01-01&interval=5d'")
-        say(
-            f"     TOKEN=$(.venv/bin/python -m alerts.chalicelib.cli token --email {DEMO_EMAIL} "
-            f"--password {DEMO_PASSWORD})"
-        )
+        say(f"     TOKEN=$({stack.token_command()})")
         say(f"     curl -H \"Authorization: Bearer $TOKEN\" '{stack.url('alerts')}/api/alerts/rules'")
         if stack.exports:
             exports = " ".join(f"{k}={v}" for k, v in stack.exports.items())

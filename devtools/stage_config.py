@@ -32,6 +32,8 @@ ENVIRONMENT = {
         "DATABASE_SECRET_ARN": "DatabaseSecretArn",
         "ALERTS_TABLE": "AlertsTable",
         "ALERTS_TOPIC_PREFIX": "AlertsTopicPrefix",
+        "ALERTS_WORK_TOPIC_ARN": "AlertsWorkTopicArn",
+        "LAKE_URI": "LakeUri",  # whether a rule's symbol has history (a HEAD on its object)
         "COGNITO_USER_POOL_ID": "UserPoolId",
         "COGNITO_CLIENT_ID": "UserPoolClientId",
     },
@@ -41,7 +43,7 @@ ENVIRONMENT = {
 IN_VPC = {
     "quote": ["api_handler"],
     "backtest": ["api_handler", "daily-update"],
-    "alerts": ["alerts-check"],
+    "alerts": ["alerts-check", "alerts-worker"],
 }
 SECRET_PARAMETERS = {
     "quote": {},

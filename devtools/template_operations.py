@@ -122,6 +122,8 @@ def add_operations(template: dict, service: str, stage: str, env: dict, goals: d
         events = resources[logical]["Properties"].get("Events", {})
         if any(e["Type"] == "Schedule" for e in events.values()):
             add_schedule_operations(resources, logical, name, service, stage)
+        if any(e["Type"] == "SQS" for e in events.values()):
+            add_queue_operations(resources, logical, app_name, stage)
     for logical, resource in list(resources.items()):
         if resource["Type"] == "AWS::Serverless::Api":
             add_api_operations(resources, logical, resource, app_name, stage, goals)
@@ -250,6 +252,21 @@ def add_schedule_operations(resources: dict, logical: str, name: str, service: s
             Threshold=1,
             ComparisonOperator="GreaterThanOrEqualToThreshold",
         )
+
+
+def add_queue_operations(resources: dict, logical: str, app_name: str, stage: str) -> None:
+    """A queue function's event source: the stage's own queue (``<app>-<stage>-work``, in
+    the stateful stack, with its dead-letter queue and alarms), and partial batch
+    responses, which Chalice never writes: without ``ReportBatchItemFailures`` Lambda
+    ignores the handler's ``batchItemFailures`` and one failed record retries the batch."""
+    for event in resources[logical]["Properties"]["Events"].values():
+        if event["Type"] != "SQS":
+            continue
+        queue = f"{app_name}-{stage}-{event['Properties']['Queue']['Fn::Sub'].rsplit('-', 1)[-1]}"
+        event["Properties"]["Queue"] = {
+            "Fn::Sub": f"arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{queue}"
+        }
+        event["Properties"]["FunctionResponseTypes"] = ["ReportBatchItemFailures"]
 
 
 def add_api_operations(resources: dict, logical: str, resource: dict, app_name: str, stage: str, goals: dict) -> None:

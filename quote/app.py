@@ -9,11 +9,12 @@ from shared.observability import observe
 from shared.openapi import openapi_route_response, query_names
 from shared.startup import start
 from shared.symbols import parse_symbol, parse_symbol_list
-from shared.web import CORS, api_view, json_response, query_params
+from shared.web import CORS, api_view, json_response, one_error_shape, query_params
 
 start("quote")  # stops here, in one line, without a setting this stage needs
 app = Chalice(app_name="market-quote")
 observe(app, "quote")  # one JSON line per request, with its metrics
+one_error_shape(app)  # every error, ours or Chalice's, as {"error": {"code", "message"}}
 runtime = QuoteRuntime()
 
 

@@ -36,6 +36,9 @@ LOCAL_DEFAULTS = {
     "S3_ENDPOINT_URL": MOTO_URL,
     # Each user's notifications go to a topic of their own: this prefix and their id.
     "ALERTS_TOPIC_PREFIX": "market-alerts-dev-user-",
+    # A check's work: shards and deliveries, through this topic to the queue make run polls.
+    "ALERTS_WORK_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:market-alerts-dev-work",
+    "ALERTS_WORK_QUEUE_URL": f"{MOTO_URL}/123456789012/market-alerts-dev-work",
     # The user pool make run creates on moto. moto makes these ids from the pool's
     # and client's definitions (MOTO_COGNITO_IDP_*_ID_STRATEGY=HASH), so they are
     # the same at every start; tests/test_accounts.py checks they still are.
@@ -100,6 +103,7 @@ REQUIRED: dict[str, dict[str, list[tuple[str, ...]]]] = {
             ("DATABASE_URL",),
             ("REDIS_URL",),
             ("ALERTS_TOPIC_PREFIX",),
+            ("ALERTS_WORK_TOPIC_ARN",),
             ("POLYGON_RELAY_FUNCTION", "POLYGON_API_KEY_SECRET_ID", "POLYGON_API_KEY"),
         ],
     },
@@ -110,6 +114,8 @@ WHY = {
     "COGNITO_CLIENT_ID": "the pool's app client the dashboard signs in with "
     "(make stage-config writes it from the stateful stack's outputs)",
     "ALERTS_TOPIC_PREFIX": "the name prefix of the users' SNS topics (make stage-config writes it)",
+    "ALERTS_WORK_TOPIC_ARN": "the SNS topic a check's shards and deliveries go through to the workers' queue "
+    "(make stage-config writes it from the stateful stack's outputs)",
     "POLYGON_RELAY_FUNCTION": "the vendor relay that calls the vendor for this stage's functions (make "
     "stage-config writes it); the relay itself reads the key's Secrets Manager secret (POLYGON_API_KEY_SECRET_ID)",
     "CURSOR_SECRET": "it signs pagination cursors (on AWS, CURSOR_SECRET_SECRET_ID names its Secrets Manager secret)",
@@ -265,6 +271,9 @@ class Settings:
     alerts_topic_prefix: str = ""
     alerts_max_rules_per_user: int = 100
     alerts_max_channels_per_user: int = 5
+    # The users' SNS topics this stage may make (one per user with a channel): under the
+    # account's quota (100,000 by default, adjustable), with room for other topics.
+    alerts_max_topics: int = 95_000
     # --- accounts: the Cognito user pool whose tokens the alerts API accepts ---
     cognito_user_pool_id: str = ""
     cognito_client_id: str = ""
@@ -279,6 +288,17 @@ class Settings:
     # A symbol whose newest bar is more than this many due sessions old is not
     # evaluated (stale_history): 0 = the last session whose daily update is due.
     alerts_max_history_lag: int = 0
+    # A check's fan-out: the SNS topic its shard and delivery messages go through (to the
+    # workers' SQS queue), the rules a shard holds at most (a symbol's rules are never
+    # split; at most 250 symbols a shard, one vendor call's worth), and how many
+    # delivery messages a check's firings are spread over (by user).
+    alerts_work_topic_arn: str = ""
+    alerts_shard_rules: int = 5000
+    alerts_delivery_buckets: int = 16
+    # Locally (make run, the CLI): the queue the local poller reads as Lambda's event
+    # source would, and how many worker processes it runs.
+    alerts_work_queue_url: str = ""
+    alerts_local_workers: int = 3
 
     # --- keeping history current ---
     # Seconds one ingestion run may spend waiting on 429s and the call budget, in all.
@@ -355,6 +375,7 @@ class Settings:
             alerts_table=_text(env, "ALERTS_TABLE", d.alerts_table),
             alerts_topic_prefix=_text(env, "ALERTS_TOPIC_PREFIX", ""),
             alerts_max_rules_per_user=_number(env, "ALERTS_MAX_RULES_PER_USER", d.alerts_max_rules_per_user, int, 1),
+            alerts_max_topics=_number(env, "ALERTS_MAX_TOPICS", d.alerts_max_topics, int, 1),
             alerts_max_channels_per_user=_number(
                 env, "ALERTS_MAX_CHANNELS_PER_USER", d.alerts_max_channels_per_user, int, 1
             ),
@@ -375,6 +396,11 @@ class Settings:
             database_secret_arn=_text(env, "DATABASE_SECRET_ARN", ""),
             alerts_fire_concurrency=_number(env, "ALERTS_FIRE_CONCURRENCY", d.alerts_fire_concurrency, int, 1),
             alerts_max_history_lag=_number(env, "ALERTS_MAX_HISTORY_LAG", d.alerts_max_history_lag, int),
+            alerts_work_topic_arn=_text(env, "ALERTS_WORK_TOPIC_ARN", ""),
+            alerts_shard_rules=_number(env, "ALERTS_SHARD_RULES", d.alerts_shard_rules, int, 1),
+            alerts_delivery_buckets=_number(env, "ALERTS_DELIVERY_BUCKETS", d.alerts_delivery_buckets, int, 1),
+            alerts_work_queue_url=_text(env, "ALERTS_WORK_QUEUE_URL", ""),
+            alerts_local_workers=_number(env, "ALERTS_LOCAL_WORKERS", d.alerts_local_workers, int, 1),
             ingest_max_wait_s=_number(env, "INGEST_MAX_WAIT_S", d.ingest_max_wait_s),
             daily_update_max_days=_number(env, "DAILY_UPDATE_MAX_DAYS", d.daily_update_max_days, int, 1),
             daily_update_local_interval_s=_number(

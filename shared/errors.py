@@ -78,3 +78,18 @@ def aws_unavailable(exc: BaseException, code: str, what: str, dependency: str) -
     if error_code in THROTTLING:
         return unavailable(code, f"{what} is throttling requests; try again shortly", 2, dependency)
     return unavailable(code, f"{what} is not answering; try again shortly", 5, dependency)
+
+
+def error_body(code: str, message: str | None) -> dict:
+    """The one shape of every error answer: ``{"error": {"code", "message"}}``."""
+    return {"error": {"code": code, "message": message or code.replace("_", " ")}}
+
+
+def snake_code(name: str) -> str:
+    """A framework's error name as one of our codes: ``UnsupportedMediaType`` ->
+    ``unsupported_media_type``, ``MethodNotAllowedError`` -> ``method_not_allowed``,
+    ``UNAUTHORIZED`` -> ``unauthorized``."""
+    import re
+
+    name = name.removesuffix("Error") if not name.isupper() else name
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).replace("-", "_").replace(" ", "_").lower()

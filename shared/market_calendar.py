@@ -2,10 +2,11 @@
 should be stored by now. Used by the alerts check (is the market open; is a
 symbol's history current) and the backtest app's daily update (which days to fill).
 
-Holidays come from the maintained ``holidays`` package (its NYSE calendar), kept as a
-table for 1990-2040 so that a cold start does not import it.
-Early closes (13:00 on some days before holidays) are not modelled: a check in
-those afternoon hours sees prices that no longer move, which is harmless.
+Holidays and early closes (13:00 New York on some days around holidays, e.g.
+2024-11-29 and 2024-12-24) come from the maintained ``holidays`` package (its NYSE
+calendar and its ``half_day`` category), kept as a table for 1990-2040 so that a
+cold start does not import it. The market's hours, a session's close and so the
+quote's previous-close time all know the early closes.
 
 A session's bar is *due* once the daily update has run for it: at
 ``UPDATE_DUE_UTC`` (22:30 UTC, after the 16:00 close in both EST and EDT, when
@@ -22,7 +23,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 NEW_YORK = ZoneInfo("America/New_York")
-OPEN, CLOSE = time(9, 30), time(16, 0)
+OPEN, CLOSE, EARLY_CLOSE = time(9, 30), time(16, 0), time(13, 0)
 UPDATE_DUE_UTC = time(22, 30)
 
 
@@ -34,9 +35,10 @@ TABLE_YEARS = range(1990, 2041)
 _TABLE = Path(__file__).with_name("nyse_holidays.json")
 
 
-@lru_cache(maxsize=1)
-def _table() -> dict[int, dict[date, str]]:
-    raw = json.loads(_TABLE.read_text())
+@lru_cache(maxsize=2)
+def _table(kind: str = "holidays") -> dict[int, dict[date, str]]:
+    """``kind``: "holidays" (no session) or "early_closes" (a session ending at 13:00)."""
+    raw = json.loads(_TABLE.read_text())[kind]
     out: dict[int, dict[date, str]] = {year: {} for year in TABLE_YEARS}
     for day, name in raw.items():
         d = date.fromisoformat(day)
@@ -44,21 +46,33 @@ def _table() -> dict[int, dict[date, str]]:
     return out
 
 
-@lru_cache(maxsize=64)
-def _holidays(year: int):
+@lru_cache(maxsize=128)
+def _days(kind: str, year: int) -> dict[date, str]:
     if year in TABLE_YEARS:
-        return _table()[year]
-    return library_holidays(year)
+        return _table(kind)[year]
+    return library_days(kind, year)
 
 
-def library_holidays(year: int) -> dict[date, str]:
+def library_days(kind: str, year: int) -> dict[date, str]:
+    """The package's NYSE holidays, or its early closes (the ``half_day`` category)."""
     from holidays.financial.ny_stock_exchange import NewYorkStockExchange
 
+    if kind == "early_closes":
+        return dict(NewYorkStockExchange(years=year, categories=("half_day",)))
     return dict(NewYorkStockExchange(years=year))
 
 
 def holiday(day: date) -> str | None:
-    return _holidays(day.year).get(day)
+    return _days("holidays", day.year).get(day)
+
+
+def early_close(day: date) -> str | None:
+    """Why the session of ``day`` ends at 13:00 New York, or None (16:00 as usual)."""
+    return _days("early_closes", day.year).get(day)
+
+
+def closing_time(day: date) -> time:
+    return EARLY_CLOSE if early_close(day) else CLOSE
 
 
 def is_session(day: date) -> bool:
@@ -84,9 +98,8 @@ def previous_session(day: date) -> date:
 
 
 def session_close(day: date) -> datetime:
-    """When a session's regular trading ends: 16:00 New York (early closes, 13:00 on a
-    few days a year, are not modelled)."""
-    return datetime.combine(day, time(16, 0), NEW_YORK)
+    """When a session's regular trading ends: 16:00 New York, 13:00 on an early close."""
+    return datetime.combine(day, closing_time(day), NEW_YORK)
 
 
 def last_close_before(moment: datetime) -> datetime:
@@ -131,6 +144,8 @@ def market_status(now: datetime) -> tuple[bool, str]:
     name = holiday(local.date())
     if name:
         return False, f"NYSE holiday: {name}"
-    if not OPEN <= local.time() < CLOSE:
-        return False, "outside 09:30-16:00 America/New_York"
+    close = closing_time(local.date())
+    if not OPEN <= local.time() < close:
+        why = f" (early close: {early_close(local.date())})" if close != CLOSE else ""
+        return False, f"outside 09:30-{close:%H:%M} America/New_York{why}"
     return True, "open"

@@ -62,8 +62,6 @@ class MetricSpec:
 
 CACHE_STATUSES = ("hit", "miss", "stale", "bypass")
 TIERS = ("postgres", "lake", "lake+postgres")
-# The phases of a check, as its report times them.
-CHECK_PHASES = ("rules", "quotes", "bars", "evaluate", "fire")
 
 METRICS: tuple[MetricSpec, ...] = (
     *(
@@ -80,10 +78,8 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("alerts", "RulesSkipped", "Count", "rules not evaluated (missing data, expired)", "market_hours"),
     MetricSpec("alerts", "RulesFailed", "Count", "rules that failed (unknown symbol, a write that failed)", "market_hours"),
     MetricSpec("alerts", "DeliveryFailed", "Count", "firings whose delivery failed (retried next check)", "market_hours"),
-    *(
-        MetricSpec("alerts", f"Phase{phase.title()}Ms", "Milliseconds", f"a check's {phase} phase", "market_hours")
-        for phase in CHECK_PHASES
-    ),
+    MetricSpec("alerts", "CheckSeconds", "Seconds", "from a check's tick to its last firing delivered", "market_hours"),
+    MetricSpec("alerts", "ChecksLate", "Count", "checks the next one found unfinished (its firings delivered then)", "market_hours"),
     MetricSpec("backtest", "UpdatesCompleted", "Count", "daily updates that did their job (the heartbeat)", "daily", layer="batch"),
     MetricSpec("backtest", "DaysFilled", "Count", "sessions the daily update stored", "daily", layer="batch"),
     MetricSpec("backtest", "UpdateUpstreamCalls", "Count", "the daily update's calls to the vendor", "daily", layer="batch"),
@@ -179,11 +175,14 @@ def configure_logging(level: str, stream=None) -> None:
     if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         return
     root = logging.getLogger()
+    # A plain handler (logging.basicConfig's) would write each line a second time, unformatted.
+    for plain in [h for h in root.handlers if type(h) is logging.StreamHandler and not getattr(h, "json_lines", 0)]:
+        root.removeHandler(plain)
     ours = [h for h in root.handlers if getattr(h, "json_lines", False)]
     if stream is not None or not ours:
-        for handler in ours:
-            root.removeHandler(handler)
-        handler = logging.StreamHandler(stream) if stream is not None else _StandardError()
+        for old in ours:
+            root.removeHandler(old)
+        handler: logging.Handler = logging.StreamHandler(stream) if stream is not None else _StandardError()
         handler.json_lines = True  # type: ignore[attr-defined]
         handler.setFormatter(JsonLines())
         root.addHandler(handler)

@@ -80,17 +80,19 @@ def json_content(schema: dict) -> dict:
 
 
 def _refuses_unknown_parameters(paths: dict) -> None:
-    """Every route refuses a query parameter it does not take (shared.web.query_params)."""
+    """Every route refuses a query parameter it does not take, or one given twice
+    (shared.web.query_params)."""
+    codes = ["unknown_parameter", "repeated_parameter"]
     for item in paths.values():
         for operation in item.values():
             responses = operation["responses"]
             if "400" not in responses:
-                responses["400"] = error_answer("an unknown query parameter", ["unknown_parameter"])
+                responses["400"] = error_answer("an unknown query parameter, or one given twice", codes)
                 continue
             enum = responses["400"]["content"]["application/json"]["schema"]["allOf"][1]["properties"]["error"][
                 "properties"
             ]["code"]["enum"]
-            enum[:] = sorted({*enum, "unknown_parameter"})
+            enum[:] = sorted({*enum, *codes})
 
 
 def document(service: str, title: str, description: str, paths: dict, schemas: dict, security: dict | None = None):

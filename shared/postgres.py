@@ -7,6 +7,7 @@ batch side's (``batch/postgres_writer.py``).
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import date
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
@@ -84,6 +85,23 @@ MIGRATIONS = [
     # A split's kind as the vendor's current endpoint names it (forward_split,
     # reverse_split, stock_dividend); null for one stored from the deprecated endpoint.
     "ALTER TABLE corporate_actions ADD COLUMN adjustment_type text",
+    # Each symbol's indicators as of its last bar (shared.indicators.IndicatorState),
+    # kept by the daily update: what a check reads, one row per symbol, instead of the
+    # whole history. Arrays are packed doubles; bars JSON.
+    """
+    CREATE TABLE indicator_states (
+        symbol text PRIMARY KEY,
+        day date NOT NULL,
+        bar_count integer NOT NULL,
+        closes bytea NOT NULL,
+        bars text NOT NULL,
+        ema bytea NOT NULL,
+        gain bytea NOT NULL,
+        loss bytea NOT NULL,
+        splits text NOT NULL,
+        computed_at timestamptz NOT NULL DEFAULT now()
+    )
+    """,
 ]
 
 
@@ -137,7 +155,12 @@ _ROWS_AS_JSON = "json_agg(json_build_array(day, open, high, low, close, volume) 
 def _bars_from_json(text: str | None) -> list[DailyBar]:
     if not text:
         return []
-    return [make_bar((date.fromisoformat(r[0]), r[1], r[2], r[3], r[4], r[5])) for r in orjson.loads(text)]
+    # JSON writes a whole double without its ".0": each number back to a float, as the
+    # lake's are (one type per field, whichever tier answered).
+    return [
+        make_bar((date.fromisoformat(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5])))
+        for r in orjson.loads(text)
+    ]
 
 
 def read_bars(conn, symbol: str, start: date, end: date, limit: int | None = None) -> list[DailyBar]:
@@ -212,6 +235,25 @@ def read_actions(conn, symbols: list[str]) -> dict[str, list]:
     return out
 
 
+STATE_COLUMNS = "symbol, day, bar_count, closes, bars, ema, gain, loss, splits"
+
+
+def read_states(conn, symbols: list[str]):
+    """The indicator state of each symbol that has one (``shared.indicators``), in one query."""
+    from shared.indicators import Bar, IndicatorState, unpack
+
+    if not symbols:
+        return {}
+    rows = conn.run(f"SELECT {STATE_COLUMNS} FROM indicator_states WHERE symbol = ANY(:symbols)", symbols=list(symbols))
+    out = {}
+    for symbol, day, count, closes, bars, ema, gain, loss, splits in rows:
+        recent = tuple(Bar(date.fromisoformat(b[0]), *b[1:]) for b in orjson.loads(bars))
+        out[symbol] = IndicatorState(
+            symbol, day, count, unpack(closes), recent, unpack(ema), unpack(gain), unpack(loss), splits
+        )
+    return out
+
+
 def symbol_bases(conn, symbols: list[str]) -> dict[str, tuple[str, bool]]:
     """Each symbol's (basis, actions stored), in one query."""
     if not symbols:
@@ -243,6 +285,8 @@ class Database:
         self.timeout_s = timeout_s
         self.health = health or DependencyHealth("PostgreSQL")
         self._conn: Any = None  # a pg8000 connection (pg8000 ships no types)
+        # One connection: threads that share it (a refresh's lake reads) take turns.
+        self._lock = threading.RLock()
 
     @property
     def url(self) -> str:
@@ -257,12 +301,16 @@ class Database:
 
     def run(self, work):
         """``work(conn)`` with a healthy connection, or ``DatabaseUnavailable``."""
+        if not self.health.available():
+            raise DatabaseUnavailable("PostgreSQL was unreachable moments ago")
+        with self._lock:
+            return self._run(work)
+
+    def _run(self, work):
         import struct
 
         import pg8000.exceptions
 
-        if not self.health.available():
-            raise DatabaseUnavailable("PostgreSQL was unreachable moments ago")
         for attempt in (1, 2):
             try:
                 if self._conn is None:

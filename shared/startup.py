@@ -130,3 +130,43 @@ def local_gateway_answers_authorizer_errors() -> None:
 
     # Patched on purpose, and only outside Lambda (chalice local, chalice.test.Client).
     local.LocalGatewayAuthorizer.authorize = answer_as_api_gateway  # type: ignore[method-assign]
+    local_gateway_speaks_our_errors(local)
+
+
+def local_gateway_speaks_our_errors(local) -> None:
+    """What chalice local answers itself in our error shape too, as API Gateway's gateway
+    responses do on AWS (``devtools/packaging.py``): its own errors ({"message": ...}: a
+    refused token, an unknown path) and the HTTP server's (HTML: a 414 for a 100 kB URL)."""
+    import json
+
+    from shared.errors import error_body, snake_code
+
+    handler = local.ChaliceRequestHandler
+    if getattr(handler, "speaks_our_errors", False):
+        return
+    send_gateway_error = handler._send_error_response
+
+    def send_error_response(self, error):
+        try:
+            message = json.loads(error.body or b"{}").get("message")
+        except (ValueError, AttributeError):
+            message = None
+        kind = dict(error.headers or {}).get("x-amzn-ErrorType", type(error).__name__)
+        error.body = json.dumps(error_body(snake_code(kind.removesuffix("Exception")), message)).encode()
+        error.headers = {**(error.headers or {}), "Content-Type": "application/json"}
+        return send_gateway_error(self, error)
+
+    def send_error(self, code, message=None, explain=None):
+        short, long = self.responses.get(code, ("Error", ""))
+        body = json.dumps(error_body(snake_code(short), message or long)).encode()
+        self.send_response(code, message)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if getattr(self, "command", None) != "HEAD":
+            self.wfile.write(body)
+
+    handler._send_error_response = send_error_response
+    handler.send_error = send_error
+    handler.speaks_our_errors = True

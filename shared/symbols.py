@@ -14,13 +14,14 @@ from shared.errors import bad_request
 SYMBOL_PATTERN = r"^[A-Za-z][A-Za-z0-9]{0,5}(\.[A-Za-z0-9]{1,3})?$"
 # A list: symbols separated by commas, spaces around them and empty parts allowed.
 SYMBOLS_PATTERN = r"^[A-Za-z0-9., ]*$"
+# Applied with fullmatch: "$" alone also matches before a trailing newline (AAPL\n).
 _SYMBOL = re.compile(SYMBOL_PATTERN)
 
 
 def parse_symbol(raw: str | None, name: str = "symbol") -> str:
     if raw is None or not raw.strip():
         raise bad_request("missing_symbol", f"query parameter '{name}' is required, e.g. {name}=AAPL")
-    if not _SYMBOL.match(raw):
+    if not _SYMBOL.fullmatch(raw):
         raise bad_request(
             "invalid_symbol",
             f"{raw!r} is not a ticker symbol: expected 1-6 letters or digits, optionally a class suffix such as BRK.B",

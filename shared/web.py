@@ -12,7 +12,7 @@ from chalice import Chalice, CORSConfig, Response
 from chalice.app import Request
 
 from shared import observability
-from shared.errors import ApiError, bad_request
+from shared.errors import ApiError, bad_request, error_body, snake_code
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,21 @@ def api_view(view):
     return wrapper
 
 
+def one_error_shape(app: Chalice) -> None:
+    """Register, once, that every error answer has our shape: Chalice's own (a 415 for a
+    body without ``Content-Type``, a 405, a body that is not JSON) come as
+    ``{"Code", "Message"}`` and are rewritten to ``{"error": {"code", "message"}}``."""
+
+    @app.middleware("http")
+    def rewrite_framework_errors(event, get_response):
+        response = get_response(event)
+        body = response.body
+        if response.status_code >= 400 and isinstance(body, dict) and "Code" in body and "error" not in body:
+            response.body = error_body(snake_code(str(body["Code"])), body.get("Message"))
+            response.headers = {**(response.headers or {}), "Content-Type": "application/json"}
+        return response
+
+
 def request_of(app: Chalice) -> Request:
     """The request a route is answering (Chalice's ``current_request``, None only outside one)."""
     request = app.current_request
@@ -81,6 +96,15 @@ def query_params(app: Chalice, allowed: tuple[str, ...]) -> Mapping[str, str]:
         raise bad_request(
             "unknown_parameter",
             f"unknown query parameter(s) {', '.join(map(repr, unknown))}; this route takes {', '.join(allowed) or 'none'}",
+        )
+    # A parameter given twice (symbol=AAPL&symbol=MSFT) would answer one of them silently.
+    getlist = getattr(params, "getlist", None)
+    repeated = sorted(name for name in params if getlist and len(getlist(name)) > 1)
+    if repeated:
+        raise bad_request(
+            "repeated_parameter",
+            f"query parameter(s) {', '.join(map(repr, repeated))} given more than once; give each once "
+            "(a list of symbols is one parameter: symbols=AAPL,MSFT)",
         )
     return params
 

@@ -279,6 +279,10 @@ def bars_from_closes(closes: list[float], last_day: date, volume: int = 1_000_00
 PASSWORD = "correct-horse-battery"
 
 
+# Symbols whose history every alerts world holds (the API tests' rules watch them).
+KNOWN_SYMBOLS = ("AAPL", "MSFT", "IBM", "BRK.B", "KIMpL", "ACME")
+
+
 class AlertsWorld:
     """For one test: a DynamoDB table, a Cognito user pool with its accounts, the users'
     SNS topics (a prefix of this world's own), a webhook receiver, and daily bars.
@@ -298,17 +302,33 @@ class AlertsWorld:
         self.dynamodb = moto.client("dynamodb")
         create_table(self.dynamodb, self.name)
         self.sns = moto.client("sns")
+        self.sqs = moto.client("sqs")
+        from devtools.sqs_poller import create_work_queue
+
+        # A short visibility timeout: a unit of work a killed worker held comes back in seconds.
+        self.work_topic, self.work_queue, self.dead_letters = create_work_queue(
+            self.sqs, self.sns, f"{self.name}-work", visibility_s=3
+        )
         self.cognito = moto.client("cognito-idp")
         self.pool_id, self.client_id = create_pool(self.cognito, self.name)
         self.topic_prefix = f"{self.name}-user-"
         self.webhooks = WebhookReceiver()
         self.database_url = database_url
         self.users: dict[str, dict] = {}
+        # The lake, where a rule's symbol must have history (a file lake: the API asks
+        # whether the symbol's object exists); the symbols the API tests use have some.
+        import tempfile
+
+        self.lake_dir = tempfile.mkdtemp(prefix="alerts-lake-")
+        for symbol in KNOWN_SYMBOLS:
+            self.write_lake(symbol, bars_from_closes([10.0] * 5, date(2026, 11, 20)), f"file://{self.lake_dir}")
 
     def env(self) -> dict:
         return {
             "ALERTS_TABLE": self.name,
             "ALERTS_TOPIC_PREFIX": self.topic_prefix,
+            "ALERTS_WORK_TOPIC_ARN": self.work_topic,
+            "ALERTS_WORK_QUEUE_URL": self.work_queue,
             "AWS_ENDPOINT_URL": self.proxy.url,
             "COGNITO_USER_POOL_ID": self.pool_id,
             "COGNITO_CLIENT_ID": self.client_id,
@@ -316,7 +336,20 @@ class AlertsWorld:
             "ALERTS_IGNORE_MARKET_HOURS": "1",
             # The tests' bars end on 2026-11-20: history as of then is current.
             "RECENT_AS_OF": "2026-11-20",
+            "LAKE_URI": f"file://{self.lake_dir}",
         }
+
+    def write_lake(self, symbol: str, bars: list, uri: str | None = None) -> None:
+        """The symbol's history into the lake the services are pointed at (this world's own
+        unless the test points them elsewhere)."""
+        from backtest.chalicelib import lake_writer
+        from backtest.chalicelib.lake import Lake, open_store
+        from shared.config import Settings
+        from shared.runtime import aws_credentials
+
+        settings = Settings.from_env({**self.env(), **os.environ, **({"LAKE_URI": uri} if uri else {})})
+        store = open_store(settings.lake_uri, settings.s3_endpoint_url, settings.aws_region, aws_credentials(settings))
+        lake_writer.write(Lake(store), symbol, bars)
 
     def user(self, name: str) -> dict:
         """An account for ``name`` (``name@example.com``), signed in: its sub and tokens."""
@@ -375,12 +408,65 @@ class AlertsWorld:
             [CorporateAction(symbol, "split", d, split_from=f, split_to=t, ref=f"{symbol}:{d}") for d, f, t in splits],
         )
         conn.close()
+        self.write_lake(symbol, bars)
+        self.refresh_states([symbol])
         return bars
+
+    def refresh_states(self, symbols: list[str]) -> None:
+        """The symbols' indicator states computed from their stored history, as ingestion
+        and the daily update do (what a check reads)."""
+        from backtest.chalicelib.indicator_states import refresh
+        from backtest.chalicelib.lake import Lake, open_store
+        from backtest.chalicelib.service import HistoryService
+        from shared.config import Settings
+        from shared.postgres import Database
+
+        settings = Settings.from_env({**self.env(), **os.environ})
+        database = Database(self.database_url, 5)
+        from shared.runtime import aws_credentials
+
+        lake = Lake(
+            open_store(settings.lake_uri, settings.s3_endpoint_url, settings.aws_region, aws_credentials(settings))
+        )
+        try:
+            done = refresh(database, HistoryService(settings, database, lake), symbols=symbols, rewritten=set(symbols))
+        finally:
+            database.close()
+        assert not done.failed, done.failed
+
+    def check(self, client, workers: int = 2, timeout_s: float = 60) -> dict:
+        """One whole check through the app: the planner's scheduled run, then its shards and
+        deliveries from the work queue by ``workers`` pollers invoking ``alerts-worker`` as
+        Lambda's event source does: the check's report once completed (else the plan's)."""
+        from devtools.sqs_poller import EventSource
+        from tests.apps import load_app
+        from tests.support import invoke_scheduled
+
+        planned, failed = invoke_scheduled(client, "alerts-check")
+        if failed or not planned.get("check") or planned.get("completed"):
+            return planned
+        checks = load_app("alerts").runtime.checks
+
+        def completed() -> bool:
+            record = checks.get(planned["check"])
+            return bool(record) and record.get("status") == "completed"
+
+        source = EventSource(self.sqs, self.work_queue, lambda e: client.lambda_.invoke("alerts-worker", e).payload)
+        source.drain(completed, timeout_s, workers)
+        from alerts.chalicelib.checks import CheckReport
+
+        return {**CheckReport.of(checks.get(planned["check"]) or {}).to_dict(), "market": planned["market"]}
 
     def close(self) -> None:
         self.proxy.stop()
         self.webhooks.stop()
         self.dynamodb.delete_table(TableName=self.name)
+        for queue in (self.work_queue, self.dead_letters):
+            self.sqs.delete_queue(QueueUrl=queue)
+        self.sns.delete_topic(TopicArn=self.work_topic)
+        import shutil
+
+        shutil.rmtree(self.lake_dir, ignore_errors=True)
         for topic in self.sns.list_topics().get("Topics", []):
             if topic["TopicArn"].rsplit(":", 1)[-1].startswith(self.topic_prefix):
                 self.sns.delete_topic(TopicArn=topic["TopicArn"])

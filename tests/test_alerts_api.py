@@ -359,6 +359,30 @@ def test_channels_per_user_are_limited(alerts_client, alerts_world, monkeypatch,
     assert add_channel(alerts_client, alice, type="email", address="a3@example.com")[0].status_code == 201
 
 
+def test_users_topics_are_counted_against_the_accounts_quota(alerts_client, alerts_world, monkeypatch, alice, bob):
+    """One SNS topic per user with a channel, counted: past ALERTS_MAX_TOPICS a new user's
+    first channel is a 503 with a Retry-After (not a 500 from SNS refusing), and a user who
+    removes their last channel gives their topic back."""
+    monkeypatch.setenv("ALERTS_MAX_TOPICS", "1")
+    alerts_client_reset()
+    first, made = add_channel(alerts_client, alice, type="email", address="a@example.com")
+    assert first.status_code == 201
+    assert (
+        add_channel(alerts_client, alice, type="email", address="a2@example.com")[0].status_code == 201
+    )  # the same topic
+    refused, body = add_channel(alerts_client, bob, type="email", address="b@example.com")
+    assert refused.status_code == 503 and body["error"]["code"] == "notifications_at_capacity"
+    assert int(refused.headers["Retry-After"]) > 0
+    topics = lambda: [  # noqa: E731
+        t["TopicArn"] for t in alerts_world.sns.list_topics()["Topics"] if alerts_world.topic_prefix in t["TopicArn"]
+    ]
+    assert len(topics()) == 1
+    for channel in call(alerts_client, "get", "/api/alerts/channels", alice)[1]["channels"]:
+        call(alerts_client, "delete", f"/api/alerts/channels/{channel['id']}", alice)
+    assert topics() == []  # alice's topic went with her last channel
+    assert add_channel(alerts_client, bob, type="email", address="b@example.com")[0].status_code == 201
+
+
 def alerts_client_reset():
     from tests.apps import load_app
 

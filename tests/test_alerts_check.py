@@ -10,9 +10,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from alerts.chalicelib.check import run_check
+from alerts.chalicelib.checks import CheckReport
+from alerts.chalicelib.planner import plan_check
 from devtools.fault_proxy import DYNAMODB_THROTTLE, SNS_INTERNAL_ERROR
-from tests.support import scheduled_report
 from tests.test_quote_api import ticker
 
 LAST_BAR = date(2026, 11, 20)
@@ -27,10 +27,6 @@ def add_rule(client, headers, **fields) -> dict:
     )
     assert response.status_code == 201, response.body
     return json.loads(response.body)
-
-
-def check(client) -> dict:
-    return scheduled_report(client, "alerts-check")
 
 
 def events(client, headers) -> list[dict]:
@@ -50,7 +46,7 @@ def test_scheduled_check_fires_and_delivers_exactly_once(alerts_client, alerts_w
     alerts_world.load_bars("ACME", FALLING, LAST_BAR)
     alerts_world.subscribe(alerts_client, "alice")
     rule = add_rule(alerts_client, alice)
-    report = check(alerts_client)
+    report = alerts_world.check(alerts_client)
     assert (report["rules"], report["checked"], report["fired"], report["failed"]) == (1, 1, 1, 0)
     assert report["messages"] == 1
     [delivered] = alerts_world.messages("alice")  # its signature checked with alice's secret
@@ -65,7 +61,7 @@ def test_scheduled_check_fires_and_delivers_exactly_once(alerts_client, alerts_w
     [event] = events(alerts_client, alice)
     assert event["delivery"] == "sent" and event["channels"] == 1 and event["values"] == {"close": 10.0, "sma(5)": 12.0}
     # A retried invocation (or the next one the same day) sends nothing more.
-    assert check(alerts_client)["fired"] == 0
+    assert alerts_world.check(alerts_client)["fired"] == 0
     assert alerts_world.messages("alice") == []
     assert events(alerts_client, alerts_world.headers("bob")) == []
 
@@ -78,7 +74,7 @@ def test_a_rule_across_a_split_does_not_fire_on_the_artificial_drop(alerts_clien
     alerts_world.load_bars("ACME", [20] * 10 + [10], LAST_BAR, splits=[(LAST_BAR, 1.0, 2.0)] if split_stored else [])
     alerts_world.subscribe(alerts_client, "alice")
     add_rule(alerts_client, alice)
-    report = check(alerts_client)
+    report = alerts_world.check(alerts_client)
     assert (report["checked"], report["failed"]) == (1, 0)
     if split_stored:
         assert report["fired"] == 0 and alerts_world.messages("alice") == []
@@ -94,7 +90,7 @@ def test_one_message_per_user_per_check_listing_every_firing(alerts_client, aler
         add_rule(alerts_client, alice, symbol=symbol)
     add_rule(alerts_client, alice, symbol="AAA", condition="close < 100")
     alerts_world.subscribe(alerts_client, "alice")
-    report = check(alerts_client)
+    report = alerts_world.check(alerts_client)
     assert (report["fired"], report["messages"]) == (4, 1)
     [delivered] = alerts_world.messages("alice")
     assert sorted(f["symbol"] for f in delivered["firings"]) == ["AAA", "AAA", "BBB", "CCC"]
@@ -109,7 +105,7 @@ def test_a_firing_reaches_its_owner_and_nobody_else(alerts_client, alerts_world,
     alerts_world.subscribe(alerts_client, "bob")
     mine = add_rule(alerts_client, alice)
     his = add_rule(alerts_client, bob, symbol="BETA")
-    assert check(alerts_client)["messages"] == 2
+    assert alerts_world.check(alerts_client)["messages"] == 2
     [to_alice] = alerts_world.messages("alice")
     [to_bob] = alerts_world.messages("bob")
     assert [f["rule_id"] for f in to_alice["firings"]] == [mine["id"]]
@@ -128,7 +124,7 @@ def test_every_confirmed_channel_of_the_owner_gets_it(alerts_client, alerts_worl
     )
     alerts_world.webhooks.expect("alice-phone", json.loads(second.body)["signing_secret"])
     add_rule(alerts_client, alice)
-    assert check(alerts_client)["messages"] == 1  # one publish, SNS fans it out
+    assert alerts_world.check(alerts_client)["messages"] == 1  # one publish, SNS fans it out
     assert len(alerts_world.messages("alice")) == len(alerts_world.messages("alice-phone")) == 1
     assert events(alerts_client, alice)[0]["channels"] == 2
 
@@ -136,18 +132,22 @@ def test_every_confirmed_channel_of_the_owner_gets_it(alerts_client, alerts_worl
 def test_a_user_without_a_channel_gets_the_event_and_no_message(alerts_client, alerts_world, alice):
     alerts_world.load_bars("ACME", FALLING, LAST_BAR)
     add_rule(alerts_client, alice)
-    report = check(alerts_client)
+    report = alerts_world.check(alerts_client)
     assert (report["fired"], report["undelivered"], report["messages"]) == (0, 1, 0)
     [event] = events(alerts_client, alice)
     assert event["delivery"] == "no_channel" and event["channels"] == 0
     # Recorded for good: a channel added later does not receive old firings.
     alerts_world.subscribe(alerts_client, "alice")
-    assert check(alerts_client)["messages"] == 0
+    assert alerts_world.check(alerts_client)["messages"] == 0
     assert alerts_world.messages("alice") == []
 
 
 def test_concurrent_checks_send_each_firing_once(alerts_client, alerts_app, alerts_world, alice):
+    """Four planners at once (four containers, or a tick delivered four times), their
+    shards worked by three pollers: every firing is sent once."""
     from concurrent.futures import ThreadPoolExecutor
+
+    from devtools.sqs_poller import EventSource
 
     for i in range(6):
         alerts_world.load_bars(f"SYM{i}", FALLING, LAST_BAR)
@@ -155,27 +155,32 @@ def test_concurrent_checks_send_each_firing_once(alerts_client, alerts_app, aler
     alerts_world.subscribe(alerts_client, "alice")
     from alerts.chalicelib.runtime import AlertsRuntime
 
-    # Four Lambda containers at once: each its own clients and connections.
     runtimes = [AlertsRuntime() for _ in range(4)]
     with ThreadPoolExecutor(4) as pool:
-        reports = list(
-            pool.map(lambda rt: run_check(rt.alert_store, rt.quotes, rt.database, rt.publisher, rt.settings), runtimes)
+        plans = list(
+            pool.map(lambda rt: plan_check(rt.alert_store, rt.checks, rt.quotes, rt.work_queue, rt.settings), runtimes)
         )
     for rt in runtimes:
         rt.reset()
-    assert sum(r.fired for r in reports) == 6
+    assert len({p.check for p in plans}) == 4 and all(p.shards == 1 for p in plans)
+    source = EventSource(
+        alerts_world.sqs, alerts_world.work_queue, lambda e: alerts_client.lambda_.invoke("alerts-worker", e).payload
+    )
+    source.drain(timeout_s=60, workers=3)
     delivered = [f["firing_id"] for m in alerts_world.messages("alice") for f in m["firings"]]
     assert sorted(delivered) == sorted(set(delivered)) and len(delivered) == 6
+    checks = alerts_app.runtime.checks
+    assert sum(CheckReport.of(checks.get(p.check)).counts["fired"] for p in plans) == 6
 
 
 def test_once_fires_then_disables_itself(alerts_client, alerts_world, alice):
     alerts_world.load_bars("ACME", FALLING, LAST_BAR)
     alerts_world.subscribe(alerts_client, "alice")
     rule = add_rule(alerts_client, alice, frequency="once")
-    assert check(alerts_client)["fired"] == 1
+    assert alerts_world.check(alerts_client)["fired"] == 1
     got = json.loads(alerts_client.http.get(f"/api/alerts/rules/{rule['id']}", headers=alice).body)
     assert got["enabled"] is False and got["last_fired_at"]
-    assert check(alerts_client)["rules"] == 0
+    assert alerts_world.check(alerts_client)["rules"] == 0
     assert len(alerts_world.messages("alice")) == 1
 
 
@@ -189,7 +194,7 @@ def test_on_change_fires_when_turning_true_and_rearms_when_false(
     for price in (101, 102, 99, 103, 104):
         redis_client.delete("{mds}quote:ACME")
         quote_at(fake_polygon, "ACME", price)
-        fired.append(check(alerts_client)["fired"])
+        fired.append(alerts_world.check(alerts_client)["fired"])
     assert fired == [1, 0, 0, 1, 0]
     assert [m["firings"][0]["values"]["price"] for m in alerts_world.messages("alice")] == [101.0, 103.0]
 
@@ -197,24 +202,24 @@ def test_on_change_fires_when_turning_true_and_rearms_when_false(
 def test_crosses_below_uses_the_last_two_bars(alerts_client, alerts_world, alice):
     alerts_world.load_bars("ACME", [10, 11, 12, 13, 14, 15, 11], LAST_BAR)  # close falls through its sma(3)
     add_rule(alerts_client, alice, condition="close crosses below sma(3)")
-    assert check(alerts_client)["undelivered"] == 1
+    assert alerts_world.check(alerts_client)["undelivered"] == 1
     alerts_world.load_bars("ACME", [10, 11, 12, 13, 14, 11, 10], LAST_BAR)  # below on both bars: no cross
     add_rule(alerts_client, alice, condition="close crosses below sma(4)")
-    assert check(alerts_client)["undelivered"] == 0
+    assert alerts_world.check(alerts_client)["undelivered"] == 0
 
 
 def test_sns_failing_then_recovering_loses_nothing_and_doubles_nothing(alerts_client, alerts_world, alice):
     alerts_world.load_bars("ACME", FALLING, LAST_BAR)
     alerts_world.subscribe(alerts_client, "alice")
     add_rule(alerts_client, alice)
-    alerts_world.proxy.fail("Action=Publish", SNS_INTERNAL_ERROR)
-    report = check(alerts_client)
+    alerts_world.proxy.fail("Action=Publish&", SNS_INTERNAL_ERROR)
+    report = alerts_world.check(alerts_client)
     assert (report["fired"], report["delivery_failed"]) == (0, 1)
     assert alerts_world.messages("alice") == []
     assert events(alerts_client, alice)[0]["delivery"] == "failed"
     alerts_world.proxy.clear()
-    assert check(alerts_client)["fired"] == 1
-    assert check(alerts_client)["fired"] == 0
+    assert alerts_world.check(alerts_client)["fired"] == 1
+    assert alerts_world.check(alerts_client)["fired"] == 0
     assert len(alerts_world.messages("alice")) == 1
     [event] = events(alerts_client, alice)  # the same event, now delivered
     assert event["delivery"] == "sent"
@@ -226,28 +231,28 @@ def test_a_publish_answered_too_late_is_never_repeated(alerts_client, alerts_wor
     alerts_world.load_bars("ACME", FALLING, LAST_BAR)
     alerts_world.subscribe(alerts_client, "alice")
     add_rule(alerts_client, alice)
-    late = alerts_world.proxy.fail("Action=Publish", late_s=6, times=1)  # the client waits 5 s
-    report = check(alerts_client)
+    late = alerts_world.proxy.fail("Action=Publish&", late_s=6, times=1)  # the client waits 5 s
+    report = alerts_world.check(alerts_client)
     assert late.hits == 1
     assert (report["fired"], report["delivery_failed"]) == (0, 0)
     assert len(alerts_world.messages("alice")) == 1  # delivered once, never again
     assert events(alerts_client, alice)[0]["delivery"] == "unknown"
-    assert check(alerts_client)["fired"] == 0
+    assert alerts_world.check(alerts_client)["fired"] == 0
     assert alerts_world.messages("alice") == []
 
 
-def test_sns_unreachable_before_publishing_leaves_the_firing_for_the_next_check(alerts_client, alerts_world, alice):
-    """Where a user's alerts go is read before a firing is claimed: when it cannot be
-    read, nothing is claimed, so nothing can be lost between a claim and its publish."""
+def test_a_user_whose_channels_cannot_be_read_gets_the_firing_at_the_next_check(alerts_client, alerts_world, alice):
+    """Where a user's alerts go is read (their META item) before anything is published:
+    when it cannot be, the firing is marked failed, not sent, and the next check sends it."""
     alerts_world.load_bars("ACME", FALLING, LAST_BAR)
     alerts_world.subscribe(alerts_client, "alice")
     add_rule(alerts_client, alice)
-    alerts_world.proxy.fail("Action=ListSubscriptionsByTopic", SNS_INTERNAL_ERROR)
-    report = check(alerts_client)
+    alerts_world.proxy.fail('"sk": {"S": "META"}', DYNAMODB_THROTTLE)  # the user's META item, however read
+    report = alerts_world.check(alerts_client)
     assert (report["fired"], report["delivery_failed"]) == (0, 1)
-    assert events(alerts_client, alice) == []
+    assert alerts_world.messages("alice") == []
     alerts_world.proxy.clear()
-    assert check(alerts_client)["fired"] == 1
+    assert alerts_world.check(alerts_client)["fired"] == 1
     assert len(alerts_world.messages("alice")) == 1
 
 
@@ -257,9 +262,14 @@ def test_a_crash_between_publishing_and_saving_never_sends_twice(alerts_client, 
     rule = add_rule(alerts_client, alice, frequency="once")
     store = alerts_app.runtime.alert_store
     item = store.get_rule(alerts_world.sub("alice"), rule["id"])
-    # As if an earlier invocation claimed the firing, published, and died before recording it.
-    assert store.claim_firing(f"{rule['id']}:once", item, "2026-11-20T15:00:00Z#" + rule["id"]) is None
-    report = check(alerts_client)
+    # As if an earlier worker took the firing, published, and died before recording it.
+    fid = f"{rule['id']}:once"
+    claimed = {"firing_id": fid, "check": "earlier", "bucket": 0, "gsi2pk": "PENDING#earlier#0"}
+    claimed.update(gsi2sk=f"{alerts_world.sub('alice')}#{fid}", user=alerts_world.sub("alice"))
+    claimed.update(event_key="2026-11-20T15:00:00.000Z#" + rule["id"], rule=item, state={}, entry={})
+    assert store.claim_firing(claimed) is None
+    assert store.take_firing(fid, "earlier")
+    report = alerts_world.check(alerts_client)
     assert report["fired"] == 0
     assert alerts_world.messages("alice") == []
     got = json.loads(alerts_client.http.get(f"/api/alerts/rules/{rule['id']}", headers=alice).body)
@@ -271,7 +281,7 @@ def test_dynamodb_throttling_is_retried(alerts_client, alerts_world, alice):
     alerts_world.subscribe(alerts_client, "alice")
     add_rule(alerts_client, alice)
     throttle = alerts_world.proxy.fail("DynamoDB_20120810.Query", DYNAMODB_THROTTLE, times=2)
-    assert check(alerts_client)["fired"] == 1
+    assert alerts_world.check(alerts_client)["fired"] == 1
     assert throttle.hits == 2
     assert len(alerts_world.messages("alice")) == 1
 
@@ -282,11 +292,11 @@ def test_throttled_firing_record_fails_the_rule_not_the_check_and_fires_later(al
     add_rule(alerts_client, alice)
     add_rule(alerts_client, alice, symbol="ACME", condition="close < 100", frequency="once")
     alerts_world.proxy.fail("DynamoDB_20120810.PutItem", DYNAMODB_THROTTLE)
-    report = check(alerts_client)
+    report = alerts_world.check(alerts_client)
     assert (report["checked"], report["fired"], report["failed"]) == (2, 0, 2)
     assert alerts_world.messages("alice") == []
     alerts_world.proxy.clear()
-    assert check(alerts_client)["fired"] == 2
+    assert alerts_world.check(alerts_client)["fired"] == 2
     [delivered] = alerts_world.messages("alice")
     assert len(delivered["firings"]) == 2
 
@@ -297,7 +307,7 @@ def test_quote_upstream_down(alerts_client, alerts_world, fake_polygon, monkeypa
     add_rule(alerts_client, alice, condition="price > 5")
     add_rule(alerts_client, alice, condition="close < 100")  # needs no quote
     fake_polygon.set_fault("ACME", status=500)
-    report = check(alerts_client)
+    report = alerts_world.check(alerts_client)
     assert (report["checked"], report["fired"], report["skipped"]) == (1, 1, 1)
     assert report["reasons"] == {"upstream_unavailable": 1}
 
@@ -314,22 +324,25 @@ def test_stale_quotes_are_used_and_marked_until_too_old(
     time.sleep(1.1)
     fake_polygon.set_fault("ACME", status=503)
     add_rule(alerts_client, alice, condition="price > 5")
-    assert check(alerts_client)["fired"] == 1
+    assert alerts_world.check(alerts_client)["fired"] == 1
     [delivered] = alerts_world.messages("alice")
     assert delivered["firings"][0]["price_stale"] is True
     monkeypatch.setenv("ALERTS_MAX_QUOTE_AGE_S", "0.5")
     alerts_app.runtime.reset()
     add_rule(alerts_client, alice, condition="price > 6")
-    report = check(alerts_client)
+    report = alerts_world.check(alerts_client)
     assert report["reasons"].get("stale_quote") == 2
 
 
-def test_a_rule_on_an_unknown_symbol_fails_alone(alerts_client, alerts_world, alice):
+def test_a_rule_on_a_symbol_the_vendor_does_not_know_fails_alone(alerts_client, alerts_world, alice):
+    """History stored, but the vendor has no quote for it (delisted, say): its price rule
+    fails, said on the rule; the others fire."""
     alerts_world.load_bars("ACME", FALLING, LAST_BAR)
+    alerts_world.load_bars("ZZZZ", FALLING, LAST_BAR)
     alerts_world.subscribe(alerts_client, "alice")
     bad = add_rule(alerts_client, alice, symbol="ZZZZ", condition="price > 1")
     add_rule(alerts_client, alice)
-    report = check(alerts_client)
+    report = alerts_world.check(alerts_client)
     assert (report["fired"], report["failed"]) == (1, 1)
     assert report["reasons"] == {"unknown_symbol": 1}
     got = json.loads(alerts_client.http.get(f"/api/alerts/rules/{bad['id']}", headers=alice).body)
@@ -345,17 +358,27 @@ def test_a_rule_on_an_unknown_symbol_fails_alone(alerts_client, alerts_world, al
         (datetime(2026, 7, 7, 20, 5, tzinfo=UTC), "outside 09:30-16:00 America/New_York"),  # 16:05 EDT
         (datetime(2026, 11, 24, 14, 30, tzinfo=UTC), "open"),  # 09:30 EST
         (datetime(2026, 7, 7, 13, 30, tzinfo=UTC), "open"),  # 09:30 EDT
+        # The day after Thanksgiving closes at 13:00 New York.
+        (datetime(2026, 11, 27, 17, 59, tzinfo=UTC), "open"),
+        (
+            datetime(2026, 11, 27, 18, 0, tzinfo=UTC),
+            "outside 09:30-13:00 America/New_York (early close: Day after Thanksgiving Day (markets close at 1:00pm))",
+        ),
     ],
 )
 def test_the_check_runs_only_in_market_hours(alerts_app, alerts_world, monkeypatch, moment, market):
     monkeypatch.setenv("ALERTS_IGNORE_MARKET_HOURS", "0")
     alerts_app.runtime.reset()
     rt = alerts_app.runtime
-    report = run_check(rt.alert_store, rt.quotes, rt.database, rt.publisher, rt.settings, now=moment)
+    report = plan_check(rt.alert_store, rt.checks, rt.quotes, rt.work_queue, rt.settings, now=moment)
     assert report.market == market
 
 
-def test_bars_for_all_rules_come_from_one_query(alerts_client, alerts_app, alerts_world, alice):
+def test_a_shard_reads_its_symbols_states_in_one_query(alerts_client, alerts_app, alerts_world, alice):
+    """However many symbols and rules: one PostgreSQL query per shard (the states)."""
+    from alerts.chalicelib.shard import run_shard
+    from alerts.chalicelib.work import Shard
+
     alerts_world.subscribe(alerts_client, "alice")
     for symbol in ("AAA", "BBB", "CCC"):
         alerts_world.load_bars(symbol, FALLING, LAST_BAR)
@@ -369,8 +392,10 @@ def test_bars_for_all_rules_come_from_one_query(alerts_client, alerts_app, alert
             calls.append(work)
             return rt.database.run(work)
 
-    report = run_check(rt.alert_store, rt.quotes, CountingDatabase(), rt.publisher, rt.settings)
-    assert report.checked == 6 and report.fired == 6
+    rt.checks.start("one-query", "2026-11-20T15:00:00Z", {"shards": 1, "buckets": 1}, {}, {}, [])
+    shard = Shard("one-query", 0, "2026-11-20", "2026-11-20", ["AAA", "BBB", "CCC"])
+    run = run_shard(shard, rt.alert_store, rt.checks, CountingDatabase(), rt.work_queue, rt.settings)
+    assert run.counts["checked"] == 6 and run.counts["rules_seen"] == 6
     assert len(calls) == 1
 
 
@@ -384,7 +409,7 @@ def test_the_check_gets_its_quotes_in_one_call_per_chunk(alerts_client, alerts_w
         quote_at(fake_polygon, symbol, 9.0)
         add_rule(alerts_client, alice, symbol=symbol, condition="price < sma(5)")
     add_rule(alerts_client, alice, symbol="ACM0", condition="close < sma(3)")  # needs no quote
-    report = check(alerts_client)
+    report = alerts_world.check(alerts_client)
     assert report["fired"] == 6
     assert fake_polygon.count() == 3  # ceil(5 / 2)
     assert {s: fake_polygon.count(s) for s in symbols} == dict.fromkeys(symbols, 1)
@@ -403,7 +428,7 @@ def test_a_symbol_whose_history_is_behind_is_skipped_with_its_reason(alerts_clie
     alerts_world.subscribe(alerts_client, "alice")
     fresh = add_rule(alerts_client, alice)
     late = add_rule(alerts_client, alice, symbol="LATE")
-    report = check(alerts_client)
+    report = alerts_world.check(alerts_client)
     assert report["fired"] == 1 and report["skipped"] == 1
     assert report["reasons"] == {"stale_history": 1}
     [delivered] = alerts_world.messages("alice")
@@ -414,5 +439,5 @@ def test_a_symbol_whose_history_is_behind_is_skipped_with_its_reason(alerts_clie
     # The tolerance is a setting: five sessions behind is fine when five are allowed.
     monkeypatch.setenv("ALERTS_MAX_HISTORY_LAG", "5")
     alerts_client_app_reset(alerts_client)
-    assert check(alerts_client)["fired"] == 1
+    assert alerts_world.check(alerts_client)["fired"] == 1
     assert [m["firings"][0]["rule_id"] for m in alerts_world.messages("alice")] == [late["id"]]

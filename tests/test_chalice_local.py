@@ -97,6 +97,21 @@ def test_quote_under_plain_chalice_local(redis_url, fake_polygon):
         server.stop()
 
 
+def test_errors_chalice_local_answers_itself_have_our_shape(redis_url, fake_polygon):
+    """A 100 kB symbol (the HTTP server's 414, HTML before), an unknown path (the local
+    gateway's 403): each in the one error shape, as JSON."""
+    server = LocalServer(ROOT / "quote", {"REDIS_URL": redis_url, "POLYGON_BASE_URL": fake_polygon.url})
+    try:
+        server.wait_until_up("/api/quote?symbol=AAPL")
+        for path, status in ((f"/api/quote?symbol={'A' * 100_000}", 414), ("/api/nothing-here", 403)):
+            got, body = fetch(path)
+            assert got == status, path
+            assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    finally:
+        out = server.stop()
+    assert "Traceback" not in out, out
+
+
 def test_backtest_under_plain_chalice_local(loaded_history):
     server = LocalServer(ROOT / "backtest", loaded_history)
     try:
@@ -114,10 +129,12 @@ def test_alerts_under_plain_chalice_local(alerts_world, redis_url, fake_polygon)
         server.wait_until_up("/api/alerts/rules")
         status, body = fetch("/api/alerts/rules", alerts_world.headers("alice"))
         assert status == 200 and body == {"rules": []}
-        # Refused as API Gateway refuses: 401 with its own body, without a token or with a wrong one.
-        assert fetch("/api/alerts/rules") == (401, {"message": "Unauthorized"})
+        # Refused as API Gateway refuses (a 401), in the one error shape its gateway responses
+        # give on AWS too, without a token or with a wrong one.
+        refused = (401, {"error": {"code": "unauthorized", "message": "Unauthorized"}})
+        assert fetch("/api/alerts/rules") == refused
         wrong = {"Authorization": alerts_world.headers("alice")["Authorization"][:-4] + "AAAA"}
-        assert fetch("/api/alerts/rules", wrong) == (401, {"message": "Unauthorized"})
+        assert fetch("/api/alerts/rules", wrong) == refused
     finally:
         out = server.stop()
     assert "Traceback" not in out, out

@@ -27,7 +27,11 @@ NOT_THIS_SERVICE = {
         "too_many_symbols": "parse_symbol_list, in shared/symbols.py, is the quote API's only",
         "invalid_interval": "parse_interval, in shared/bars.py, is the backtest API's only",
         # The check reads quotes through the shared quote path and keeps these as skip reasons.
-        **{code: "a reason the scheduled check skips a rule, never an HTTP answer" for code in QUOTE_FAILURE_CODES},
+        **{
+            code: "a reason the scheduled check skips a rule, never an HTTP answer"
+            for code in QUOTE_FAILURE_CODES
+            if code != "unknown_symbol"  # also a rule's symbol without history: a 400
+        },
     },
 }
 

@@ -116,7 +116,12 @@ def all_bars(stack, query: str) -> list[dict]:
 
 
 def shown_price(price: float) -> str:
-    """As the page formats a price: 2 to 4 decimals (the vendor's prices have up to 4)."""
+    """As the page shows a price: 2 decimals, the convention (the data keeps up to 4)."""
+    return f"{price:,.2f}"
+
+
+def exact_price(price: float) -> str:
+    """As the crosshair read-out shows one: 2 to 4 decimals, the data's own precision."""
     whole, _, decimals = f"{price:,.4f}".partition(".")
     return f"{whole}.{decimals.rstrip('0').ljust(2, '0')}"
 
@@ -560,3 +565,148 @@ def test_layout_and_keyboard(dashboard, stack, width):
     if width == 390:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "mobile.png"), full_page=True)
+
+
+# ---------------------------------------------------------------- what a new user tripped on
+
+
+def test_all_shows_the_whole_history_asked_for(dashboard, stack):
+    """Range "all" at 1 day: the first bar drawn is the first stored (1999), not ~2008."""
+    page, _ = dashboard()
+    page.check("input[name=range][value='all']")
+    show_chart(page)
+    expected = all_bars(stack, "symbol=AAPL&interval=1d&period=all&limit=10000")
+    assert len(expected) > 3000
+    assert page.get_attribute("#chart", "data-first-visible") == expected[0]["date"]
+    assert page.get_attribute("#chart", "data-last-visible") == expected[-1]["date"]
+
+
+def test_an_empty_range_and_an_unknown_symbol_each_clear_the_chart_and_say_so(dashboard, stack):
+    page, console = dashboard()
+    assert int(page.get_attribute("#chart", "data-bar-count")) > 0  # AAPL, drawn at load
+    page.check("input[name=range][value='custom']")
+    page.fill("#chart-start", "1990-01-02")
+    page.fill("#chart-end", "1990-06-29")
+    show_chart(page)
+    assert page.get_attribute("#chart", "data-state") == "empty"
+    assert page.get_attribute("#chart", "data-bar-count") == "0" and page.inner_text("#chart-meta") == ""
+    notice = page.inner_text("#chart-empty")
+    assert "No bars for AAPL from 1990-01-02 to 1990-06-29" in notice and "stored history runs from" in notice
+    console.expect("status of 404")
+    page.check("input[name=range][value='5y']")
+    page.fill("#chart-symbol", "NOPE")
+    show_chart(page)
+    assert page.get_attribute("#chart", "data-state") == "error"
+    assert "no history is stored for NOPE" in page.inner_text("#chart-error")
+    assert page.get_attribute("#chart", "data-bar-count") == "0" and page.inner_text("#chart-meta") == ""
+    assert page.is_hidden("#chart-empty")
+
+
+def test_markers_are_named_beside_the_chart_and_prices_read_as_the_convention(dashboard, stack):
+    page, _ = dashboard()
+    page.check("input[name=range][value='all']")
+    show_chart(page)
+    # Drawn markers carry no text (it was cut at the edge, and overlapped on one bar):
+    # each is named in the list under the chart.
+    assert json.loads(page.get_attribute("#chart", "data-drawn-marker-text")) == []
+    named = page.locator("#chart-actions li").all_inner_texts()
+    assert "2000-06-21: split 2:1" in named and "2012-08-09: div 2.65" in named
+    # A reverse split and a stock dividend say what they are (the sample's ZVZZT).
+    page.fill("#chart-symbol", "ZVZZT")
+    show_chart(page)
+    named = page.locator("#chart-actions li").all_inner_texts()
+    assert "2011-05-09: reverse split 1:10" in named and "2007-06-15: stock dividend 5%" in named
+    # 34-day bars: the price axis stops at zero (it reached -100).
+    page.fill("#chart-symbol", "AAPL")
+    page.select_option("#chart-interval", "34d")
+    show_chart(page)
+    assert float(page.get_attribute("#chart", "data-price-floor")) >= 0
+    # The read-out keeps the data's decimals; the watchlist shows two.
+    last = all_bars(stack, "symbol=AAPL&interval=34d&period=all&limit=10000")[-1]
+    page.mouse.move(10, 10)
+    assert f"C {exact_price(last['close'])}" in page.inner_text("#crosshair")
+    row = page.locator("#watch-table tr[data-symbol=AAPL]")
+    assert shown_price(float(row.get_attribute("data-price"))) in row.inner_text()
+    # The remove button's cell lines up with its row (no flex layout on the cell).
+    cells = row.locator("td")
+    first, last_cell = cells.first.bounding_box(), cells.last.bounding_box()
+    assert abs(first["y"] - last_cell["y"]) < 1 and abs(first["height"] - last_cell["height"]) < 1
+
+
+def test_on_a_phone_every_action_is_reachable_without_scrolling_sideways(dashboard, stack):
+    alerts_api(stack, "POST", "/api/alerts/rules", "demo", {"symbol": "MSFT", "condition": "close > 1 and rsi(14) > 1"})
+    run_check(stack)
+    page, _ = dashboard(width=390, height=844)
+    sign_in(page)
+    page.wait_for_selector("#events-table tbody tr[data-delivery]")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    for selector in ("#rules-table button", "#rules-table input", "#events-table .badge", "#channels-table button"):
+        items = page.locator(selector)
+        assert items.count() > 0, selector
+        for i in range(items.count()):
+            item = items.nth(i)
+            item.scroll_into_view_if_needed()
+            box = item.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 390 + 1, (selector, box)
+    shoot(page.locator("#alerts-panel"), "alerts-phone.png")
+
+
+def test_what_fired_follows_the_checks_on_its_own(dashboard, stack):
+    page, _ = dashboard()
+    sign_in(page)
+    before = page.locator("#events-table tbody tr[data-delivery]").count()
+    alerts_api(stack, "POST", "/api/alerts/rules", "demo", {"symbol": "IBM", "condition": "close > 2"})
+    run_check(stack)
+    # No click on Refresh: the page looks again by itself.
+    page.wait_for_function(
+        f"() => document.querySelectorAll('#events-table tbody tr[data-delivery]').length > {before}", timeout=40_000
+    )
+
+
+def test_a_hung_service_is_given_up_on_within_seconds(dashboard, stack):
+    """A quote service that takes connections and never answers: the banner comes once
+    the page gives up (10 s), not after the browser's own minutes."""
+    import socket
+
+    page, console = dashboard(clock=True)
+    stack.stop_service("quote")
+    hung = socket.socket()
+    hung.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    hung.bind(("127.0.0.1", stack.ports["quote"]))
+    hung.listen(16)
+    try:
+        console.expect("status of 502")
+        page.clock.fast_forward(61_000)  # past the answer's max-age: the page asks again, and waits
+        page.clock.fast_forward(11_000)  # past the page's own limit (10 s)
+        page.wait_for_selector("#watchlist[data-state=down]", timeout=20_000)
+        assert "quote service" in page.inner_text("#banner")
+    finally:
+        hung.close()
+        stack.serve("quote")
+
+
+def test_each_sign_in_refusal_says_what_it_is(dashboard, stack):
+    page, console = dashboard()
+    console.expect("status of 400")
+
+    def lockout(route):
+        if "InitiateAuth" in (route.request.headers.get("x-amz-target") or ""):
+            route.fulfill(
+                status=400,
+                content_type="application/x-amz-json-1.1",
+                body=json.dumps({"__type": "NotAuthorizedException", "message": "Password attempts exceeded"}),
+            )
+        else:
+            route.continue_()
+
+    page.route("**/*", lockout)
+    page.fill("#signin-email", DEMO_EMAIL)
+    page.fill("#signin-password", DEMO_PASSWORD)  # the right password: still refused, and said why
+    page.click("#signin button[type=submit]")
+    page.wait_for_selector("#signin-error:not([hidden])")
+    message = page.inner_text("#signin-error")
+    assert "Too many failed sign-ins" in message and "not right" not in message
+    page.unroute("**/*")
+    page.fill("#signin-password", "wrong-password-1")
+    page.click("#signin button[type=submit]")
+    page.wait_for_function("() => document.querySelector('#signin-error').textContent.includes('not right')")

@@ -85,21 +85,35 @@ def test_alerts_roles_get_only_the_sns_actions_their_function_needs():
     api = function_actions("alerts", "api_handler")
     check = function_actions("alerts", "alerts-check")
     sns = {a for a in api if a.startswith("sns:")}
-    assert sns == {"sns:CreateTopic", "sns:Subscribe", "sns:Unsubscribe", "sns:ListSubscriptionsByTopic"}
-    assert {a for a in check if a.startswith("sns:")} == {"sns:Publish", "sns:ListSubscriptionsByTopic"}
+    assert sns == {
+        "sns:CreateTopic",
+        "sns:DeleteTopic",
+        "sns:Subscribe",
+        "sns:Unsubscribe",
+        "sns:ListSubscriptionsByTopic",
+    }
+    # The planner hands out work; the workers hand out deliveries and notify users.
+    assert {a for a in check if a.startswith("sns:")} == {"sns:Publish"}
+    worker = function_actions("alerts", "alerts-worker")
+    assert {a for a in worker if a.startswith("sns:")} == {"sns:Publish"}
     for stage in ("aws-dev", "aws-prod"):
         config = json.loads((ROOT / "alerts" / ".chalice" / "config.json").read_text())["stages"][stage]
         files = {
             "api_handler": config["iam_policy_file"],
             "alerts-check": config["lambda_functions"]["alerts-check"]["iam_policy_file"],
+            "alerts-worker": config["lambda_functions"]["alerts-worker"]["iam_policy_file"],
             "bearer_token": config["lambda_functions"]["bearer_token"]["iam_policy_file"],
         }
-        assert len(set(files.values())) == 3, "each alerts function has a role of its own"
+        assert len(set(files.values())) == 4, "each alerts function has a role of its own"
+        users = f"arn:aws:sns:*:*:market-alerts-{stage}-user-*"
+        work = f"arn:aws:sns:*:*:market-alerts-{stage}-work"
+        allowed = {"api_handler": [users], "alerts-check": [work], "alerts-worker": [users, work]}
         for function, policy_file in files.items():
             for action, resource in policy_actions("alerts", policy_file):
                 if action.startswith("sns:"):
-                    # The users' topics only, by their name prefix: never "*" or another stage's.
-                    assert resource == f"arn:aws:sns:*:*:market-alerts-{stage}-user-*", (function, action)
+                    # By name, never "*" or another stage's: the users' topics by their prefix, the work topic.
+                    named = resource if isinstance(resource, list) else [resource]
+                    assert set(named) <= set(allowed[function]), (function, action, resource)
         assert not [
             a
             for a, _ in policy_actions("alerts", files["bearer_token"])
@@ -140,9 +154,11 @@ def test_chalice_config_uses_the_policy_files(service):
         }
         assert (
             vpc
-            == {"quote": {"api_handler"}, "backtest": {"api_handler", "daily-update"}, "alerts": {"alerts-check"}}[
-                service
-            ]
+            == {
+                "quote": {"api_handler"},
+                "backtest": {"api_handler", "daily-update"},
+                "alerts": {"alerts-check", "alerts-worker"},
+            }[service]
         )
         assert settings["api_gateway_endpoint_type"] == "REGIONAL"
 
@@ -212,7 +228,11 @@ def test_each_service_packages_within_lambda_limits(service, packaged):
     }
     assert (
         in_vpc
-        == {"quote": {"APIHandler"}, "backtest": {"APIHandler", "DailyUpdate"}, "alerts": {"AlertsCheck"}}[service]
+        == {
+            "quote": {"APIHandler"},
+            "backtest": {"APIHandler", "DailyUpdate"},
+            "alerts": {"AlertsCheck", "AlertsWorker"},
+        }[service]
     )
     assert all(resources[n]["Properties"]["VpcConfig"]["Ipv6AllowedForDualStack"] is True for n in in_vpc)
     # REGIONAL: the dashboard's CloudFront distribution is the one edge in front of it.
@@ -245,6 +265,16 @@ def test_each_service_packages_within_lambda_limits(service, packaged):
         [check_schedule] = [e for e in resources["AlertsCheck"]["Properties"]["Events"].values()]
         assert check_schedule["Properties"]["Schedule"] == "rate(15 minutes)"  # it decides the market's hours
         assert resources["AlertsCheck"]["Properties"]["Timeout"] == 120
+        # The workers: the stage's work queue, partial batch failures (Chalice writes none), a
+        # bounded concurrency (each holds a PostgreSQL connection), a role of their own.
+        worker = resources["AlertsWorker"]["Properties"]
+        [source] = worker["Events"].values()
+        assert source["Type"] == "SQS"
+        assert source["Properties"]["Queue"]["Fn::Sub"].endswith(":market-alerts-aws-prod-work")
+        assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert source["Properties"]["ScalingConfig"]["MaximumConcurrency"] == 50
+        assert {"sns:Publish"} <= actions("AlertsWorkerRole") and "sns:Subscribe" not in actions("AlertsWorkerRole")
+        assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"} <= actions("AlertsWorkerRole")
     if service == "backtest":
         # The daily update: one at a time, 15 minutes to wait out a budget, its own role.
         update = resources["DailyUpdate"]["Properties"]
@@ -290,16 +320,18 @@ def test_stage_config_takes_the_stack_outputs(tmp_path):
         "LakeUri": "s3://lake/history",
         "AlertsTable": "market-alerts-prod",
         "AlertsTopicPrefix": "market-alerts-aws-prod-user-",
+        "AlertsWorkTopicArn": "arn:aws:sns:us-east-1:1:market-alerts-aws-prod-work",
         "UserPoolId": "us-east-1_Pool123",
         "UserPoolClientId": "client123",
         "SecretPrefix": "market-data/aws-prod/",
     }
     apply(outputs, "aws-prod", root=tmp_path)
     alerts = json.loads((tmp_path / "alerts" / ".chalice" / "config.json").read_text())["stages"]["aws-prod"]
-    # Only the check reaches Redis and PostgreSQL: only it is in the VPC.
+    # Only the check and its workers reach Redis and PostgreSQL: only they are in the VPC.
     assert "subnet_ids" not in alerts and "security_group_ids" not in alerts
-    check = alerts["lambda_functions"]["alerts-check"]
-    assert check["subnet_ids"] == ["subnet-aaa", "subnet-bbb"] and check["security_group_ids"] == ["sg-123"]
+    for function in ("alerts-check", "alerts-worker"):
+        check = alerts["lambda_functions"][function]
+        assert check["subnet_ids"] == ["subnet-aaa", "subnet-bbb"] and check["security_group_ids"] == ["sg-123"]
     for function in ("api_handler", "bearer_token"):
         assert "subnet_ids" not in alerts["lambda_functions"].get(function, {})
     assert alerts["api_gateway_endpoint_type"] == "REGIONAL"
@@ -314,6 +346,7 @@ def test_stage_config_takes_the_stack_outputs(tmp_path):
     assert env["REDIS_CLUSTER"] == "1" and env["AWS_DUALSTACK_SERVICES"] == "sns,secretsmanager,lambda"
     assert alerts["xray"] is True
     assert env["ALERTS_TOPIC_PREFIX"] == "market-alerts-aws-prod-user-"
+    assert env["ALERTS_WORK_TOPIC_ARN"] == "arn:aws:sns:us-east-1:1:market-alerts-aws-prod-work"
     assert (env["COGNITO_USER_POOL_ID"], env["COGNITO_CLIENT_ID"]) == ("us-east-1_Pool123", "client123")
     assert "AUTH_SECRET_PARAM" not in env
     assert env["DATABASE_SECRET_ARN"].endswith("rds!db-1")

@@ -23,9 +23,10 @@ def test_ema_seeded_with_sma():
     assert ema([1, 2], 3) is None
 
 
-def test_ema_uses_only_its_warmup_window():
-    # 3n+1 = 4 closes for n=1: earlier history must not change the value.
-    assert ema([100, 100, 1, 2, 3, 4], 1) == ema([1, 2, 3, 4], 1) == pytest.approx(4.0)
+def test_ema_runs_over_the_whole_history():
+    # n=2, alpha=2/3: seed (100+100)/2 = 100; 1 -> 34; 2 -> 12.6667; 3 -> 6.2222; 4 -> 4.7407
+    assert ema([100, 100, 1, 2, 3, 4], 2) == pytest.approx(4.740740740740741)
+    assert ema([100, 100, 1, 2, 3, 4], 2) != ema([1, 2, 3, 4], 2)  # the early closes still count
 
 
 def test_rsi_wilder():

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import date
 
 import pytest
 
 from shared import observability
 from shared.observability import METRICS, JsonLines, emf
-from tests.support import emf_metrics, invoke_scheduled, run_lines
+from tests.support import emf_metrics, run_lines
 
 
 def summary_lines(lines: list[dict]) -> list[dict]:
@@ -63,15 +64,28 @@ def test_an_alerts_request_writes_one_line_and_never_the_token(alerts_client, al
     assert "_aws" not in line  # API Gateway's own metrics cover this API
 
 
-def test_a_check_writes_its_report_and_metrics_on_one_line(alerts_client, alice):
+def test_a_check_writes_its_plan_and_its_completion_each_on_one_line(alerts_client, alerts_world, alice):
+    """The planner's run: one line with its report (its invocation fails only when it could
+    not hand the check out); the worker that completes the check: one line with the
+    check's report and its metrics (the heartbeat, what it evaluated, how long it took)."""
+    alerts_world.load_bars("ACME", [20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10], date(2026, 11, 20))
+    alerts_world.subscribe(alerts_client, "alice")
+    created = alerts_client.http.post(
+        "/api/alerts/rules",
+        headers={"Content-Type": "application/json", **alice},
+        body=json.dumps({"symbol": "ACME", "condition": "close < sma(5)"}),
+    )
+    assert created.status_code == 201
     with run_lines() as lines:
-        report, failed = invoke_scheduled(alerts_client, "alerts-check")
-    assert not failed
-    [line] = [x for x in lines if x.get("job") == "alerts-check"]
-    assert line["report"] == report and line["outcome"] == "done" and line["level"] == "INFO"
-    metrics = emf_metrics(line)
-    assert metrics["ChecksCompleted"] == 1 and metrics["RulesChecked"] == report["checked"]
-    assert {f"Phase{p.title()}Ms" for p in observability.CHECK_PHASES} <= set(metrics)
+        report = alerts_world.check(alerts_client)
+    [plan] = [x for x in lines if x.get("job") == "alerts-check" and not x["report"]["completed"]]
+    [done] = [x for x in lines if x.get("job") == "alerts-check" and x["report"]["completed"]]
+    assert plan["outcome"] == done["outcome"] == "done" and done["report"]["check"] == plan["report"]["check"]
+    assert done["report"]["fired"] == report["fired"] == 1
+    metrics = emf_metrics(done)
+    assert metrics["ChecksCompleted"] == 1 and metrics["RulesChecked"] == 1 and metrics["RulesFired"] == 1
+    assert 0 < metrics["CheckSeconds"] < 60
+    assert "ChecksCompleted" not in emf_metrics(plan)  # planned is not done: the completion says it
 
 
 # ---------------------------------------------------------------- the pieces, without servers

@@ -219,7 +219,10 @@ def test_the_previous_close_skips_weekends_and_holidays():
         return last_close_before(datetime(*moment, tzinfo=UTC)).astimezone(UTC).isoformat()
 
     assert close_before(2026, 11, 27, 10, 0) == "2026-11-25T21:00:00+00:00"  # Friday morning after Thanksgiving
-    assert close_before(2026, 11, 30, 12, 0) == "2026-11-27T21:00:00+00:00"  # Monday morning: Friday's
+    # Monday morning: Friday's, an early close (13:00 New York, the day after Thanksgiving)
+    assert close_before(2026, 11, 30, 12, 0) == "2026-11-27T18:00:00+00:00"
+    assert close_before(2024, 12, 24, 18, 30) == "2024-12-24T18:00:00+00:00"  # Christmas Eve, 13:30 New York
+    assert close_before(2024, 12, 24, 17, 30) == "2024-12-23T21:00:00+00:00"  # 12:30: still open
     assert close_before(2026, 11, 24, 21, 30) == "2026-11-24T21:00:00+00:00"  # after today's close: today's
     assert close_before(2026, 7, 7, 13, 0) == "2026-07-06T20:00:00+00:00"  # summer time: 16:00 EDT
 

@@ -148,7 +148,7 @@ class TokenVerifier:
         if client != self.client_id:
             raise InvalidToken("the token was issued to another app client")
         subject = claims.get("sub")
-        if not isinstance(subject, str) or not SUBJECT.match(subject):
+        if not isinstance(subject, str) or not SUBJECT.fullmatch(subject):
             raise InvalidToken("the token's subject is not a Cognito user id")
         return subject
 

@@ -51,7 +51,7 @@ class ChannelExists(Exception):
 
 
 def validate_email(raw) -> str:
-    if not isinstance(raw, str) or not EMAIL.match(raw):
+    if not isinstance(raw, str) or not EMAIL.fullmatch(raw):
         raise bad_request("invalid_email", f"{str(raw)[:80]!r} is not an email address such as name@example.com")
     local, domain = raw.rsplit("@", 1)
     return f"{local}@{domain.lower()}"  # the domain is case-blind; the local part may not be
@@ -86,7 +86,7 @@ def validate_webhook_url(raw, local_stage: bool) -> str:
     except ValueError:
         address = None
         labels = host.split(".")
-        if len(host) > 253 or not all(LABEL.match(label) for label in labels):
+        if len(host) > 253 or not all(LABEL.fullmatch(label) for label in labels):
             raise bad_request("invalid_url", f"{host!r} is not a host name") from None
         if host != "localhost" and (len(labels) < 2 or labels[-1].isdigit()):
             raise bad_request("invalid_url", f"{host!r} is not a fully qualified host name") from None

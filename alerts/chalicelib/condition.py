@@ -142,18 +142,6 @@ class Condition:
 
         return walk(self.tree)
 
-    def sessions_needed(self) -> int:
-        """Daily bars needed for the current point (the previous point needs one more)."""
-        from shared.indicators import warmup
-
-        need = 1
-        for op in self.operands():
-            if op[0] == "ind":
-                need = max(need, op[2] if op[1] == "sma" else warmup(op[2]))
-            elif op[0] == "field" and op[1] == "change_pct":
-                need = max(need, 1)
-        return need
-
     def evaluate(self, value) -> bool:
         """``value(operand, point)`` gives an operand at point 0 (now) or 1 (before)."""
 

@@ -125,31 +125,10 @@ def messages_for(user: str, firings: list[dict], secret: str | None, now: dateti
 
 class Publisher:
     """SNS with an honest outcome: ``sent``, ``failed`` (certainly not delivered: safe
-    to retry) or ``unknown`` (maybe delivered: never retried); and how many of a
-    topic's subscriptions are confirmed (``None``: the topic is gone)."""
+    to retry) or ``unknown`` (maybe delivered: never retried)."""
 
     def __init__(self, sns):
         self.sns = sns
-
-    def confirmed_channels(self, topic_arn: str) -> int | None:
-        from botocore.exceptions import ClientError
-
-        confirmed, token = 0, None
-        while True:
-            try:
-                page = self.sns.list_subscriptions_by_topic(
-                    TopicArn=topic_arn, **({"NextToken": token} if token else {})
-                )
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] == "NotFound":
-                    return None
-                raise
-            confirmed += sum(
-                1 for s in page.get("Subscriptions", []) if s.get("SubscriptionArn", "").startswith("arn:")
-            )
-            token = page.get("NextToken")
-            if not token:
-                return confirmed
 
     def publish(self, topic_arn: str, subject: str, message: str) -> tuple[str, str | None]:
         """Retried (with backoff) only when SNS certainly did not take the message: it

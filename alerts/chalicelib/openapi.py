@@ -116,9 +116,16 @@ NEW_CHANNEL = {
 # What API Gateway (and chalice local) answer when the authorizer refuses.
 GATEWAY_REFUSAL = {
     "type": "object",
-    "description": 'API Gateway\'s own body, {"message": "Unauthorized"}',
-    "minProperties": 1,
-    "properties": {"message": {"type": "string"}},
+    "description": "API Gateway's own refusal, in the one error shape (its gateway responses' template): "
+    '{"error": {"code": "unauthorized", "message": "Unauthorized"}}',
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": ["string", "null"]}},
+        }
+    },
 }
 RULE_ID = {"name": "rule_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": RULE_ID_PATTERN}}
 CHANNEL_ID = {
@@ -148,6 +155,8 @@ BODY_ERRORS = [
     "invalid_frequency",
     "invalid_expires_at",
     "invalid_enabled",
+    # The rule's symbol has no history stored: it could never be evaluated.
+    "unknown_symbol",
 ]
 
 
@@ -163,7 +172,7 @@ def _with_auth(operation: dict) -> dict:
     }
     # Every authenticated route can find the user pool's keys, or the table, unavailable.
     own = operation["responses"].get("503")
-    codes = ["auth_unavailable", "storage_unavailable", "configuration_unavailable"]
+    codes = ["auth_unavailable", "storage_unavailable", "configuration_unavailable", "history_unavailable"]
     if own is not None:
         codes += own["content"]["application/json"]["schema"]["allOf"][1]["properties"]["error"]["properties"]["code"][
             "enum"
@@ -286,7 +295,10 @@ def build() -> dict:
                             [*CHANNEL_BODY_ERRORS, "too_many_channels"],
                         ),
                         "409": oa.error_answer("the user has a channel for this address already", ["channel_exists"]),
-                        "503": oa.unavailable_answer("SNS could not be reached", ["notifications_unavailable"]),
+                        "503": oa.unavailable_answer(
+                            "SNS could not be reached, or the account's topics are spoken for",
+                            ["notifications_unavailable", "notifications_at_capacity"],
+                        ),
                     },
                 }
             ),

@@ -28,11 +28,12 @@ def sns_unavailable(what: str) -> ApiError:
 class ChannelService:
     """A user's channels: the items in the table and the subscriptions on their topic."""
 
-    def __init__(self, store, sns, topic_prefix: str, max_channels: int):
+    def __init__(self, store, sns, topic_prefix: str, max_channels: int, max_topics: int):
         self.store = store
         self.sns = sns
         self.topic_prefix = topic_prefix
         self.max_channels = max_channels
+        self.max_topics = max_topics
 
     def topic_name(self, user: str) -> str:
         return f"{self.topic_prefix}{user}"
@@ -42,6 +43,16 @@ class ChannelService:
 
         from shared.errors import aws_failures
 
+        if not self.store.reserve_topic(user, self.max_topics):
+            # The account's SNS topics (a quota, 100,000 by default) are spoken for: the
+            # operator raises the quota and ALERTS_MAX_TOPICS (README, "Growing").
+            log.error("no SNS topic left for a new user: %s in use (ALERTS_MAX_TOPICS)", self.max_topics)
+            raise unavailable(
+                "notifications_at_capacity",
+                "no new notification channel can be made right now (the service's capacity); try again later",
+                3600,
+                "sns",
+            )
         try:
             topic_arn = self.sns.create_topic(Name=self.topic_name(user))["TopicArn"]  # idempotent
         except aws_failures() as exc:
@@ -116,7 +127,14 @@ class ChannelService:
             except aws_failures() as exc:
                 log.error("SNS Unsubscribe failed: %s", exc)
                 raise sns_unavailable("remove the subscription") from None
-        self.store.remove_channel(user, channel_id_)
+        left = self.store.remove_channel(user, channel_id_)
+        if left == 0 and channel.get("topic_arn"):
+            # No channel left: the topic goes, and with it its place in the account's quota.
+            try:
+                self.sns.delete_topic(TopicArn=channel["topic_arn"])
+                self.store.release_topic(user)
+            except aws_failures() as exc:  # kept, counted: the next channel reuses it
+                log.warning("the user's topic could not be deleted now: %s", exc)
 
     def _statuses(self, topic_arn: str) -> dict[tuple[str, str], str]:
         """(protocol, endpoint) -> status, for every subscription on the topic."""

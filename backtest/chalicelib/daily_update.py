@@ -89,6 +89,8 @@ class UpdateReport:
     rows_changed: int = 0
     lake_objects_written: int = 0
     pruned: int = 0
+    # The indicator states brought current (indicator_states.StatesRefreshed.to_dict()).
+    indicators: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
     def failure(self) -> str | None:
@@ -139,6 +141,7 @@ class UpdateReport:
             "rows_changed": self.rows_changed,
             "lake_objects_written": self.lake_objects_written,
             "pruned": self.pruned,
+            "indicators": self.indicators,
             "timings": self.timings,
         }
 
@@ -206,9 +209,10 @@ def run_daily_update(
     due = latest_due_session(now, settings.recent_as_of)
     report.due = due.isoformat()
     try:
-        return _update(
-            settings, database, lake, gateway, counting, patience, report, due, day, lap, started, lake_workers
-        )
+        _update(settings, database, lake, gateway, counting, patience, report, due, day, lap, started, lake_workers)
+        keep_indicators_current(settings, database, lake, report)
+        lap("indicators_s")
+        return report
     except postgres.DatabaseUnavailable as exc:
         # Nothing is lost: a day not stored is still missing, and the next run fills it.
         log.error("daily update stopped, PostgreSQL unavailable: %s", exc)
@@ -377,6 +381,18 @@ def _update(
     lap("prune_s")
     report.timings["total_s"] = round(time.perf_counter() - started, 3)
     return report
+
+
+def keep_indicators_current(settings, database, lake, report: UpdateReport) -> None:
+    """Each symbol's indicator state stepped by the bars just stored (or computed from its
+    whole history after a split or a migration): what the alerts check reads."""
+    from .indicator_states import refresh
+    from .service import HistoryService
+
+    refreshed = refresh(database, HistoryService(settings, database, lake), rewritten=set(report.migrated))
+    report.indicators = refreshed.to_dict()
+    for symbol, why in refreshed.failed.items():
+        report.failed.setdefault(symbol, f"indicator state: {why}")
 
 
 def day_actions(gateway, budget, settings, patience, kind: str, session: date, tracked) -> FetchedActions:

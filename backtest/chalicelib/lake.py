@@ -37,10 +37,8 @@ from typing import Protocol
 from urllib.parse import urlparse
 
 from shared.bars import DailyBar, make_bar
+from shared.lake_layout import actions_key, bars_key
 
-TABLE = "daily_bars"
-ACTIONS = "corporate_actions"
-FILE = "data.parquet"
 BASIS_KEY = b"basis"
 
 
@@ -151,12 +149,8 @@ def open_store(
     raise ValueError(f"LAKE_URI must be s3://bucket/prefix or file:///path, got {uri!r}")
 
 
-def key_for(symbol: str) -> str:
-    return f"{TABLE}/symbol={symbol}/{FILE}"
-
-
-def actions_key_for(symbol: str) -> str:
-    return f"{ACTIONS}/symbol={symbol}/{FILE}"
+key_for = bars_key
+actions_key_for = actions_key
 
 
 class Lake:

@@ -11,8 +11,9 @@ import uuid
 from datetime import date
 
 from shared.bars import DailyBar
+from shared.lake_layout import FILE, TABLE
 
-from .lake import BASIS_KEY, FILE, TABLE, Lake, LocalStore, S3Store, actions_key_for, key_for
+from .lake import BASIS_KEY, Lake, LocalStore, S3Store, actions_key_for, key_for
 
 
 def put(store, key: str, data: bytes) -> None:

@@ -14,8 +14,8 @@ bars answers ``split`` as stored and 409 ``adjustment_unavailable`` for the othe
 N-day bars and overlays are built from the adjusted daily bars.
 
 Overlays (``sma(n)``, ``ema(n)``) are computed on daily closes with the same
-definitions the alerts check uses (``shared.indicators``), reading as many
-sessions before the page as their warm-up needs, and are reported at each
+definitions the alerts check uses (``shared.indicators``): an EMA over the symbol's
+whole stored history (read from its first day), an SMA over its last n closes; each is reported at each
 bar's last session: on a 5d chart, ``sma(50)`` at a bar is the daily SMA on the
 day the bar closes, which is what ``close < sma(50)`` compares on that day.
 """
@@ -37,7 +37,7 @@ from shared.adjustment import ADJUSTMENTS, DEFAULT_ADJUSTMENT, adjust, listed
 from shared.bars import DailyBar, aggregate, parse_interval
 from shared.config import Settings
 from shared.errors import ApiError, bad_request, not_found, unavailable
-from shared.indicators import MAX_PERIOD, ema_series, sma_series, warmup
+from shared.indicators import MAX_PERIOD, ema_series, sma_series
 from shared.market_calendar import NEW_YORK
 from shared.postgres import DatabaseUnavailable
 from shared.symbols import parse_symbol
@@ -126,7 +126,7 @@ def parse_overlays(raw: str | None) -> tuple[tuple[str, int], ...]:
         raise bad_request("invalid_overlay", f"at most {MAX_OVERLAYS} overlays per request, got {len(parts)}")
     found: list[tuple[str, int]] = []
     for part in parts:
-        match = _OVERLAY.match(part)
+        match = _OVERLAY.fullmatch(part)
         if not match or not 1 <= int(match.group(2)) <= MAX_PERIOD:
             raise bad_request(
                 "invalid_overlay",
@@ -151,7 +151,7 @@ def _parse_date(params: Mapping[str, str], name: str) -> date | None:
     if raw is None:
         return None
     try:
-        if not _DATE.match(raw):
+        if not _DATE.fullmatch(raw):
             raise ValueError(raw)
         return date.fromisoformat(raw)
     except ValueError:
@@ -165,7 +165,7 @@ def parse_query(params: Mapping[str, str]) -> BarsQuery:
     if start and end and start > end:
         raise bad_request("invalid_range", f"start {start} is after end {end}")
     raw_limit = params.get("limit", str(DEFAULT_LIMIT))
-    if not _WHOLE.match(raw_limit):
+    if not _WHOLE.fullmatch(raw_limit):
         raise bad_request("invalid_limit", f"limit must be a whole number from 1 to {MAX_LIMIT}")
     limit = int(raw_limit)
     if not 1 <= limit <= MAX_LIMIT:
@@ -337,15 +337,32 @@ class HistoryService:
             listed(actions, start, end),
         )
 
-    def _warmup(self, query: BarsQuery, first: date, span, pg_up: bool, held, context) -> list[DailyBar]:
-        """The daily bars just before ``first`` that the overlays' warm-up needs.
+    def whole_history(self, symbol: str) -> list[DailyBar]:
+        """Every stored daily bar of ``symbol`` as ``adjustment=split&period=all`` answers
+        it (as traded while its splits are not stored): what its indicators are computed
+        over (``indicator_states.py``)."""
+        info, actions = self.database.run(
+            lambda c: (postgres.symbol_info(c, symbol), postgres.read_actions(c, [symbol])[symbol])
+        )
+        if info is None:
+            return []
+        first, last, basis, loaded = info
+        adjustment = "split" if basis == "split" or loaded else "raw"
+        context = Adjusting(adjustment, actions, basis, loaded, symbol)
+        bars, _ = self._read(symbol, first, last, 10**9, True, None, context)
+        return bars
 
-        Counted in stored sessions, as the alerts check counts them: the range is
-        estimated from the calendar and widened until it holds enough bars or
-        reaches the symbol's first day.
-        """
-        need = max(n if kind == "sma" else warmup(n) for kind, n in query.overlays) - 1
-        if need <= 0 or first <= span[0]:
+    def _warmup(self, query: BarsQuery, first: date, span, pg_up: bool, held, context) -> list[DailyBar]:
+        """The daily bars before ``first`` the overlays need: every one back to the
+        symbol's first day for an EMA (it runs over the whole history, as the alerts check
+        and a chart's EMA do), the last n - 1 for an SMA."""
+        if first <= span[0]:
+            return []
+        if any(kind == "ema" for kind, _ in query.overlays):
+            bars, _ = self._read(query.symbol, span[0], first - timedelta(days=1), 10**9, pg_up, held, context)
+            return bars
+        need = max(n for _, n in query.overlays) - 1
+        if need <= 0:
             return []
         days = int(need * 1.5) + 10
         while True:

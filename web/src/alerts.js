@@ -8,6 +8,8 @@ import { ServiceDown, ServiceError } from "./api.js";
 import { emptyRow, h, show } from "./dom.js";
 import { fmtMoment, fmtPrice } from "./format.js";
 
+// How often a signed-in page looks for new firings (the check runs every 15 minutes).
+const EVENTS_REFRESH_MS = 15_000;
 const FREQUENCIES = { once_per_bar: "once per trading day", once: "once", on_change: "each time it turns true" };
 const STATUS_TEXT = {
   confirmed: "confirmed",
@@ -130,9 +132,17 @@ export class Alerts {
     this.body.hidden = false;
     this.who.textContent = `Signed in as ${this.auth.email}`;
     this.refresh();
+    // "What fired" follows the checks on its own (while the page is in view and its first
+    // page is what is shown): a check runs every 15 minutes, a look every EVENTS_REFRESH_MS.
+    clearInterval(this.eventsTimer);
+    this.eventsTimer = setInterval(() => {
+      if (document.hidden || this.body.hidden || this.viewingOlder) return;
+      this.loadEvents(false).catch(() => {}); // a failure shows on the next look, or on Refresh
+    }, EVENTS_REFRESH_MS);
   }
 
   signedOut(message) {
+    clearInterval(this.eventsTimer);
     this.body.hidden = true;
     this.authBox.hidden = false;
     this.who.textContent = "";
@@ -334,22 +344,29 @@ export class Alerts {
     return h(
       "tr",
       { dataset: { ruleId: rule.id } },
-      h("td", {}, rule.symbol),
-      h("td", {}, h("code", {}, rule.condition)),
-      h("td", {}, FREQUENCIES[rule.frequency] || rule.frequency, rule.expires_at ? h("div", { class: "muted" }, `until ${fmtMoment(rule.expires_at)}`) : ""),
-      h("td", {}, toggle),
-      h("td", {}, rule.last_fired_at ? fmtMoment(rule.last_fired_at) : "never"),
-      h("td", { class: rule.last_error ? "row-error" : "" }, rule.last_error || ""),
+      // Each cell names its column (data-label): on a phone a row is a card of labelled lines.
+      h("td", { dataset: { label: "Symbol" } }, rule.symbol),
+      h("td", { dataset: { label: "Condition" } }, h("code", {}, rule.condition)),
+      h("td", { dataset: { label: "Frequency" } }, FREQUENCIES[rule.frequency] || rule.frequency, rule.expires_at ? h("div", { class: "muted" }, `until ${fmtMoment(rule.expires_at)}`) : ""),
+      h("td", { dataset: { label: "Enabled" } }, toggle),
+      h("td", { dataset: { label: "Last fired" } }, rule.last_fired_at ? fmtMoment(rule.last_fired_at) : "never"),
+      h("td", { class: rule.last_error ? "row-error" : "", dataset: { label: "Last error" } }, rule.last_error || ""),
+      // The buttons in a box of their own: a flex layout on the cell itself unmoors its border.
       h(
         "td",
-        { class: "rules-actions" },
-        h("button", { type: "button", class: "quiet", "aria-label": `Edit ${rule.symbol} ${rule.condition}`, onclick: () => this.edit(rule) }, "Edit"),
-        remove,
+        { class: "actions-cell" },
+        h(
+          "div",
+          { class: "rules-actions" },
+          h("button", { type: "button", class: "quiet", "aria-label": `Edit ${rule.symbol} ${rule.condition}`, onclick: () => this.edit(rule) }, "Edit"),
+          remove,
+        ),
       ),
     );
   }
 
   async loadEvents(older) {
+    this.viewingOlder = older;
     const params = { limit: 20, cursor: older ? this.eventsCursor : undefined };
     const { body } = await this.call("/api/alerts/events", { params });
     const rows = body.events.map((event) => this.eventRow(event));
@@ -358,7 +375,9 @@ export class Alerts {
     else this.eventsBody.replaceChildren(emptyRow(this.eventsBody.closest("table"), "Nothing has fired yet."));
     this.eventsCursor = body.next_cursor;
     this.more.hidden = !body.next_cursor;
-    document.getElementById("events-table").dataset.count = String(this.eventsBody.querySelectorAll("tr:not(.empty)").length);
+    const table = document.getElementById("events-table");
+    table.dataset.count = String(this.eventsBody.querySelectorAll("tr:not(.empty)").length);
+    table.dataset.loads = String(Number(table.dataset.loads || 0) + 1);
   }
 
   eventRow(event) {
@@ -379,12 +398,12 @@ export class Alerts {
     return h(
       "tr",
       { dataset: { delivery } },
-      h("td", {}, fmtMoment(event.fired_at)),
-      h("td", {}, event.symbol),
-      h("td", {}, h("code", {}, event.condition)),
-      h("td", {}, values, event.price_stale ? h("span", { class: "badge stale" }, "stale price") : ""),
-      h("td", {}, event.bar_date || ""),
-      h("td", {}, h("span", { class: `badge ${delivery}`, title: explain[delivery] || "" }, shown[delivery] || delivery)),
+      h("td", { dataset: { label: "Fired" } }, fmtMoment(event.fired_at)),
+      h("td", { dataset: { label: "Symbol" } }, event.symbol),
+      h("td", { dataset: { label: "Condition" } }, h("code", {}, event.condition)),
+      h("td", { dataset: { label: "Values" } }, values, event.price_stale ? h("span", { class: "badge stale" }, "stale price") : ""),
+      h("td", { dataset: { label: "Bar" } }, event.bar_date || ""),
+      h("td", { dataset: { label: "Delivery" } }, h("span", { class: `badge ${delivery}`, title: explain[delivery] || "" }, shown[delivery] || delivery)),
     );
   }
 

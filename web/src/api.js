@@ -13,9 +13,13 @@ export class ServiceError extends Error {
   }
 }
 
+// A call the service has not answered after this long is given up: the page says so at
+// once rather than waiting for the browser's own minutes-long timeout.
+export const TIMEOUT_MS = 10000;
+
 export class ServiceDown extends Error {
-  constructor(service, cause) {
-    super(`the ${service} service did not answer`);
+  constructor(service, cause, timedOut = false) {
+    super(timedOut ? `the ${service} service did not answer within ${TIMEOUT_MS / 1000} s` : `the ${service} service did not answer`);
     this.service = service;
     this.cause = cause;
   }
@@ -47,7 +51,9 @@ export class Api {
 
   // Resolves to {status, headers, body}; body is parsed JSON, or a Blob when `blob` is set.
   async call(service, path, { method = "GET", params, headers = {}, json, signal, blob = false, cache } = {}) {
-    const init = { method, headers: { ...headers }, signal, cache };
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(), TIMEOUT_MS);
+    const init = { method, headers: { ...headers }, signal: signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal, cache };
     if (json !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(json);
@@ -56,8 +62,10 @@ export class Api {
     try {
       response = await fetch(this.url(service, path, params), init);
     } catch (error) {
-      if (error.name === "AbortError") throw error;
-      throw new ServiceDown(service, error);
+      if (error.name === "AbortError" && !timeout.signal.aborted) throw error; // the caller's own
+      throw new ServiceDown(service, error, timeout.signal.aborted);
+    } finally {
+      clearTimeout(timer);
     }
     if (!response.ok) {
       let error = {};

@@ -30,6 +30,22 @@ const MESSAGES = {
   PasswordResetRequiredException: "This account's password must be reset: use \"Forgot password?\".",
 };
 
+// Cognito answers several refusals with one code (NotAuthorizedException) and tells them
+// apart only in its message: each gets its own truthful words.
+const NOT_AUTHORIZED = [
+  [/attempts exceeded/i, "Too many failed sign-ins for this account: wait a few minutes before trying again, or reset its password with \"Forgot password?\"."],
+  [/disabled/i, "This account is disabled."],
+  [/expired|temporary password/i, "This account's temporary password has expired: ask the operator for a new one."],
+  [/refresh token/i, "Your session has ended: sign in again."],
+];
+
+function messageFor(code, message) {
+  if (code === "NotAuthorizedException") {
+    for (const [pattern, text] of NOT_AUTHORIZED) if (pattern.test(message || "")) return text;
+  }
+  return MESSAGES[code];
+}
+
 export class AuthError extends Error {
   constructor(code, message) {
     super(message);
@@ -105,7 +121,8 @@ export class Auth {
     }
     if (!response.ok) {
       const code = String(data.__type || `http_${response.status}`).split("#").pop();
-      const message = MESSAGES[code] || data.message || data.Message || `The sign-in service answered HTTP ${response.status}.`;
+      const said = data.message || data.Message;
+      const message = messageFor(code, said) || said || `The sign-in service answered HTTP ${response.status}.`;
       throw new AuthError(code, response.status >= 500 ? "The sign-in service could not do that now; try again shortly." : message);
     }
     return data;

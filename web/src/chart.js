@@ -13,7 +13,7 @@ import {
 } from "../vendor/lightweight-charts.mjs";
 import { ServiceDown } from "./api.js";
 import { show } from "./dom.js";
-import { SYMBOL, fmtPrice, fmtVolume, normalizeSymbol } from "./format.js";
+import { SYMBOL, fmtPrice, fmtPriceExact, fmtVolume, normalizeSymbol } from "./format.js";
 
 const PAGE_LIMIT = 2000;
 const DOWNLOAD_LIMIT = 10000; // the API's largest page
@@ -38,6 +38,9 @@ export class Chart {
     this.progress = document.getElementById("chart-progress");
     this.progressLabel = document.getElementById("chart-progress-label");
     this.readout = document.getElementById("crosshair");
+    this.empty = document.getElementById("chart-empty");
+    this.actionsList = document.getElementById("chart-actions");
+    this.actionsByDate = new Map();
     this.downloadNote = document.getElementById("download-note");
     this.bars = [];
     this.overlaySeries = new Map();
@@ -48,9 +51,12 @@ export class Chart {
       layout: { background: { color: "#ffffff" }, textColor: "#1d232b", attributionLogo: false },
       grid: { vertLines: { color: "#eef0f3" }, horzLines: { color: "#eef0f3" } },
       crosshair: { mode: CrosshairMode.Normal },
-      // Room on the right for the last bar's "partial" marker.
-      timeScale: { borderColor: "#dde1e6", rightOffset: 6 },
-      rightPriceScale: { borderColor: "#dde1e6" },
+      // Room on the right for the last bar's "partial" marker; bars as thin as it takes to
+      // fit the whole range asked for ("all" of 1990-2013 is ~6,000 daily bars).
+      timeScale: { borderColor: "#dde1e6", rightOffset: 6, minBarSpacing: 0.05 },
+      // No margin under the lowest price: on a long history that starts near zero a margin
+      // would show negative prices (the axis reached -100 on 34-day bars).
+      rightPriceScale: { borderColor: "#dde1e6", scaleMargins: { top: 0.1, bottom: 0 } },
     });
     this.candles = this.chart.addSeries(CandlestickSeries, {
       upColor: UP,
@@ -58,6 +64,8 @@ export class Chart {
       wickUpColor: UP,
       wickDownColor: DOWN,
       borderVisible: false,
+      priceFormat: { type: "price", precision: 2, minMove: 0.01 },
+      autoscaleInfoProvider: noNegativePrices,
     });
     this.volume = this.chart.addSeries(HistogramSeries, { priceFormat: { type: "volume" }, priceLineVisible: false }, 1);
     this.chart.panes()[1].setStretchFactor(0.25);
@@ -122,9 +130,27 @@ export class Chart {
     }
   }
 
+  // Nothing drawn, nothing said about a chart no longer shown (an error or an empty range).
+  clear() {
+    this.bars = [];
+    this.overlays = {};
+    this.candles.setData([]);
+    this.volume.setData([]);
+    this.markers.setMarkers([]);
+    for (const series of this.overlaySeries.values()) this.chart.removeSeries(series);
+    this.overlaySeries.clear();
+    this.actionsByDate = new Map();
+    this.actionsList.replaceChildren();
+    this.meta.textContent = "";
+    this.container.dataset.barCount = "0";
+    this.container.dataset.markers = "[]";
+    this.read({});
+  }
+
   async load() {
     const params = this.queryOrShow();
     if (!params) return;
+    show(this.empty, "");
     this.loading?.abort();
     const controller = new AbortController();
     this.loading = controller;
@@ -162,8 +188,11 @@ export class Chart {
       this.setProgress(0, "Failed");
       if (error instanceof ServiceDown) {
         this.banner.set("backtest", "The history service is not answering; the chart shows what was loaded before.");
+      } else {
+        this.clear(); // an answer that says no (an unknown symbol): the old chart would mislead
       }
       show(this.error, error instanceof ServiceDown ? error.message : `${error.message} (${error.code})`);
+      this.container.dataset.loads = String(Number(this.container.dataset.loads || 0) + 1);
       return;
     }
     this.banner.set("backtest", null);
@@ -171,11 +200,30 @@ export class Chart {
     // Every tier the drawn bars came from, in the order they run: lake (older), then PostgreSQL.
     const source = ["lake", "postgres"].filter((tier) => sources.has(tier)).join("+");
     const listed = [...actions.values()].sort((a, b) => (a.date < b.date ? -1 : a.date > b.date ? 1 : 0));
+    if (!bars.length) {
+      this.clear();
+      const stored = first.available ? ` ${params.symbol}'s stored history runs from ${first.available.first} to ${first.available.last}.` : "";
+      show(this.empty, `No bars for ${params.symbol} from ${first.start} to ${first.end}.${stored}`);
+      this.container.dataset.state = "empty";
+      this.container.dataset.loads = String(Number(this.container.dataset.loads || 0) + 1);
+      return;
+    }
     this.draw(params, { ...first, source }, bars, overlays, listed);
     // Two frames: the chart paints on the next animation frame after setData.
     await nextFrame();
     await nextFrame();
     performance.mark("chart:drawn");
+    // Fitted again once the page has settled around the chart (the list under it can change
+    // its size, and a resize keeps the bar spacing, pushing the first bars off the left edge).
+    this.chart.timeScale().fitContent();
+    await nextFrame();
+    // What is on screen once fitted (a reader, or a test, can check nothing is off it).
+    const visible = this.chart.timeScale().getVisibleLogicalRange();
+    this.container.dataset.firstVisible = bars[Math.max(0, Math.ceil(visible?.from ?? 0))]?.date || "";
+    this.container.dataset.lastVisible = bars[Math.min(bars.length - 1, Math.floor(visible?.to ?? bars.length - 1))]?.date || "";
+    // The lowest price the axis shows (the pane's bottom edge): never below zero.
+    const bottom = this.candles.coordinateToPrice(this.chart.panes()[0].getHeight());
+    this.container.dataset.priceFloor = bottom === null ? "" : String(bottom);
     performance.measure("chart:draw", "chart:data", "chart:drawn");
     this.container.dataset.state = "ready";
     // How many loads have finished: lets a reader (or a test) wait for "the next one".
@@ -211,6 +259,8 @@ export class Chart {
         title: name,
         priceLineVisible: false,
         lastValueVisible: false,
+        priceFormat: { type: "price", precision: 2, minMove: 0.01 },
+        autoscaleInfoProvider: noNegativePrices,
       });
       series.setData(bars.map((b, i) => (values[i] === null ? { time: b.date } : { time: b.date, value: values[i] })));
       this.overlaySeries.set(name, series);
@@ -219,11 +269,23 @@ export class Chart {
 
     const last = bars.at(-1);
     const sessions = Number(params.interval.replace("d", ""));
+    // Markers without text (labels at the chart's edge were cut, and labels of one bar
+    // overlapped): each is named in the list under the chart and in the crosshair read-out.
     const marks = actionMarkers(bars, actions);
     if (last?.partial) {
-      marks.push({ time: last.date, position: "aboveBar", shape: "circle", color: PARTIAL, text: `partial: ${last.sessions} of ${sessions}` });
+      marks.push({ time: last.date, position: "aboveBar", shape: "circle", color: PARTIAL, label: `partial: ${last.sessions} of ${sessions} sessions` });
     }
-    this.markers.setMarkers(marks);
+    this.markers.setMarkers(marks.map(({ label, ...mark }) => mark));
+    this.actionsByDate = new Map();
+    for (const mark of marks) this.actionsByDate.set(mark.time, [...(this.actionsByDate.get(mark.time) || []), mark.label]);
+    this.actionsList.replaceChildren(
+      ...marks.map((m) => {
+        const item = document.createElement("li");
+        item.textContent = `${m.time}: ${m.label}`;
+        item.style.setProperty("--mark", m.color);
+        return item;
+      }),
+    );
     this.chart.timeScale().fitContent();
 
     this.container.dataset.barCount = String(bars.length);
@@ -232,7 +294,9 @@ export class Chart {
     this.container.dataset.adjustment = first.adjustment;
     this.container.dataset.splits = String(actions.filter((a) => a.type === "split").length);
     this.container.dataset.dividends = String(actions.filter((a) => a.type === "dividend").length);
-    this.container.dataset.markers = JSON.stringify(marks.map((m) => [m.time, m.text]));
+    this.container.dataset.markers = JSON.stringify(marks.map((m) => [m.time, m.label]));
+    this.container.dataset.drawnMarkerText = JSON.stringify(marks.filter((m) => m.text).map((m) => m.text));
+
     this.container.setAttribute("aria-label", `${params.symbol} ${params.interval} candlesticks, ${bars.length} bars from ${first.start} to ${first.end}`);
     const partial = last?.partial ? ` The last bar is partial (${last.sessions} of ${sessions} sessions) and drawn grey.` : "";
     const available = first.available ? ` Stored history: ${first.available.first} to ${first.available.last}.` : "";
@@ -248,15 +312,17 @@ export class Chart {
       return;
     }
     const i = this.bars.indexOf(bar);
+    // The data's own precision here (the axis shows 2 decimals).
     const parts = [
       bar.end_date ? `${bar.date} – ${bar.end_date}, ${bar.sessions} session${bar.sessions > 1 ? "s" : ""}${bar.partial ? " (partial)" : ""}` : bar.date,
-      `O ${fmtPrice(bar.open)}`,
-      `H ${fmtPrice(bar.high)}`,
-      `L ${fmtPrice(bar.low)}`,
-      `C ${fmtPrice(bar.close)}`,
+      `O ${fmtPriceExact(bar.open)}`,
+      `H ${fmtPriceExact(bar.high)}`,
+      `L ${fmtPriceExact(bar.low)}`,
+      `C ${fmtPriceExact(bar.close)}`,
       `V ${fmtVolume(bar.volume)}`,
     ];
-    for (const [name, values] of Object.entries(this.overlays || {})) parts.push(`${name} ${fmtPrice(values[i])}`);
+    for (const [name, values] of Object.entries(this.overlays || {})) parts.push(`${name} ${fmtPriceExact(values[i])}`);
+    parts.push(...(this.actionsByDate.get(bar.date) || []));
     this.readout.textContent = parts.join("  ·  ");
   }
 
@@ -292,7 +358,8 @@ function describeSource(source) {
 }
 
 // One marker per split or dividend, on the bar whose sessions hold its date (an N-day
-// bar spans date to end_date): splits above the bar, dividends below.
+// bar spans date to end_date), all above the bar: a marker below it would widen the scale
+// under the lowest price, into negative prices.
 function actionMarkers(bars, actions) {
   const marks = [];
   let i = 0;
@@ -301,12 +368,35 @@ function actionMarkers(bars, actions) {
     if (i >= bars.length) break;
     if (bars[i].date > action.date) continue; // between two bars: not a session shown
     if (action.type === "split") {
-      marks.push({ time: bars[i].date, position: "aboveBar", shape: "arrowDown", color: SPLIT_COLOR, text: `split ${fmtRatio(action)}` });
+      marks.push({ time: bars[i].date, position: "aboveBar", shape: "arrowDown", color: SPLIT_COLOR, label: splitLabel(action) });
     } else {
-      marks.push({ time: bars[i].date, position: "belowBar", shape: "circle", color: DIVIDEND_COLOR, text: `div ${fmtPrice(action.amount)}` });
+      marks.push({ time: bars[i].date, position: "aboveBar", shape: "circle", color: DIVIDEND_COLOR, label: dividendLabel(action) });
     }
   }
   return marks;
+}
+
+// A forward split "split 2:1", a reverse one "reverse split 1:10", a stock dividend
+// "stock dividend 5%" (105 shares for 100).
+function splitLabel(split) {
+  if (split.adjustment_type === "stock_dividend") {
+    const percent = (split.split_to / split.split_from - 1) * 100;
+    return `stock dividend ${Number(percent.toFixed(2))}%`;
+  }
+  if (split.adjustment_type === "reverse_split" || split.split_to < split.split_from) return `reverse split ${fmtRatio(split)}`;
+  return `split ${fmtRatio(split)}`;
+}
+
+function dividendLabel(dividend) {
+  const kind = dividend.dividend_type && !["recurring", "unknown", "CD"].includes(dividend.dividend_type) ? ` (${dividend.dividend_type.replaceAll("_", " ")})` : "";
+  return `div ${fmtPrice(dividend.amount)}${kind}`;
+}
+
+// Prices are never below zero: the axis stops at 0 rather than showing room down to -100.
+function noNegativePrices(original) {
+  const info = original();
+  if (info?.priceRange && info.priceRange.minValue < 0) info.priceRange.minValue = 0;
+  return info;
 }
 
 function fmtRatio(split) {

@@ -1,6 +1,8 @@
 // Numbers and times as a reader expects them, in the viewer's own locale and time zone.
 
-const price = new Intl.NumberFormat(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 4 });
+// Prices as the convention shows them (2 decimals); the read-out keeps the data's precision.
+const price = new Intl.NumberFormat(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const exactPrice = new Intl.NumberFormat(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 4 });
 const signed = new Intl.NumberFormat(undefined, {
   minimumFractionDigits: 2,
   maximumFractionDigits: 2,
@@ -15,6 +17,7 @@ const momentWithYear = new Intl.DateTimeFormat(undefined, { ...momentFields, yea
 const clock = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
 
 export const fmtPrice = (value) => (value === null || value === undefined ? "–" : price.format(value));
+export const fmtPriceExact = (value) => (value === null || value === undefined ? "–" : exactPrice.format(value));
 export const fmtSigned = (value) => (value === null || value === undefined ? "–" : signed.format(value));
 export const fmtVolume = (value) => (value === null || value === undefined ? "–" : whole.format(value));
 export function fmtMoment(iso) {

@@ -148,9 +148,10 @@ export class Watchlist {
   }
 
   row(symbol, entry) {
+    // The button in the cell, not a flex layout on the cell: that unmoors its border from the row's.
     const actions = h(
       "td",
-      { class: "rules-actions" },
+      { class: "actions-cell" },
       h("button", { type: "button", class: "quiet", "aria-label": `Remove ${symbol}`, onclick: () => this.remove(symbol) }, "×"),
     );
     const name = h(
