@@ -12,16 +12,19 @@ migration to raw bars). For each symbol it either
   when a split falls after the state's last bar, or when the caller says the history was
   rewritten (ingestion, migration).
 
-The whole-history computation is vectorised (numpy, which pyarrow brings along): the
-closed form of each recursion at its last point, every n at once, ~10 ms for 20 years.
+The whole-history computation is vectorised with ``pyarrow.compute`` (pyarrow is in this
+zip already; numpy is not, since pyarrow 16 no longer requires it): the closed form of
+each recursion at its last point, ~50 ms for 20 years (numpy took ~30).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import accumulate
 
 import orjson
 
@@ -58,47 +61,81 @@ def splits_key(basis: str, actions_loaded: bool, actions: list) -> str:
     return f"{basis}|{int(actions_loaded)}|{splits}"
 
 
-def _smoothed(series, n: int, alpha: float) -> float:
-    """The recursion ``v = alpha * x + (1 - alpha) * v`` over ``series``, seeded with the
-    mean of its first n values, at its last value (NaN when shorter than n)."""
-    import numpy as np
+def _smoothed(series, alphas: dict[int, float]) -> dict[int, float]:
+    """For each n in ``alphas``: the recursion ``v = alpha * x + (1 - alpha) * v`` over
+    ``series`` (a float64 pyarrow array), seeded with the mean of its first n values, at
+    its last value (NaN when the series is shorter than n).
 
-    if len(series) < n:
-        return NAN
-    seed = float(series[:n].mean())
-    tail = series[n:]
-    if not len(tail):
-        return seed
-    beta = 1.0 - alpha
-    weights = beta ** np.arange(len(tail) - 1, -1, -1, dtype=np.float64)
-    return float(beta ** len(tail) * seed + alpha * np.dot(weights, tail))
+    Closed form: ``beta**m * seed + alpha * sum(beta**(m-1-k) * tail[k])`` over the m
+    values after the seed. Every n's terms go into one array and are summed by group, so
+    the cost is a few vectorised calls per history rather than a few per n."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    length = len(series)
+    out = {n: NAN for n in alphas if n > length}
+    ns = [n for n in alphas if n <= length]
+    if not ns:
+        return out
+    prefix = pc.cumulative_sum(series).to_pylist()
+    seeds = {n: prefix[n - 1] / n for n in ns}
+    tails = [n for n in ns if n < length]
+    sums: dict[int, float] = {}
+    if tails:
+        # Only the terms whose weight beta**k is above e**-40 (far below a float's
+        # precision against the sum) are computed: ~20n of them, not the whole history.
+        logs = {n: math.log(1.0 - alphas[n]) if alphas[n] < 1 else 0.0 for n in tails}
+        kept = {n: min(length - n, math.ceil(40 / -logs[n]) if logs[n] else 1) for n in tails}
+        run_ends = pa.array(list(accumulate(kept[n] for n in tails)), type=pa.int32())
+        exponents = pa.array(range(length - 1, -1, -1), type=pa.float64())
+
+        def per_term(values, kind):
+            return pc.run_end_decode(pa.RunEndEncodedArray.from_arrays(run_ends, pa.array(values, type=kind)))
+
+        weights = pc.exp(
+            pc.multiply(
+                pa.concat_arrays([exponents.slice(length - kept[n]) for n in tails]),
+                per_term([logs[n] for n in tails], pa.float64()),
+            )
+        )
+        terms = pc.multiply(weights, pa.concat_arrays([series.slice(length - kept[n]) for n in tails]))
+        table = pa.table({"n": per_term(tails, pa.int32()), "term": terms})
+        grouped = table.group_by("n").aggregate([("term", "sum")]).to_pydict()
+        sums = dict(zip(grouped["n"], grouped["term_sum"]))
+    for n in ns:
+        beta, size = 1.0 - alphas[n], length - n
+        out[n] = beta**size * seeds[n] + alphas[n] * sums[n] if size else seeds[n]
+    return out
 
 
 def compute(symbol: str, bars: list[DailyBar], splits: str) -> IndicatorState | None:
     """The state of a whole (adjusted) history: its recursions at the bar before the last."""
-    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
     if not bars:
         return None
-    closes = np.array([b.close for b in bars], dtype=np.float64)
-    before = closes[:-1]
-    moves = np.diff(before)
-    gains, losses = np.maximum(moves, 0.0), np.maximum(-moves, 0.0)
-    ema, gain, loss = [], [], []
-    for n in range(1, MAX_PERIOD + 1):
-        ema.append(_smoothed(before, n, 2 / (n + 1)))
-        rsi_defined = n >= 2
-        gain.append(_smoothed(gains, n, 1 / n) if rsi_defined else NAN)
-        loss.append(_smoothed(losses, n, 1 / n) if rsi_defined else NAN)
+    closes = pa.array([b.close for b in bars], type=pa.float64())
+    before = closes.slice(0, len(closes) - 1)
+    moves = pc.subtract(before.slice(1), before.slice(0, max(len(before) - 1, 0)))
+    gains, losses = pc.max_element_wise(moves, 0.0), pc.max_element_wise(pc.negate(moves), 0.0)
+    periods = range(1, MAX_PERIOD + 1)
+    ema = _smoothed(before, {n: 2 / (n + 1) for n in periods})
+    # RSI's averages (Wilder's, alpha 1/n) are defined from n = 2.
+    wilder = {n: 1 / n for n in periods if n >= 2}
+    gain, loss = _smoothed(gains, wilder), _smoothed(losses, wilder)
+    ema_values = tuple(ema[n] for n in periods)
+    gain_values = tuple(gain.get(n, NAN) for n in periods)
+    loss_values = tuple(loss.get(n, NAN) for n in periods)
     return IndicatorState(
         symbol,
         bars[-1].day,
         len(bars),
-        tuple(float(c) for c in closes[-WINDOW:]),
+        tuple(float(b.close) for b in bars[-WINDOW:]),
         tuple(Bar(*b) for b in bars[-2:]),
-        tuple(ema),
-        tuple(gain),
-        tuple(loss),
+        ema_values,
+        gain_values,
+        loss_values,
         splits,
     )
 
