@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 from datetime import date
 
 import pytest
 import redis as redis_lib
-from chalice.test import Client
+from chalice.test import BaseClient, Client
 
 from devtools.fake_polygon import FakePolygon
 from devtools.sample_data import synthetic_bars
@@ -22,6 +23,45 @@ from tests.apps import ROOT, load_app
 
 # Figures tests report, printed at the end of the run (pytest_terminal_summary).
 SUMMARY: dict[str, list[str]] = {}
+
+_ENVIRONMENT = os.environ
+_ENV_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _stage_env_in_place(self, environment_variables):
+    """The stage's environment variables for one request, set in place.
+
+    Chalice's test client swaps ``os.environ`` for a copy during each request and puts
+    the one it found back after. Requests made from several threads at once (the SQS
+    poller's workers invoking the alerts worker) put back each other's copies, and
+    ``os.environ`` stays a stale copy: whatever a test had set then (QUOTE_TTL_S=1)
+    outlives the test's own undo and every later test sees it."""
+    with _ENV_LOCK:
+        previous = {k: os.environ.get(k) for k, v in environment_variables.items() if os.environ.get(k) != v}
+        os.environ.update({k: environment_variables[k] for k in previous})
+    try:
+        yield
+    finally:
+        with _ENV_LOCK:
+            for name, value in previous.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+BaseClient._patched_env_vars = _stage_env_in_place
+
+
+@pytest.fixture(autouse=True)
+def environment_stays_the_process_environment():
+    """No test leaves ``os.environ`` replaced: a leak here fails the test that caused it,
+    not the unrelated ones after it."""
+    yield
+    leaked = os.environ is not _ENVIRONMENT
+    os.environ = _ENVIRONMENT  # noqa: B003 - putting the real one back: the next test starts from it
+    assert not leaked, "os.environ was left replaced by a copy"
 
 
 def pytest_terminal_summary(terminalreporter):
