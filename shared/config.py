@@ -1,22 +1,30 @@
-"""Every setting of every service, read from environment variables.
+"""Every setting of every service, each declared once, read from environment variables.
 
-This is the only module that reads ``os.environ``. Each setting has a documented
-name and a default; the README lists them all.
+This is the only module that reads ``os.environ``. Each field of ``Settings`` is one
+declaration (``setting``): its environment variable, its type and default, its value on
+the local stage, what it is for, which services read it, and on which stages a service
+cannot start without it. The settings object (``Settings.from_env``), the one-line
+missing-setting errors (``missing_settings``), ``LOCAL_DEFAULTS`` and the documentation's
+configuration page (``settings_page``) are all made from those declarations.
 
-``STAGE`` says where a service runs. ``dev`` (Chalice's default stage, so what a
-plain ``chalice local`` uses) is this machine: settings the environment does not
-name take the addresses ``make run`` serves on (``LOCAL_DEFAULTS``). The AWS
-stages (``aws-dev``, ``aws-prod``) get everything from their stage configuration
-and SSM. Secrets are never defaulted: a service started without one it needs
-stops at once with one line naming it (``missing_settings``).
+``STAGE`` says where a service runs. ``dev`` (Chalice's default stage, so what a plain
+``chalice local`` uses) is this machine: settings the environment does not name take the
+addresses ``make run`` serves on. The AWS stages (``aws-dev``, ``aws-prod``) get
+everything from their stage configuration and Secrets Manager. Secrets are never
+defaulted outside this machine: a service started without one it needs stops at once
+with one line naming it.
+
+A service sees only the settings it reads (``Settings.view``): asking the quote
+service's settings for the alerts table is an ``AttributeError`` naming both.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import date
+from typing import Any
 
 
 class ConfigError(ValueError):
@@ -26,31 +34,531 @@ class ConfigError(ValueError):
 LOCAL_STAGE = "dev"
 MOTO_URL = "http://127.0.0.1:8795"
 FAKE_POLYGON_URL = "http://127.0.0.1:8790"
-# What `make run` serves on, for the settings the environment leaves out on the
-# local stage (outside Lambda only). The sample data ends in March 2013, so the
-# fake Polygon's demo plays as of then.
-LOCAL_DEFAULTS = {
-    "POLYGON_BASE_URL": FAKE_POLYGON_URL,
-    "AWS_ENDPOINT_URL": MOTO_URL,
-    "LAKE_URI": "s3://market-lake/history",
-    "S3_ENDPOINT_URL": MOTO_URL,
-    # Each user's notifications go to a topic of their own: this prefix and their id.
-    "ALERTS_TOPIC_PREFIX": "market-alerts-dev-user-",
-    # A check's work: shards and deliveries, through this topic to the queue make run polls.
-    "ALERTS_WORK_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:market-alerts-dev-work",
-    "ALERTS_WORK_QUEUE_URL": f"{MOTO_URL}/123456789012/market-alerts-dev-work",
-    # The user pool make run creates on moto. moto makes these ids from the pool's
-    # and client's definitions (MOTO_COGNITO_IDP_*_ID_STRATEGY=HASH), so they are
-    # the same at every start; tests/test_accounts.py checks they still are.
-    "COGNITO_USER_POOL_ID": "us-east-1_a14d444711800994ae5e3a403642c4d113a2d831edd82",
-    "COGNITO_CLIENT_ID": "ead3123de925d36f65f7c16578",
-    "RECENT_AS_OF": "2013-03-01",
-    # The fake has no rate limit of its own.
-    "POLYGON_MAX_CALLS_PER_MIN": "600",
-    # The demo's prices are 2013's: today's market hours say nothing about them, and a
-    # check run by hand at night would otherwise evaluate nothing.
-    "ALERTS_IGNORE_MARKET_HOURS": "1",
+SERVICES = ("quote", "backtest", "alerts")
+ALL = SERVICES
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+# The AWS services the project calls, by botocore's name, and the SDK's own variable
+# for each one's endpoint (AWS_ENDPOINT_URL_<service id>): one can then be pointed
+# elsewhere, or fail, while the others work.
+AWS_SERVICES = {
+    "dynamodb": "AWS_ENDPOINT_URL_DYNAMODB",
+    "sns": "AWS_ENDPOINT_URL_SNS",
+    "s3": "AWS_ENDPOINT_URL_S3",
+    "ssm": "AWS_ENDPOINT_URL_SSM",
+    "secretsmanager": "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    "cognito-idp": "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER",
+    "sqs": "AWS_ENDPOINT_URL_SQS",
+    "lambda": "AWS_ENDPOINT_URL_LAMBDA",
 }
+
+VENDOR_KEY_WHY = (
+    "the vendor relay that calls the vendor for this stage's functions (make stage-config writes it); "
+    "the relay itself reads the key's Secrets Manager secret (POLYGON_API_KEY_SECRET_ID)"
+)
+
+
+def setting(
+    env: str | None,
+    default: Any,
+    doc: str,
+    services: tuple[str, ...] = ALL,
+    *,
+    local: str | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    fallback: tuple[str, ...] = (),
+    choices: tuple[str, ...] = (),
+    secret: bool = False,
+    required: Mapping[str, str] | None = None,
+    alternatives: tuple[str, ...] = (),
+    why: str = "",
+):
+    """One setting's declaration, as a ``Settings`` field.
+
+    ``env``: its variable (None: derived from others in ``from_env``). ``local``: its
+    value on the local stage when the environment leaves it out. ``fallback``: variables
+    read, in order, when ``env`` is empty. ``maximum``: larger values are clamped.
+    ``required``: by service, ``"aws"`` (the AWS stages) or ``"any"`` (every stage), where
+    that service cannot start without it (or one of ``alternatives``); ``why`` is said
+    when it is missing."""
+    meta = {
+        "env": env,
+        "doc": doc,
+        "services": services,
+        "local": local,
+        "minimum": minimum,
+        "maximum": maximum,
+        "fallback": fallback,
+        "choices": choices,
+        "secret": secret,
+        "required": dict(required or {}),
+        "alternatives": alternatives,
+        "why": why,
+    }
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- where it runs ---
+    stage: str = setting(
+        "STAGE", LOCAL_STAGE, "`dev` (this machine), `aws-dev`, `aws-prod`; each stage's `config.json` sets it"
+    )
+    local: bool = setting(
+        None,
+        False,
+        "this machine: the `dev` stage outside Lambda (derived; a dev stage deployed by mistake is not local)",
+    )
+    log_level: str = setting(
+        "LOG_LEVEL",
+        "INFO",
+        "the JSON log lines at or above it are written (on AWS the template gives it to Lambda's ApplicationLogLevel)",
+        choices=LOG_LEVELS,
+    )
+    # Only for local AWS stand-ins (moto, dynalite); on AWS the role's credentials are used.
+    aws_access_key_id: str = setting(
+        "AWS_ACCESS_KEY_ID", "", "credentials for local AWS stand-ins; `testing` when the endpoint is this machine's"
+    )
+    aws_secret_access_key: str = setting(
+        "AWS_SECRET_ACCESS_KEY", "", "its secret; on AWS the function's role is used instead", secret=True
+    )
+    aws_region: str = setting("AWS_REGION", "us-east-1", "the AWS region", fallback=("AWS_DEFAULT_REGION",))
+    aws_endpoint_url: str = setting(
+        "AWS_ENDPOINT_URL", "", "one endpoint for every AWS service (moto's locally)", local=MOTO_URL
+    )
+    aws_endpoints: dict = setting(
+        None,
+        {},
+        "each AWS service's endpoint: the SDK's own `AWS_ENDPOINT_URL_<SERVICE>`, else `AWS_ENDPOINT_URL`, else AWS's",
+    )
+    # Every AWS call of a request: connect and read timeouts, and attempts in all
+    # (botocore's standard retries, with backoff on throttling). Small enough that a
+    # hanging service answers a 503 inside the API functions' timeouts.
+    aws_connect_timeout_s: float = setting("AWS_CONNECT_TIMEOUT_S", 1.0, "connect timeout of every AWS call", minimum=0)
+    aws_read_timeout_s: float = setting("AWS_READ_TIMEOUT_S", 3.0, "read timeout of every AWS call", minimum=0)
+    aws_max_attempts: int = setting(
+        "AWS_MAX_ATTEMPTS", 3, "attempts in all per AWS call (botocore's standard retries)", minimum=1
+    )
+    aws_dualstack_services: tuple = setting(
+        "AWS_DUALSTACK_SERVICES",
+        (),
+        "AWS services called on their dual-stack (IPv6) endpoints, comma-separated; on AWS `sns,secretsmanager,lambda`",
+    )
+
+    # --- upstream market data (Polygon, now Massive) ---
+    polygon_base_url: str = setting(
+        "POLYGON_BASE_URL",
+        "https://api.massive.com",
+        "the vendor's REST base URL (`https://api.polygon.io` works too); locally without a key, the fake",
+        local=FAKE_POLYGON_URL,
+    )
+    polygon_api_key: str = setting(
+        "POLYGON_API_KEY", "", "the vendor's API key; without it `make run` uses the fake", secret=True
+    )
+    polygon_api_key_secret_id: str = setting(
+        "POLYGON_API_KEY_SECRET_ID", "", "the Secrets Manager secret holding the key (the vendor relay reads it)"
+    )
+    polygon_relay_function: str = setting(
+        "POLYGON_RELAY_FUNCTION",
+        "",
+        "the function that calls the vendor for the functions in the VPC (invoked over Lambda's dual-stack endpoint); empty: direct",
+        required={"quote": "aws", "backtest": "aws", "alerts": "aws"},
+        alternatives=("POLYGON_API_KEY_SECRET_ID", "POLYGON_API_KEY"),
+        why=VENDOR_KEY_WHY,
+    )
+    polygon_connect_timeout_s: float = setting(
+        "POLYGON_CONNECT_TIMEOUT_S", 1.0, "connect timeout per vendor attempt", minimum=0
+    )
+    polygon_read_timeout_s: float = setting("POLYGON_READ_TIMEOUT_S", 3.0, "read timeout per vendor attempt", minimum=0)
+    # Each attempt is charged to the budget.
+    polygon_retries: int = setting(
+        "POLYGON_RETRIES", 1, "extra attempts for 5xx, timeouts and malformed bodies", minimum=0
+    )
+    polygon_max_calls_per_min: int = setting(
+        "POLYGON_MAX_CALLS_PER_MIN",
+        5,
+        "vendor calls allowed in any 60 s, across all instances (the free plan's 5; the fake has no limit of its own)",
+        local="600",
+        minimum=1,
+    )
+    polygon_delay_min: int = setting(
+        "POLYGON_DELAY_MIN",
+        0,
+        "15 on plans with delayed snapshots (Starter, Developer); reported in each quote",
+        ("quote", "alerts"),
+        minimum=0,
+    )
+
+    # --- the quote cache (Redis) ---
+    redis_url: str = setting(
+        "REDIS_URL",
+        "redis://127.0.0.1:6379/0",
+        "the cache and the shared call budget (`rediss://` is TLS)",
+        required={"quote": "aws", "alerts": "aws"},
+    )
+    redis_timeout_s: float = setting(
+        "REDIS_TIMEOUT_S", 0.25, "Redis connect and socket timeout: how long a request waits on a dead Redis", minimum=0
+    )
+    redis_cluster: bool = setting(
+        "REDIS_CLUSTER", False, "a cluster-mode server (ElastiCache Serverless always is): redis-py's cluster client"
+    )
+    quote_ttl_s: float = setting("QUOTE_TTL_S", 60.0, "how long a quote is fresh", ("quote", "alerts"), minimum=1)
+    quote_stale_max_s: float = setting(
+        "QUOTE_STALE_MAX_S",
+        86400.0,
+        "how long a last known quote may be served as stale",
+        ("quote", "alerts"),
+        minimum=0,
+    )
+    quote_not_found_ttl_s: float = setting(
+        "QUOTE_NOT_FOUND_TTL_S", 300.0, "how long an unknown symbol is remembered", ("quote", "alerts"), minimum=1
+    )
+    quote_wait_s: float = setting(
+        "QUOTE_WAIT_S",
+        4.0,
+        "how long a request waits for another process's fetch of the same symbol",
+        ("quote", "alerts"),
+        minimum=0,
+    )
+    # See shared/polygon.py for why 250.
+    quote_batch_chunk: int = setting(
+        "QUOTE_BATCH_CHUNK",
+        250,
+        "tickers per many-ticker snapshot request (at most 250)",
+        ("quote", "alerts"),
+        minimum=1,
+        maximum=250,
+    )
+    quote_hot_s: float = setting(
+        "QUOTE_HOT_S",
+        300.0,
+        "a symbol asked for within this long is hot: refreshed in the spare room of vendor calls made anyway",
+        ("quote", "alerts"),
+        minimum=0,
+    )
+    quote_refresh_ahead_s: float = setting(
+        "QUOTE_REFRESH_AHEAD_S",
+        20.0,
+        "how close to expiry a hot quote must be to ride along",
+        ("quote", "alerts"),
+        minimum=0,
+    )
+
+    # --- history: PostgreSQL (the recent tier) and the lake ---
+    database_url: str = setting(
+        "DATABASE_URL",
+        "postgresql://postgres@127.0.0.1:5432/market_dev",
+        "the recent tier and the indicator states (`?host=/dir` for a Unix socket)",
+        ("backtest", "alerts"),
+        required={"backtest": "aws", "alerts": "aws"},
+    )
+    database_timeout_s: float = setting(
+        "DATABASE_TIMEOUT_S", 5.0, "PostgreSQL connect and statement timeout", ("backtest", "alerts"), minimum=0
+    )
+    database_secret_arn: str = setting(
+        "DATABASE_SECRET_ARN",
+        "",
+        "the RDS-managed Secrets Manager secret with the database's password",
+        ("backtest", "alerts"),
+    )
+    recent_years: int = setting(
+        "RECENT_YEARS", 5, "years of daily bars kept in PostgreSQL", ("backtest", "alerts"), minimum=1
+    )
+    recent_as_of: date | None = setting(
+        "RECENT_AS_OF",
+        None,
+        "the date the recent window is counted back from (YYYY-MM-DD); unset: today. The sample data ends in March 2013",
+        ("backtest", "alerts"),
+        local="2013-03-01",
+    )
+    lake_uri: str = setting(
+        "LAKE_URI",
+        "s3://market-lake/history",
+        "the Parquet lake (`s3://bucket/prefix` or a local path)",
+        ("backtest", "alerts"),
+        local="s3://market-lake/history",
+        required={"backtest": "aws"},
+    )
+    s3_endpoint_url: str = setting(
+        "S3_ENDPOINT_URL",
+        "",
+        "the lake's S3 endpoint (moto's locally)",
+        ("backtest", "alerts"),
+        local=MOTO_URL,
+        fallback=("AWS_ENDPOINT_URL_S3",),
+    )
+    # Signs pagination cursors so a tampered one is refused.
+    cursor_secret: str = setting(
+        "CURSOR_SECRET",
+        "dev-only-cursor-secret",
+        "signs pagination cursors; on AWS from its secret",
+        ("backtest",),
+        secret=True,
+        required={"backtest": "aws"},
+        alternatives=("CURSOR_SECRET_SECRET_ID",),
+        why="it signs pagination cursors (on AWS, CURSOR_SECRET_SECRET_ID names its Secrets Manager secret)",
+    )
+    cursor_secret_secret_id: str = setting(
+        "CURSOR_SECRET_SECRET_ID", "", "the Secrets Manager secret holding the cursor secret", ("backtest",)
+    )
+    # Seconds one ingestion run may spend waiting on 429s and the call budget, in all.
+    ingest_max_wait_s: float = setting(
+        "INGEST_MAX_WAIT_S",
+        300.0,
+        "seconds one ingestion run may wait on 429s and the call budget, in all",
+        ("backtest",),
+        minimum=0,
+    )
+    daily_update_max_days: int = setting(
+        "DAILY_UPDATE_MAX_DAYS",
+        30,
+        "missing sessions the daily update fills; a symbol further behind is re-fetched whole",
+        ("backtest",),
+        minimum=1,
+    )
+    daily_update_local_interval_s: float = setting(
+        "DAILY_UPDATE_LOCAL_INTERVAL_S",
+        3600.0,
+        "how often `make run`'s loop runs the daily update",
+        ("backtest",),
+        minimum=1,
+    )
+
+    # --- alerts ---
+    alerts_table: str = setting(
+        "ALERTS_TABLE", "market-alerts", "the DynamoDB table of rules, channels, firings and checks", ("alerts",)
+    )
+    alerts_topic_prefix: str = setting(
+        "ALERTS_TOPIC_PREFIX",
+        "",
+        "a user's notifications go to the SNS topic named this prefix and their id",
+        ("alerts",),
+        local="market-alerts-dev-user-",
+        required={"alerts": "aws"},
+        why="the name prefix of the users' SNS topics (make stage-config writes it)",
+    )
+    alerts_work_topic_arn: str = setting(
+        "ALERTS_WORK_TOPIC_ARN",
+        "",
+        "the SNS topic a check's shard and delivery messages go through to the workers' SQS queue",
+        ("alerts",),
+        local="arn:aws:sns:us-east-1:123456789012:market-alerts-dev-work",
+        required={"alerts": "aws"},
+        why="the SNS topic a check's shards and deliveries go through to the workers' queue "
+        "(make stage-config writes it from the stateful stack's outputs)",
+    )
+    alerts_work_queue_url: str = setting(
+        "ALERTS_WORK_QUEUE_URL",
+        "",
+        "locally: the queue the local poller reads as Lambda's event source would",
+        ("alerts",),
+        local=f"{MOTO_URL}/123456789012/market-alerts-dev-work",
+    )
+    alerts_local_workers: int = setting(
+        "ALERTS_LOCAL_WORKERS", 3, "locally: the poller's worker processes", ("alerts",), minimum=1
+    )
+    alerts_max_rules_per_user: int = setting(
+        "ALERTS_MAX_RULES_PER_USER", 100, "rules a user may have", ("alerts",), minimum=1
+    )
+    alerts_max_channels_per_user: int = setting(
+        "ALERTS_MAX_CHANNELS_PER_USER", 5, "channels a user may have", ("alerts",), minimum=1
+    )
+    alerts_max_topics: int = setting(
+        "ALERTS_MAX_TOPICS",
+        95_000,
+        "users' SNS topics this stage may make: under the account's quota (100,000 by default), with room for others",
+        ("alerts",),
+        minimum=1,
+    )
+    alerts_max_condition_len: int = setting(
+        "ALERTS_MAX_CONDITION_LEN", 200, "characters in a rule's condition", ("alerts",), minimum=1
+    )
+    alerts_local_interval_s: float = setting(
+        "ALERTS_LOCAL_INTERVAL_S", 60.0, "how often `make run`'s loop runs the check", ("alerts",), minimum=1
+    )
+    alerts_max_quote_age_s: float = setting(
+        "ALERTS_MAX_QUOTE_AGE_S",
+        900.0,
+        "a quote older than this (served stale while the vendor is down) is not used",
+        ("alerts",),
+        minimum=0,
+    )
+    alerts_fire_concurrency: int = setting(
+        "ALERTS_FIRE_CONCURRENCY",
+        8,
+        "firings published at once (each a few DynamoDB writes and one SNS publish)",
+        ("alerts",),
+        minimum=1,
+    )
+    alerts_max_history_lag: int = setting(
+        "ALERTS_MAX_HISTORY_LAG",
+        0,
+        "a symbol whose newest bar is more than this many due sessions old is not evaluated (`stale_history`)",
+        ("alerts",),
+        minimum=0,
+    )
+    alerts_shard_rules: int = setting(
+        "ALERTS_SHARD_RULES",
+        5000,
+        "rules a shard holds at most (a symbol's rules are never split; at most 250 symbols)",
+        ("alerts",),
+        minimum=1,
+    )
+    alerts_delivery_buckets: int = setting(
+        "ALERTS_DELIVERY_BUCKETS",
+        16,
+        "delivery messages a check's firings are spread over (by user)",
+        ("alerts",),
+        minimum=1,
+    )
+    alerts_ignore_market_hours: bool = setting(
+        "ALERTS_IGNORE_MARKET_HOURS",
+        False,
+        "run the check whatever the clock says (the demo's prices are 2013's)",
+        ("alerts",),
+        local="1",
+    )
+    cognito_user_pool_id: str = setting(
+        "COGNITO_USER_POOL_ID",
+        "",
+        "the Cognito user pool whose tokens the alerts API accepts",
+        ("alerts",),
+        # moto makes the pool's and client's ids from their definitions
+        # (MOTO_COGNITO_IDP_*_ID_STRATEGY=HASH): the same at every start (tests/test_accounts.py).
+        local="us-east-1_a14d444711800994ae5e3a403642c4d113a2d831edd82",
+        required={"alerts": "any"},
+        why="the Cognito user pool whose tokens the API accepts (make stage-config writes it from the stateful stack's outputs)",
+    )
+    cognito_client_id: str = setting(
+        "COGNITO_CLIENT_ID",
+        "",
+        "the pool's app client the dashboard signs in with",
+        ("alerts",),
+        local="ead3123de925d36f65f7c16578",
+        required={"alerts": "any"},
+        why="the pool's app client the dashboard signs in with (make stage-config writes it from the stateful stack's outputs)",
+    )
+    cognito_endpoint_url: str = setting(
+        None,
+        "",
+        "the cognito-idp endpoint (derived from the AWS endpoints: moto's locally, the region's own on AWS)",
+        ("alerts",),
+    )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = with_local_defaults(os.environ if env is None else env)
+        values: dict[str, Any] = {f.name: _parse(env, f) for f in fields(cls) if f.metadata["env"]}
+        local = is_local(env)
+        endpoints = {
+            service: _text(env, name, values["aws_endpoint_url"]).rstrip("/") for service, name in AWS_SERVICES.items()
+        }
+        # moto accepts any credentials, but boto3 will not sign without some.
+        if local and values["aws_endpoint_url"].startswith("http://127.0.0.1"):
+            values["aws_access_key_id"] = values["aws_access_key_id"] or "testing"
+            values["aws_secret_access_key"] = values["aws_secret_access_key"] or "testing"
+        values["polygon_base_url"] = values["polygon_base_url"].rstrip("/")
+        return cls(**values, local=local, aws_endpoints=endpoints, cognito_endpoint_url=endpoints["cognito-idp"])
+
+    def view(self, service: str) -> ServiceSettings:
+        """These settings as ``service`` sees them: only those it reads."""
+        return ServiceSettings(self, service)
+
+    def redacted(self) -> dict:
+        """The settings as a dict that is safe to log."""
+        from urllib.parse import urlparse
+
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = ("***" if value else "") if f.metadata["secret"] else value
+        url = urlparse(self.database_url)
+        if url.password:
+            out["database_url"] = self.database_url.replace(f":{url.password}@", ":***@")
+        return out
+
+    def with_secrets(self, values: dict) -> Settings:
+        return replace(self, **values)
+
+
+DECLARED = {f.name: f for f in fields(Settings)}
+
+
+class ServiceSettings:
+    """One service's settings: the declared ones it reads, and nothing else."""
+
+    __slots__ = ("_settings", "service")
+
+    def __init__(self, settings: Settings, service: str):
+        object.__setattr__(self, "_settings", settings)
+        object.__setattr__(self, "service", service)
+
+    def __getattr__(self, name: str):
+        declared = DECLARED.get(name)
+        if declared is not None and self.service not in declared.metadata["services"]:
+            raise AttributeError(f"{self.service} does not read {name} (shared/config.py declares who does)")
+        return getattr(self._settings, name)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("settings are read-only")
+
+    def with_secrets(self, values: dict) -> ServiceSettings:
+        return ServiceSettings(self._settings.with_secrets(values), self.service)
+
+    def redacted(self) -> dict:
+        return {k: v for k, v in self._settings.redacted().items() if self.service in DECLARED[k].metadata["services"]}
+
+
+def _text(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip()
+    return value or default
+
+
+def _parse(env: Mapping[str, str], declared) -> Any:
+    meta = declared.metadata
+    name = meta["env"]
+    raw = next((env.get(n, "").strip() for n in (name, *meta["fallback"]) if env.get(n, "").strip()), "")
+    default = declared.default if declared.default is not MISSING else declared.default_factory()
+    if not raw:
+        return default
+    # The annotations are strings (``from __future__ import annotations``).
+    if declared.type == "bool":
+        return raw.lower() in ("1", "true", "yes")
+    if declared.type == "tuple":
+        return tuple(x.strip() for x in raw.split(",") if x.strip())
+    if declared.type == "date | None":
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be an ISO date (YYYY-MM-DD), got {raw!r}") from None
+    kind = {"int": int, "float": float}.get(declared.type, str)
+    if meta["choices"]:
+        raw = raw.upper()
+        if raw not in meta["choices"]:
+            raise ConfigError(f"{name} must be one of {', '.join(meta['choices'])}, got {raw!r}")
+        return raw
+    if kind is str:
+        return raw
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
+    if meta["minimum"] is not None and value < meta["minimum"]:
+        raise ConfigError(f"{name} must be >= {meta['minimum']:g}, got {raw!r}")
+    if meta["maximum"] is not None:
+        value = min(value, kind(meta["maximum"]))
+    return value
+
+
+# What `make run` serves on, for the settings the environment leaves out on the local
+# stage (outside Lambda only): from each declaration's ``local``.
+LOCAL_DEFAULTS = {f.metadata["env"]: f.metadata["local"] for f in fields(Settings) if f.metadata["local"] is not None}
+# With a Polygon key the real vendor is the upstream: the fake's address, its budget and
+# the demo's as-of date and hours do not apply.
+_NOT_WITH_A_KEY = ("POLYGON_BASE_URL", "RECENT_AS_OF", "POLYGON_MAX_CALLS_PER_MIN", "ALERTS_IGNORE_MARKET_HOURS")
 
 
 def current_env() -> dict[str, str]:
@@ -73,7 +581,7 @@ def with_local_defaults(env: Mapping[str, str]) -> dict[str, str]:
         return out
     defaults = dict(LOCAL_DEFAULTS)
     if env.get("POLYGON_API_KEY", "").strip():
-        for name in ("POLYGON_BASE_URL", "RECENT_AS_OF", "POLYGON_MAX_CALLS_PER_MIN", "ALERTS_IGNORE_MARKET_HOURS"):
+        for name in _NOT_WITH_A_KEY:
             defaults.pop(name)
     if env.get("LAKE_URI", "").strip():
         defaults.pop("S3_ENDPOINT_URL")
@@ -83,61 +591,21 @@ def with_local_defaults(env: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-# Settings a service cannot start without, by where it runs. Each entry is one
-# requirement: any of its names will do (a value, or the SSM parameter holding it).
-REQUIRED: dict[str, dict[str, list[tuple[str, ...]]]] = {
-    "quote": {"aws": [("POLYGON_RELAY_FUNCTION", "POLYGON_API_KEY_SECRET_ID", "POLYGON_API_KEY"), ("REDIS_URL",)]},
-    "backtest": {
-        "aws": [
-            ("DATABASE_URL",),
-            ("LAKE_URI",),
-            ("CURSOR_SECRET", "CURSOR_SECRET_SECRET_ID"),
-            # The daily update's: the API itself never calls Polygon.
-            ("POLYGON_RELAY_FUNCTION", "POLYGON_API_KEY_SECRET_ID", "POLYGON_API_KEY"),
-        ]
-    },
-    "alerts": {
-        # Locally the pool make run creates on moto (LOCAL_DEFAULTS).
-        "any": [("COGNITO_USER_POOL_ID",), ("COGNITO_CLIENT_ID",)],
-        "aws": [
-            ("DATABASE_URL",),
-            ("REDIS_URL",),
-            ("ALERTS_TOPIC_PREFIX",),
-            ("ALERTS_WORK_TOPIC_ARN",),
-            ("POLYGON_RELAY_FUNCTION", "POLYGON_API_KEY_SECRET_ID", "POLYGON_API_KEY"),
-        ],
-    },
-}
-WHY = {
-    "COGNITO_USER_POOL_ID": "the Cognito user pool whose tokens the API accepts "
-    "(make stage-config writes it from the stateful stack's outputs)",
-    "COGNITO_CLIENT_ID": "the pool's app client the dashboard signs in with "
-    "(make stage-config writes it from the stateful stack's outputs)",
-    "ALERTS_TOPIC_PREFIX": "the name prefix of the users' SNS topics (make stage-config writes it)",
-    "ALERTS_WORK_TOPIC_ARN": "the SNS topic a check's shards and deliveries go through to the workers' queue "
-    "(make stage-config writes it from the stateful stack's outputs)",
-    "POLYGON_RELAY_FUNCTION": "the vendor relay that calls the vendor for this stage's functions (make "
-    "stage-config writes it); the relay itself reads the key's Secrets Manager secret (POLYGON_API_KEY_SECRET_ID)",
-    "CURSOR_SECRET": "it signs pagination cursors (on AWS, CURSOR_SECRET_SECRET_ID names its Secrets Manager secret)",
-}
-
-
 def missing_settings(service: str, env: Mapping[str, str] | None = None) -> list[str]:
-    """What ``service`` needs on its stage and the environment does not give, one line each."""
+    """What ``service`` needs on its stage and the environment does not give, one line each:
+    the settings required on every stage first, then those of the AWS stages."""
     env = with_local_defaults(os.environ if env is None else env)
-    needs = REQUIRED.get(service, {})
-    wanted = list(needs.get("any", []))
-    if not is_local(env):
-        wanted += needs.get("aws", [])
+    stages = ("any",) if is_local(env) else ("any", "aws")
+    wanted = [f for stage in stages for f in fields(Settings) if f.metadata["required"].get(service) == stage]
     lines = []
-    for names in wanted:
+    for declared in wanted:
+        meta = declared.metadata
+        names = (meta["env"], *meta["alternatives"])
         if not any(env.get(name, "").strip() for name in names):
-            why = WHY.get(names[0], "")
             alternative = f" (or {' or '.join(names[1:])})" if len(names) > 1 else ""
             stage = env.get("STAGE", LOCAL_STAGE)
-            lines.append(
-                f"{service}: {names[0]}{alternative} is not set on stage {stage}" + (f": {why}" if why else "")
-            )
+            why = f": {meta['why']}" if meta["why"] else ""
+            lines.append(f"{service}: {names[0]}{alternative} is not set on stage {stage}{why}")
     return lines
 
 
@@ -146,58 +614,9 @@ def under_chalice_local() -> bool:
     return bool(os.environ.get("CHALICE_WORKER"))
 
 
-def _text(env: Mapping[str, str], name: str, default: str) -> str:
-    value = env.get(name, "").strip()
-    return value or default
-
-
-def _number(env: Mapping[str, str], name: str, default: float, kind=float, minimum=0):
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {raw!r}")
-    return value
-
-
-# The AWS services the project calls, by botocore's name, and the SDK's own variable
-# for each one's endpoint (AWS_ENDPOINT_URL_<service id>): one can then be pointed
-# elsewhere, or fail, while the others work.
-AWS_SERVICES = {
-    "dynamodb": "AWS_ENDPOINT_URL_DYNAMODB",
-    "sns": "AWS_ENDPOINT_URL_SNS",
-    "s3": "AWS_ENDPOINT_URL_S3",
-    "ssm": "AWS_ENDPOINT_URL_SSM",
-    "secretsmanager": "AWS_ENDPOINT_URL_SECRETS_MANAGER",
-    "cognito-idp": "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER",
-    "sqs": "AWS_ENDPOINT_URL_SQS",
-    "lambda": "AWS_ENDPOINT_URL_LAMBDA",
-}
-
-
-def _aws_endpoints(env: Mapping[str, str]) -> dict[str, str]:
-    """Each service's endpoint: its own variable, else the one for all (AWS_ENDPOINT_URL), else AWS's."""
-    common = _text(env, "AWS_ENDPOINT_URL", "")
-    return {service: _text(env, name, common).rstrip("/") for service, name in AWS_SERVICES.items()}
-
-
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-
-
-def _log_level(env: Mapping[str, str]) -> str:
-    level = _text(env, "LOG_LEVEL", "INFO").upper()
-    if level not in LOG_LEVELS:
-        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
-    return level
-
-
 def log_level(env: Mapping[str, str] | None = None) -> str:
     """LOG_LEVEL, read at start-up without any other setting."""
-    return _log_level(os.environ if env is None else env)
+    return _parse(os.environ if env is None else env, DECLARED["log_level"])
 
 
 def stage_name(env: Mapping[str, str] | None = None) -> str:
@@ -205,227 +624,58 @@ def stage_name(env: Mapping[str, str] | None = None) -> str:
     return _text(os.environ if env is None else env, "STAGE", LOCAL_STAGE)
 
 
-def _date(env: Mapping[str, str], name: str) -> date | None:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an ISO date (YYYY-MM-DD), got {raw!r}") from None
+def settings_page() -> str:
+    """The documentation's configuration page, from the declarations."""
 
+    def shown(value) -> str:
+        if value in ("", None, (), {}):
+            return "(none)"
+        if isinstance(value, bool):
+            return "`1`" if value else "`0`"
+        return f"`{value}`"
 
-@dataclass(frozen=True)
-class Settings:
-    stage: str = LOCAL_STAGE
-    # This machine: the local stage outside Lambda (see is_local).
-    local: bool = False
-    # Only for local AWS stand-ins (moto, dynalite); on AWS the role's credentials are used.
-    aws_access_key_id: str = ""
-    aws_secret_access_key: str = ""
-
-    # --- upstream market data (Polygon, now Massive) ---
-    polygon_base_url: str = "https://api.massive.com"
-    polygon_api_key: str = ""
-    polygon_connect_timeout_s: float = 1.0
-    polygon_read_timeout_s: float = 3.0
-    # Attempts after the first, for timeouts and 5xx; each one is charged to the budget.
-    polygon_retries: int = 1
-    polygon_max_calls_per_min: int = 5
-    # 15 for plans that only get delayed snapshots (Starter, Developer); 0 for real time.
-    polygon_delay_min: int = 0
-
-    # --- Redis cache ---
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    redis_timeout_s: float = 0.25
-    # A cluster-mode server (ElastiCache Serverless always is): redis-py's cluster client.
-    redis_cluster: bool = False
-    # AWS services called on their dual-stack (IPv6) endpoints (AWS_DUALSTACK_SERVICES, comma-separated).
-    aws_dualstack_services: tuple = ()
-    quote_ttl_s: float = 60.0
-    quote_stale_max_s: float = 86400.0
-    quote_not_found_ttl_s: float = 300.0
-    quote_wait_s: float = 4.0
-    # Tickers per many-ticker snapshot request (see shared/polygon.py for why 250).
-    quote_batch_chunk: int = 250
-    # A symbol asked for within this long is "hot": its quote is refreshed in the
-    # spare room of upstream calls made anyway, once it is this close to expiry.
-    quote_hot_s: float = 300.0
-    quote_refresh_ahead_s: float = 20.0
-
-    # --- historical bars ---
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/market_dev"
-    database_timeout_s: float = 5.0
-    recent_years: int = 5
-    # The date the recent window is counted back from; unset means today.
-    recent_as_of: date | None = None
-    lake_uri: str = "s3://market-lake/history"
-    # Signs pagination cursors so a tampered one is refused; set it in production.
-    cursor_secret: str = "dev-only-cursor-secret"
-    s3_endpoint_url: str = ""
-    aws_region: str = "us-east-1"
-
-    # --- alerts ---
-    alerts_table: str = "market-alerts"
-    # A user's notifications go to the SNS topic named this prefix and their id.
-    alerts_topic_prefix: str = ""
-    alerts_max_rules_per_user: int = 100
-    alerts_max_channels_per_user: int = 5
-    # The users' SNS topics this stage may make (one per user with a channel): under the
-    # account's quota (100,000 by default, adjustable), with room for other topics.
-    alerts_max_topics: int = 95_000
-    # --- accounts: the Cognito user pool whose tokens the alerts API accepts ---
-    cognito_user_pool_id: str = ""
-    cognito_client_id: str = ""
-    # The cognito-idp endpoint (moto's locally); on AWS, the region's own.
-    cognito_endpoint_url: str = ""
-    alerts_max_condition_len: int = 200
-    alerts_local_interval_s: float = 60.0
-    # A quote older than this (served stale while Polygon is down) is not used.
-    alerts_max_quote_age_s: float = 900.0
-    # Firings published at once (each is a few DynamoDB writes and one SNS publish).
-    alerts_fire_concurrency: int = 8
-    # A symbol whose newest bar is more than this many due sessions old is not
-    # evaluated (stale_history): 0 = the last session whose daily update is due.
-    alerts_max_history_lag: int = 0
-    # A check's fan-out: the SNS topic its shard and delivery messages go through (to the
-    # workers' SQS queue), the rules a shard holds at most (a symbol's rules are never
-    # split; at most 250 symbols a shard, one vendor call's worth), and how many
-    # delivery messages a check's firings are spread over (by user).
-    alerts_work_topic_arn: str = ""
-    alerts_shard_rules: int = 5000
-    alerts_delivery_buckets: int = 16
-    # Locally (make run, the CLI): the queue the local poller reads as Lambda's event
-    # source would, and how many worker processes it runs.
-    alerts_work_queue_url: str = ""
-    alerts_local_workers: int = 3
-
-    # --- keeping history current ---
-    # Seconds one ingestion run may spend waiting on 429s and the call budget, in all.
-    ingest_max_wait_s: float = 300.0
-    # The daily update fills at most this many missing sessions; a symbol further
-    # behind is re-fetched whole instead.
-    daily_update_max_days: int = 30
-    # How often make run's loop runs the daily update.
-    daily_update_local_interval_s: float = 3600.0
-    aws_endpoint_url: str = ""
-    # By botocore service name (see AWS_SERVICES); "" is AWS's own endpoint.
-    aws_endpoints: dict = field(default_factory=dict)
-    # Every AWS call of a request: connect and read timeouts, and attempts in all
-    # (botocore's standard retries, with backoff on throttling). Small enough that a
-    # hanging service answers a 503 inside the API functions' timeouts.
-    aws_connect_timeout_s: float = 1.0
-    aws_read_timeout_s: float = 3.0
-    aws_max_attempts: int = 3
-
-    # --- secrets at run time (production): SSM SecureString parameter names and
-    # the RDS-managed Secrets Manager secret; never the values themselves.
-    polygon_api_key_secret_id: str = ""
-    cursor_secret_secret_id: str = ""
-    database_secret_arn: str = ""
-    # Run the check whatever the clock says (for demos on weekends and at night).
-    alerts_ignore_market_hours: bool = False
-    # The application log level: the JSON lines at or above it are written. On AWS the
-    # packaged template gives it to Lambda (LoggingConfig.ApplicationLogLevel); locally
-    # shared.observability applies it.
-    log_level: str = "INFO"
-    # The function that calls the vendor for the functions in the VPC, whose subnets may
-    # not reach it (IPv6 only): invoked over Lambda's dual-stack endpoint; empty: direct.
-    polygon_relay_function: str = ""
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = with_local_defaults(os.environ if env is None else env)
-        d = cls()
-        local_aws = is_local(env) and env.get("AWS_ENDPOINT_URL", "").startswith("http://127.0.0.1")
-        return cls(
-            stage=_text(env, "STAGE", LOCAL_STAGE),
-            local=is_local(env),
-            # moto accepts any credentials, but boto3 will not sign without some.
-            aws_access_key_id=_text(env, "AWS_ACCESS_KEY_ID", "testing" if local_aws else ""),
-            aws_secret_access_key=_text(env, "AWS_SECRET_ACCESS_KEY", "testing" if local_aws else ""),
-            polygon_base_url=_text(env, "POLYGON_BASE_URL", d.polygon_base_url).rstrip("/"),
-            polygon_api_key=_text(env, "POLYGON_API_KEY", ""),
-            polygon_connect_timeout_s=_number(env, "POLYGON_CONNECT_TIMEOUT_S", d.polygon_connect_timeout_s),
-            polygon_read_timeout_s=_number(env, "POLYGON_READ_TIMEOUT_S", d.polygon_read_timeout_s),
-            polygon_retries=_number(env, "POLYGON_RETRIES", d.polygon_retries, int),
-            polygon_max_calls_per_min=_number(env, "POLYGON_MAX_CALLS_PER_MIN", d.polygon_max_calls_per_min, int, 1),
-            polygon_delay_min=_number(env, "POLYGON_DELAY_MIN", d.polygon_delay_min, int),
-            redis_url=_text(env, "REDIS_URL", d.redis_url),
-            redis_timeout_s=_number(env, "REDIS_TIMEOUT_S", d.redis_timeout_s),
-            redis_cluster=_text(env, "REDIS_CLUSTER", "0").lower() in ("1", "true", "yes"),
-            aws_dualstack_services=tuple(
-                x.strip() for x in _text(env, "AWS_DUALSTACK_SERVICES", "").split(",") if x.strip()
-            ),
-            quote_ttl_s=_number(env, "QUOTE_TTL_S", d.quote_ttl_s, float, 1),
-            quote_stale_max_s=_number(env, "QUOTE_STALE_MAX_S", d.quote_stale_max_s),
-            quote_not_found_ttl_s=_number(env, "QUOTE_NOT_FOUND_TTL_S", d.quote_not_found_ttl_s, float, 1),
-            quote_wait_s=_number(env, "QUOTE_WAIT_S", d.quote_wait_s),
-            quote_batch_chunk=min(250, _number(env, "QUOTE_BATCH_CHUNK", d.quote_batch_chunk, int, 1)),
-            quote_hot_s=_number(env, "QUOTE_HOT_S", d.quote_hot_s),
-            quote_refresh_ahead_s=_number(env, "QUOTE_REFRESH_AHEAD_S", d.quote_refresh_ahead_s),
-            database_url=_text(env, "DATABASE_URL", d.database_url),
-            database_timeout_s=_number(env, "DATABASE_TIMEOUT_S", d.database_timeout_s),
-            recent_years=_number(env, "RECENT_YEARS", d.recent_years, int, 1),
-            recent_as_of=_date(env, "RECENT_AS_OF"),
-            lake_uri=_text(env, "LAKE_URI", d.lake_uri),
-            cursor_secret=_text(env, "CURSOR_SECRET", d.cursor_secret),
-            s3_endpoint_url=_text(env, "S3_ENDPOINT_URL", _text(env, "AWS_ENDPOINT_URL_S3", "")),
-            aws_region=_text(env, "AWS_REGION", _text(env, "AWS_DEFAULT_REGION", d.aws_region)),
-            alerts_table=_text(env, "ALERTS_TABLE", d.alerts_table),
-            alerts_topic_prefix=_text(env, "ALERTS_TOPIC_PREFIX", ""),
-            alerts_max_rules_per_user=_number(env, "ALERTS_MAX_RULES_PER_USER", d.alerts_max_rules_per_user, int, 1),
-            alerts_max_topics=_number(env, "ALERTS_MAX_TOPICS", d.alerts_max_topics, int, 1),
-            alerts_max_channels_per_user=_number(
-                env, "ALERTS_MAX_CHANNELS_PER_USER", d.alerts_max_channels_per_user, int, 1
-            ),
-            cognito_user_pool_id=_text(env, "COGNITO_USER_POOL_ID", ""),
-            cognito_client_id=_text(env, "COGNITO_CLIENT_ID", ""),
-            # The SDK's own per-service variable, else the one endpoint for every AWS service.
-            cognito_endpoint_url=_aws_endpoints(env)["cognito-idp"],
-            alerts_max_condition_len=_number(env, "ALERTS_MAX_CONDITION_LEN", d.alerts_max_condition_len, int, 1),
-            alerts_local_interval_s=_number(env, "ALERTS_LOCAL_INTERVAL_S", d.alerts_local_interval_s, float, 1),
-            alerts_max_quote_age_s=_number(env, "ALERTS_MAX_QUOTE_AGE_S", d.alerts_max_quote_age_s),
-            aws_endpoint_url=_text(env, "AWS_ENDPOINT_URL", ""),
-            aws_endpoints=_aws_endpoints(env),
-            aws_connect_timeout_s=_number(env, "AWS_CONNECT_TIMEOUT_S", d.aws_connect_timeout_s),
-            aws_read_timeout_s=_number(env, "AWS_READ_TIMEOUT_S", d.aws_read_timeout_s),
-            aws_max_attempts=_number(env, "AWS_MAX_ATTEMPTS", d.aws_max_attempts, int, 1),
-            polygon_api_key_secret_id=_text(env, "POLYGON_API_KEY_SECRET_ID", ""),
-            cursor_secret_secret_id=_text(env, "CURSOR_SECRET_SECRET_ID", ""),
-            database_secret_arn=_text(env, "DATABASE_SECRET_ARN", ""),
-            alerts_fire_concurrency=_number(env, "ALERTS_FIRE_CONCURRENCY", d.alerts_fire_concurrency, int, 1),
-            alerts_max_history_lag=_number(env, "ALERTS_MAX_HISTORY_LAG", d.alerts_max_history_lag, int),
-            alerts_work_topic_arn=_text(env, "ALERTS_WORK_TOPIC_ARN", ""),
-            alerts_shard_rules=_number(env, "ALERTS_SHARD_RULES", d.alerts_shard_rules, int, 1),
-            alerts_delivery_buckets=_number(env, "ALERTS_DELIVERY_BUCKETS", d.alerts_delivery_buckets, int, 1),
-            alerts_work_queue_url=_text(env, "ALERTS_WORK_QUEUE_URL", ""),
-            alerts_local_workers=_number(env, "ALERTS_LOCAL_WORKERS", d.alerts_local_workers, int, 1),
-            ingest_max_wait_s=_number(env, "INGEST_MAX_WAIT_S", d.ingest_max_wait_s),
-            daily_update_max_days=_number(env, "DAILY_UPDATE_MAX_DAYS", d.daily_update_max_days, int, 1),
-            daily_update_local_interval_s=_number(
-                env, "DAILY_UPDATE_LOCAL_INTERVAL_S", d.daily_update_local_interval_s, float, 1
-            ),
-            alerts_ignore_market_hours=_text(env, "ALERTS_IGNORE_MARKET_HOURS", "0").lower() in ("1", "true", "yes"),
-            log_level=_log_level(env),
-            polygon_relay_function=_text(env, "POLYGON_RELAY_FUNCTION", ""),
+    lines = [
+        "# Configuration",
+        "",
+        "*Generated from the declarations in `shared/config.py`: each setting is declared there once,",
+        "and the settings object, the missing-setting errors and this page are made from it.*",
+        "",
+        "Every setting is an environment variable. On the local stage (`dev`, outside Lambda) a setting",
+        "the environment leaves out takes its **local** value: what `make run` serves. On the AWS stages",
+        "(`aws-dev`, `aws-prod`) the stage's `.chalice/config.json` sets them (`make stage-config` writes",
+        "the ones that come from the stateful stack); secrets come from Secrets Manager. A service started",
+        "without a **required** setting stops at once with one line naming it. Each service sees only the",
+        "settings it reads.",
+        "",
+        "| variable | default | local | read by | required | what it is for |",
+        "|---|---|---|---|---|---|",
+    ]
+    for declared in fields(Settings):
+        meta = declared.metadata
+        if not meta["env"]:
+            continue
+        default = declared.default if declared.default is not MISSING else declared.default_factory()
+        if meta["secret"] and default:
+            default = f"{default} (this machine only; required on AWS)"
+        required = ", ".join(
+            f"{service} ({'every stage' if where == 'any' else 'AWS'})" for service, where in meta["required"].items()
         )
-
-    def redacted(self) -> dict:
-        """The settings as a dict that is safe to log."""
-        from urllib.parse import urlparse
-
-        secret = {"polygon_api_key", "cursor_secret", "aws_secret_access_key"}
-        out = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = ("***" if value else "") if f.name in secret else value
-        url = urlparse(self.database_url)
-        if url.password:
-            out["database_url"] = self.database_url.replace(f":{url.password}@", ":***@")
-        return out
-
-    def with_secrets(self, values: dict) -> Settings:
-        from dataclasses import replace
-
-        return replace(self, **values)
+        if required and meta["alternatives"]:
+            required += " — or " + " or ".join(f"`{n}`" for n in meta["alternatives"])
+        env = f"`{meta['env']}`" + "".join(f" (or `{n}`)" for n in meta["fallback"])
+        local = shown(meta["local"]) if meta["local"] is not None else ""
+        lines.append(
+            f"| {env} | {shown(default)} | {local} | {', '.join(meta['services'])} | {required} | "
+            f"{meta['doc'].replace('|', '\\|')} |"
+        )
+    derived = [f for f in fields(Settings) if not f.metadata["env"]]
+    lines += ["", "Derived, not set directly:", ""]
+    lines += [f"- `{f.name}`: {f.metadata['doc']}" for f in derived]
+    lines += [
+        "",
+        "The make targets read a few more of their own: `WEB_PORT` (8080), `QUOTE_PORT` (8001),",
+        "`BACKTEST_PORT` (8002), `ALERTS_PORT` (8003), `FAKE_POLYGON_PORT` (8790), `MOTO_PORT` (8795),",
+        "and `CHROMIUM` (`/usr/bin/chromium`), the browser the browser tests and `make bench` drive.",
+        "",
+    ]
+    return "\n".join(lines)

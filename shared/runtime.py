@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import threading
 from functools import cached_property
+from typing import cast
 
 from shared.config import ConfigError, Settings
 
 
 class Runtime:
+    # The service whose settings these are (each app's subclass names it): it sees only
+    # the settings declared as read by it. None (the CLI, tools): all of them.
+    service: str | None = None
+
     def __init__(self, env=None):
         self._env = env
         self._lock = threading.RLock()
@@ -44,7 +49,8 @@ class Runtime:
                 raise aws_unavailable(
                     exc, "configuration_unavailable", "the secret store (Secrets Manager)", "secretsmanager"
                 ) from exc
-        return settings
+        # A view answers every attribute of the settings it allows, as the object would.
+        return cast(Settings, settings.view(self.service)) if self.service else settings
 
     @cached_property
     def redis(self):

@@ -171,12 +171,12 @@ def test_an_aws_stage_names_every_setting_it_lacks():
     ]
     assert missing_settings("quote", {"STAGE": "dev"}) == []
     assert missing_settings("backtest", {"STAGE": "aws-dev", "DATABASE_URL": "x", "LAKE_URI": "y"}) == [
-        "backtest: CURSOR_SECRET (or CURSOR_SECRET_SECRET_ID) is not set on stage aws-dev: "
-        "it signs pagination cursors (on AWS, CURSOR_SECRET_SECRET_ID names its Secrets Manager secret)",
         # The daily update's (the app's scheduled function): the API itself never calls Polygon.
         "backtest: POLYGON_RELAY_FUNCTION (or POLYGON_API_KEY_SECRET_ID or POLYGON_API_KEY) is not set on stage "
         "aws-dev: the vendor relay that calls the vendor for this stage's functions (make stage-config writes it); "
         "the relay itself reads the key's Secrets Manager secret (POLYGON_API_KEY_SECRET_ID)",
+        "backtest: CURSOR_SECRET (or CURSOR_SECRET_SECRET_ID) is not set on stage aws-dev: "
+        "it signs pagination cursors (on AWS, CURSOR_SECRET_SECRET_ID names its Secrets Manager secret)",
     ]
     # A dev stage deployed to Lambda by mistake gets no local defaults and no leniency.
     assert missing_settings("quote", {"STAGE": "dev", "AWS_LAMBDA_FUNCTION_NAME": "f"})

@@ -9,6 +9,8 @@ from shared.runtime import Runtime
 
 
 class AlertsRuntime(Runtime):
+    service = "alerts"
+
     @cached_property
     def alert_store(self):
         from .store import AlertStore
@@ -78,4 +80,4 @@ class AlertsRuntime(Runtime):
         its role reads no SSM parameter)."""
         from .auth import TokenVerifier
 
-        return TokenVerifier.from_settings(Settings.from_env(self._env))
+        return TokenVerifier.from_settings(Settings.from_env(self._env).view(self.service))

@@ -8,6 +8,8 @@ from shared.runtime import Runtime
 
 
 class BacktestRuntime(Runtime):
+    service = "backtest"
+
     @cached_property
     def lake(self):
         from shared.runtime import aws_credentials

@@ -8,6 +8,8 @@ from shared.runtime import Runtime
 
 
 class QuoteRuntime(Runtime):
+    service = "quote"
+
     @cached_property
     def vendor_relay(self):
         """The relay's side: only the ``vendor-relay`` function uses it."""
