@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlparse
 
 import orjson
@@ -205,15 +205,19 @@ def read_after(conn, after: dict[str, date], through: date) -> dict[str, list[Da
     return _each_symbol(conn, after, "date", "AND b.day > w.v AND b.day <= :through", through=through)
 
 
-def symbol_info(conn, symbol: str) -> tuple[date, date, str, bool] | None:
-    """A symbol's stored span, the basis of its rows and whether its actions are stored."""
+class SymbolInfo(NamedTuple):
+    """What is stored of a symbol: its span, the basis of its rows ("raw" as traded, or
+    "split" from before the migration) and whether its corporate actions are stored."""
+
+    first: date
+    last: date
+    basis: str
+    actions_loaded: bool
+
+
+def symbol_info(conn, symbol: str) -> SymbolInfo | None:
     rows = conn.run("SELECT first_day, last_day, basis, actions_loaded FROM symbols WHERE symbol = :s", s=symbol)
-    return tuple(rows[0]) if rows else None
-
-
-def symbol_span(conn, symbol: str) -> tuple[date, date] | None:
-    info = symbol_info(conn, symbol)
-    return (info[0], info[1]) if info else None
+    return SymbolInfo(*rows[0]) if rows else None
 
 
 ACTION_COLUMNS = "symbol, kind, day, split_from, split_to, amount, dividend_type, currency, prev_close, prev_day, ref, adjustment_type"

@@ -20,7 +20,9 @@ import hashlib
 import logging
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from enum import StrEnum
 
 from shared import postgres
 from shared.market_calendar import sessions_behind
@@ -32,6 +34,45 @@ from .store import AlertStore, now_iso
 from .work import Delivery, Shard, WorkQueue
 
 log = logging.getLogger(__name__)
+
+
+class Claim(StrEnum):
+    """What claiming a firing for this check's delivery found."""
+
+    CLAIMED = "claimed"  # this check delivers it
+    DELIVERED = "delivered"  # sent (or maybe sent) by an earlier check: the rule's state catches up
+    WAITING = "waiting"  # another check's delivery of it is still to come
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A firing that could not be claimed: counted as failed, with why."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A rule that fires now: its trigger state once delivered, its operands' values and
+    the evaluation (indicator state and quote) they came from."""
+
+    rule: dict
+    after: dict
+    values: dict
+    evaluation: Evaluation
+
+
+@dataclass
+class Subject:
+    """One symbol of a shard as its rules are decided: its indicator state, whether the
+    states could be read at all, why its history is stale (None: it is not), and the
+    evaluation its rules share (made on first use)."""
+
+    symbol: str
+    state: object
+    no_states: bool
+    stale: str | None
+    evaluations: dict[str, Evaluation] = field(default_factory=dict)
 
 
 def bucket_of(user: str, buckets: int) -> int:
@@ -66,29 +107,28 @@ def run_shard(shard: Shard, store: AlertStore, checks: CheckStore, database, wor
             states = None
         decisions = evaluate(shard, rules_by_symbol, states, store, settings, run)
         day = date.fromisoformat(shard.day)
-        outcomes = pool.map(lambda d: guarded(lambda: claim(store, shard, d, day), d[0]), decisions)
+        outcomes = pool.map(lambda d: guarded(lambda: claim(store, shard, d, day), d.rule), decisions)
         for outcome in outcomes:
-            if outcome.startswith("error:"):
-                run.fail(outcome[len("error:") :])
+            if isinstance(outcome, Failed):
+                run.fail(outcome.reason)
     finish(shard.check, shard.number, run, checks, work)
     return run
 
 
-def guarded(work, rule) -> str:
+def guarded(work, rule) -> Claim | Failed:
     try:
         return work()
     except Exception as exc:  # noqa: BLE001 - counted and logged; the others go on
         log.exception("firing rule %s failed", rule.get("id"))
-        return f"error:{getattr(exc, 'code', None) or type(exc).__name__}"
+        return Failed(getattr(exc, "code", None) or type(exc).__name__)
 
 
-def evaluate(shard: Shard, rules_by_symbol: dict, states, store: AlertStore, settings, run: ShardRun) -> list:
-    """(rule, its trigger state once delivered, operand values, evaluation) for each rule
-    that fires now; the others counted."""
+def evaluate(shard: Shard, rules_by_symbol: dict, states, store: AlertStore, settings, run: ShardRun) -> list[Decision]:
+    """A decision for each rule that fires now; the others counted."""
     now = datetime.now(UTC)
     due = date.fromisoformat(shard.due)
     evaluations: dict[str, Evaluation] = {}
-    decisions = []
+    decisions: list[Decision] = []
     for symbol, rules in rules_by_symbol.items():
         state = (states or {}).get(symbol)
         stale = None
@@ -99,10 +139,11 @@ def evaluate(shard: Shard, rules_by_symbol: dict, states, store: AlertStore, set
                     f"stale_history: the newest stored bar is {state.day}, {behind} session(s) behind "
                     f"{due} (at most {settings.alerts_max_history_lag} allowed)"
                 )
+        subject = Subject(symbol, state, states is None, stale, evaluations)
         for rule in rules:
             run.counts["rules_seen"] += 1
             try:
-                decision = decide(rule, symbol, shard, state, states is None, stale, evaluations, store, now, run)
+                decision = decide(rule, subject, shard, store, now, run)
             except Exception as exc:  # noqa: BLE001 - one rule's failure never stops the others
                 log.exception("rule %s failed", rule.get("id"))
                 run.fail(getattr(exc, "code", None) or type(exc).__name__)
@@ -112,7 +153,11 @@ def evaluate(shard: Shard, rules_by_symbol: dict, states, store: AlertStore, set
     return decisions
 
 
-def decide(rule, symbol, shard, state, no_states, stale, evaluations, store, now, run):
+def decide(
+    rule: dict, subject: Subject, shard: Shard, store: AlertStore, now: datetime, run: ShardRun
+) -> Decision | None:
+    """Whether ``rule`` fires now (a decision) or not (None, counted in ``run``)."""
+    symbol, state, stale, evaluations = subject.symbol, subject.state, subject.stale, subject.evaluations
     expires = rule.get("expires_at")
     if expires and datetime.fromisoformat(expires.replace("Z", "+00:00")) <= now:
         store.set_rule_state(rule, enabled=False, last_error="expired")
@@ -126,7 +171,7 @@ def decide(rule, symbol, shard, state, no_states, stale, evaluations, store, now
         return None
     live = condition.needs_quote()
     try:
-        if no_states:
+        if subject.no_states:
             raise MissingData("history_unavailable")
         if live and symbol in shard.quote_errors:
             raise MissingData(shard.quote_errors[symbol])
@@ -151,7 +196,7 @@ def decide(rule, symbol, shard, state, no_states, stale, evaluations, store, now
     after = firing_state(store, rule, holds, date.fromisoformat(shard.day))
     if after is None:
         return None
-    return rule, after, values, evaluation
+    return Decision(rule, after, values, evaluation)
 
 
 def firing_state(store, rule, holds: bool, trading_day: date) -> dict | None:
@@ -182,10 +227,9 @@ def firing_state(store, rule, holds: bool, trading_day: date) -> dict | None:
     return state
 
 
-def claim(store: AlertStore, shard: Shard, decision, trading_day: date) -> str:
-    """Claim the firing for this check's delivery: "claimed", or what became of it before
-    ("delivered": sent, or maybe sent, by an earlier check: the rule's state catches up)."""
-    rule, after, values, evaluation = decision
+def claim(store: AlertStore, shard: Shard, decision: Decision, trading_day: date) -> Claim:
+    """Claim the firing for this check's delivery, or say what became of it before."""
+    rule, after, values, evaluation = decision.rule, decision.after, decision.values, decision.evaluation
     fid = firing_id(rule, trading_day)
     fired_at = now_iso()
     quote = evaluation.quote or {}
@@ -215,17 +259,17 @@ def claim(store: AlertStore, shard: Shard, decision, trading_day: date) -> str:
     }
     existing = store.claim_firing(record)
     if existing is None:
-        return "claimed"
+        return Claim.CLAIMED
     status = existing.get("status")
     if status in ("failed", "pending") and existing.get("check") != shard.check:
         # SNS refused it last time, or its check's delivery never came: this check sends
         # it, as the same event (its first firing time).
         record["entry"]["fired_at"] = existing["event_key"].split("#", 1)[0]
         if store.retry_firing(record, was=status):
-            return "claimed"
+            return Claim.CLAIMED
     if status in ("sent", "no_channel", "publishing", "unknown"):
         store.set_rule_state(rule, **after)
-    return "delivered" if status != "pending" else "waiting"
+    return Claim.DELIVERED if status != "pending" else Claim.WAITING
 
 
 def finish(check: str, number: int, run: ShardRun, checks: CheckStore, work: WorkQueue) -> None:

@@ -229,6 +229,24 @@ class BarsPage:
         }
 
 
+@dataclass(frozen=True)
+class PageCursor:
+    """Where the next page starts: after the day ``after``, up to the first page's
+    ``end``, for the query ``binding`` names (symbol, interval, start, end, adjustment)."""
+
+    after: date
+    end: date
+    binding: str
+
+    # On the wire as short keys: cursors issued before stay valid.
+    def to_json(self) -> dict:
+        return {"a": self.after.isoformat(), "e": self.end.isoformat(), "b": self.binding}
+
+    @classmethod
+    def from_json(cls, state: dict) -> PageCursor:
+        return cls(date.fromisoformat(state["a"]), date.fromisoformat(state["e"]), str(state["b"]))
+
+
 class CursorCodec:
     """Opaque, signed cursors: ``base64(json).signature``."""
 
@@ -238,18 +256,20 @@ class CursorCodec:
     def _sign(self, payload: bytes) -> str:
         return base64.urlsafe_b64encode(hmac.new(self._key, payload, hashlib.sha256).digest()[:12]).decode()
 
-    def encode(self, state: dict) -> str:
+    def encode(self, cursor: PageCursor) -> str:
+        state = cursor.to_json()
         payload = base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode().rstrip("=")
         return f"{payload}.{self._sign(payload.encode())}"
 
-    def decode(self, cursor: str) -> dict:
+    def decode(self, cursor: str) -> PageCursor:
         invalid = bad_request("invalid_cursor", "the cursor is not one this service issued, or it was altered")
         payload, _, signature = cursor.partition(".")
         if not payload or not hmac.compare_digest(signature, self._sign(payload.encode())):
             raise invalid
         try:
-            return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        except ValueError:
+            return PageCursor.from_json(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+        except (ValueError, KeyError, TypeError):
+            # Signed by us but not a cursor this version reads: refused, never a 500.
             raise invalid from None
 
 
@@ -279,11 +299,15 @@ class HistoryService:
             held = self._lake_read(query.symbol)
             stored_actions = self._lake_actions(query.symbol)
             actions = stored_actions or []
-            info = (held[0][0].day, held[0][-1].day, held[1], stored_actions is not None) if held and held[0] else None
+            info = (
+                postgres.SymbolInfo(held[0][0].day, held[0][-1].day, held[1], stored_actions is not None)
+                if held and held[0]
+                else None
+            )
         if info is None:
             raise not_found("unknown_symbol", f"no history is stored for {query.symbol}")
-        span, basis, actions_loaded = (info[0], info[1]), info[2], info[3]
-        context = Adjusting(query.adjustment, actions, basis, actions_loaded, query.symbol)
+        span = (info.first, info.last)
+        context = Adjusting(query.adjustment, actions, info.basis, info.actions_loaded, query.symbol)
 
         end = query.end or span[1]
         if query.start:
@@ -298,16 +322,16 @@ class HistoryService:
             raise bad_request("invalid_range", f"start {start} is after end {end} (the latest bar)")
         fetch_from = start
         if query.cursor:
-            state = self.cursors.decode(query.cursor)
-            if state.get("b") != query.binding():
+            cursor = self.cursors.decode(query.cursor)
+            if cursor.binding != query.binding():
                 raise bad_request(
                     "cursor_mismatch",
                     "the cursor belongs to another query: repeat the same symbol, interval, start, end and adjustment",
                 )
-            fetch_from = date.fromisoformat(state["a"]) + timedelta(days=1)
+            fetch_from = cursor.after + timedelta(days=1)
             # The end as resolved for the first page, so bars ingested meanwhile
             # cannot make the pages differ from the answer the first page began.
-            end = date.fromisoformat(state["e"])
+            end = cursor.end
 
         # One row more than the page needs tells whether another page exists.
         need = query.limit * query.sessions + 1
@@ -318,7 +342,7 @@ class HistoryService:
         next_cursor = None
         if more and bars:
             last = rows[-1].day
-            next_cursor = self.cursors.encode({"a": last.isoformat(), "e": end.isoformat(), "b": query.binding()})
+            next_cursor = self.cursors.encode(PageCursor(last, end, query.binding()))
         overlays = {}
         if query.overlays and rows:
             before = self._warmup(query, rows[0].day, span, pg_up, held, context)
@@ -346,10 +370,9 @@ class HistoryService:
         )
         if info is None:
             return []
-        first, last, basis, loaded = info
-        adjustment = "split" if basis == "split" or loaded else "raw"
-        context = Adjusting(adjustment, actions, basis, loaded, symbol)
-        bars, _ = self._read(symbol, first, last, 10**9, True, None, context)
+        adjustment = "split" if info.basis == "split" or info.actions_loaded else "raw"
+        context = Adjusting(adjustment, actions, info.basis, info.actions_loaded, symbol)
+        bars, _ = self._read(symbol, info.first, info.last, 10**9, True, None, context)
         return bars
 
     def _warmup(self, query: BarsQuery, first: date, span, pg_up: bool, held, context) -> list[DailyBar]:
