@@ -3,7 +3,7 @@
 import logging
 import re
 
-from chalice import AuthResponse, Chalice, Rate
+from chalice import AuthResponse, Rate
 
 from chalicelib import auth
 from chalicelib.channels import CHANNEL_ID_PATTERN, public_channel, validate_channel
@@ -16,15 +16,13 @@ from chalicelib.store import NotFound, RuleLimitReached, public_rule
 from chalicelib.worker import handle_batch
 from shared.config import stage_name
 from shared.errors import ApiError, aws_failures, aws_unavailable, bad_request, not_found, unavailable
-from shared.observability import observe, record_run
-from shared.openapi import openapi_route_response, query_names
+from shared.observability import record_run
+from shared.openapi import query_names
 from shared.startup import start
-from shared.web import CORS, api_view, json_response, one_error_shape, query_params, request_of
+from shared.web import ServiceApp, json_response, query_params, request_of
 
 start("alerts")  # stops here, in one line, without a setting this stage needs
-app = Chalice(app_name="market-alerts")
-observe(app, "alerts")  # one JSON line per request or run, with its metrics
-one_error_shape(app)  # every error, ours or Chalice's, as {"error": {"code", "message"}}
+app = ServiceApp("market-alerts", "alerts", DOCUMENT)
 runtime = AlertsRuntime()
 log = logging.getLogger(__name__)
 
@@ -101,15 +99,7 @@ def rule_id_of(rule_id: str) -> str:
     return rule_id
 
 
-@app.route("/api/alerts/openapi.json", methods=["GET"], cors=CORS)
-@api_view
-def openapi_document():
-    query_params(app, ())
-    return openapi_route_response(DOCUMENT)
-
-
-@app.route("/api/alerts/rules", methods=["POST"], authorizer=bearer_token, cors=CORS)
-@api_view
+@app.route("/api/alerts/rules", methods=["POST"], authorizer=bearer_token)
 def create_rule():
     query_params(app, ())
     settings = runtime.settings
@@ -122,16 +112,14 @@ def create_rule():
     return json_response(public_rule(item), 201, {"Location": f"/api/alerts/rules/{item['id']}"})
 
 
-@app.route("/api/alerts/rules", methods=["GET"], authorizer=bearer_token, cors=CORS)
-@api_view
+@app.route("/api/alerts/rules", methods=["GET"], authorizer=bearer_token)
 def list_rules():
     query_params(app, ())
     rules = runtime.alert_store.list_rules(current_user())
     return json_response({"rules": [public_rule(r) for r in sorted(rules, key=lambda r: r["created_at"])]})
 
 
-@app.route("/api/alerts/rules/{rule_id}", methods=["GET"], authorizer=bearer_token, cors=CORS)
-@api_view
+@app.route("/api/alerts/rules/{rule_id}", methods=["GET"], authorizer=bearer_token)
 def get_rule(rule_id):
     query_params(app, ())
     rule_id = rule_id_of(rule_id)
@@ -141,8 +129,7 @@ def get_rule(rule_id):
         raise rule_not_found(rule_id) from None
 
 
-@app.route("/api/alerts/rules/{rule_id}", methods=["PATCH"], authorizer=bearer_token, cors=CORS)
-@api_view
+@app.route("/api/alerts/rules/{rule_id}", methods=["PATCH"], authorizer=bearer_token)
 def change_rule(rule_id):
     query_params(app, ())
     rule_id = rule_id_of(rule_id)
@@ -155,8 +142,7 @@ def change_rule(rule_id):
         raise rule_not_found(rule_id) from None
 
 
-@app.route("/api/alerts/rules/{rule_id}", methods=["DELETE"], authorizer=bearer_token, cors=CORS)
-@api_view
+@app.route("/api/alerts/rules/{rule_id}", methods=["DELETE"], authorizer=bearer_token)
 def delete_rule(rule_id):
     query_params(app, ())
     rule_id = rule_id_of(rule_id)
@@ -167,8 +153,7 @@ def delete_rule(rule_id):
     return json_response({"deleted": rule_id})
 
 
-@app.route("/api/alerts/events", methods=["GET"], authorizer=bearer_token, cors=CORS)
-@api_view
+@app.route("/api/alerts/events", methods=["GET"], authorizer=bearer_token)
 def list_events():
     params = query_params(app, query_names(DOCUMENT, "/api/alerts/events", "get"))
     raw_limit = params.get("limit", "50")
@@ -181,8 +166,7 @@ def list_events():
     return json_response({"events": events, "next_cursor": next_cursor})
 
 
-@app.route("/api/alerts/channels", methods=["POST"], authorizer=bearer_token, cors=CORS)
-@api_view
+@app.route("/api/alerts/channels", methods=["POST"], authorizer=bearer_token)
 def create_channel():
     query_params(app, ())
     # A webhook may be http:// on loopback only on this machine, where tests and make run receive it.
@@ -191,16 +175,14 @@ def create_channel():
     return json_response(public_channel(created), 201, {"Location": f"/api/alerts/channels/{created['id']}"})
 
 
-@app.route("/api/alerts/channels", methods=["GET"], authorizer=bearer_token, cors=CORS)
-@api_view
+@app.route("/api/alerts/channels", methods=["GET"], authorizer=bearer_token)
 def list_channels():
     query_params(app, ())
     channels = runtime.channels.list(current_user())
     return json_response({"channels": [public_channel(c) for c in sorted(channels, key=lambda c: c["created_at"])]})
 
 
-@app.route("/api/alerts/channels/{channel_id}", methods=["DELETE"], authorizer=bearer_token, cors=CORS)
-@api_view
+@app.route("/api/alerts/channels/{channel_id}", methods=["DELETE"], authorizer=bearer_token)
 def delete_channel(channel_id):
     query_params(app, ())
     if not CHANNEL_ID.fullmatch(channel_id):

@@ -1,6 +1,6 @@
 """Backtest service: daily and Fibonacci N-day bars for a symbol and a date range."""
 
-from chalice import Chalice, Cron
+from chalice import Cron
 
 from chalicelib.daily_update import run_daily_update
 from chalicelib.formats import CONTENT_TYPES, action_headers, encode
@@ -10,28 +10,17 @@ from chalicelib.runtime import BacktestRuntime
 from chalicelib.service import market_today, parse_query, seconds_until_next_update
 from shared import observability
 from shared.errors import ApiError
-from shared.observability import observe
-from shared.openapi import openapi_route_response, query_names
+from shared.openapi import query_names
 from shared.startup import start
-from shared.web import CORS, api_view, cacheable_response, one_error_shape, query_params, request_of
+from shared.web import ServiceApp, cacheable_response, query_params, request_of
 
 start("backtest")  # stops here, in one line, without a setting this stage needs
-app = Chalice(app_name="market-backtest")
+app = ServiceApp("market-backtest", "backtest", DOCUMENT)
 app.api.binary_types.append("application/vnd.apache.parquet")
-observe(app, "backtest")  # one JSON line per request or run, with its metrics
-one_error_shape(app)  # every error, ours or Chalice's, as {"error": {"code", "message"}}
 runtime = BacktestRuntime()
 
 
-@app.route("/api/backtest/openapi.json", methods=["GET"], cors=CORS)
-@api_view
-def openapi_document():
-    query_params(app, ())
-    return openapi_route_response(DOCUMENT)
-
-
-@app.route("/api/backtest", methods=["GET"], cors=CORS)
-@api_view
+@app.route("/api/backtest", methods=["GET"])
 def get_backtest():
     query = parse_query(query_params(app, query_names(DOCUMENT, "/api/backtest", "get")))
     accept = request_of(app).headers.get("accept", "")

@@ -1,32 +1,19 @@
 """Quote service: the latest price of a symbol, on demand."""
 
-from chalice import Chalice
-
 from chalicelib.openapi import DOCUMENT, MAX_SYMBOLS
 from chalicelib.runtime import QuoteRuntime
 from shared.errors import bad_request
-from shared.observability import observe
-from shared.openapi import openapi_route_response, query_names
+from shared.openapi import query_names
 from shared.startup import start
 from shared.symbols import parse_symbol, parse_symbol_list
-from shared.web import CORS, api_view, json_response, one_error_shape, query_params
+from shared.web import ServiceApp, json_response, query_params
 
 start("quote")  # stops here, in one line, without a setting this stage needs
-app = Chalice(app_name="market-quote")
-observe(app, "quote")  # one JSON line per request, with its metrics
-one_error_shape(app)  # every error, ours or Chalice's, as {"error": {"code", "message"}}
+app = ServiceApp("market-quote", "quote", DOCUMENT)
 runtime = QuoteRuntime()
 
 
-@app.route("/api/quote/openapi.json", methods=["GET"], cors=CORS)
-@api_view
-def openapi_document():
-    query_params(app, ())
-    return openapi_route_response(DOCUMENT)
-
-
-@app.route("/api/quote", methods=["GET"], cors=CORS)
-@api_view
+@app.route("/api/quote", methods=["GET"])
 def get_quote():
     params = query_params(app, query_names(DOCUMENT, "/api/quote", "get"))
     quotes = runtime.quotes

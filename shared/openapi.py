@@ -141,13 +141,6 @@ def documented_codes(doc: dict) -> set[str]:
     return found
 
 
-def openapi_route_response(doc: dict):
-    """The document as the answer of ``GET /api/<service>/openapi.json``."""
-    from shared.web import json_response
-
-    return json_response(doc, headers={"Cache-Control": "public, max-age=3600"})
-
-
 def query_names(doc: dict, path: str, method: str) -> tuple[str, ...]:
     """The query parameters an operation takes, as its document lists them: the
     route refuses any other (shared.web.query_params), so the two cannot drift."""

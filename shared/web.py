@@ -1,4 +1,5 @@
-"""The one place that turns service results and ``ApiError`` into Chalice responses."""
+"""The one place that turns service results and ``ApiError`` into Chalice responses,
+and ``ServiceApp``: a Chalice app that registers, once, what every route shares."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from chalice.app import Request
 
 from shared import observability
 from shared.errors import ApiError, bad_request, error_body, snake_code
+from shared.observability import observe as observe_app
 
 log = logging.getLogger(__name__)
 
@@ -126,3 +128,37 @@ def cacheable_response(
         headers["Cache-Control"] = "max-age=60"
     text = content_type.startswith(("application/json", "text/"))
     return Response(body=body.decode() if text else body, status_code=200, headers=headers)
+
+
+class ServiceApp(Chalice):
+    """A service's Chalice app. Registered here once, so no route repeats it:
+
+    - one JSON line per request or scheduled run, with its metrics (``observe``);
+    - CORS on every route (``CORS``), as the app's default;
+    - errors: every view's ``ApiError`` as its JSON answer, anything unexpected as a 500
+      in the same shape (``api_view``, applied to each route as it is registered), and
+      Chalice's own error answers in that shape too (``one_error_shape``);
+    - the service's published contract at ``GET /api/<service>/openapi.json``.
+    """
+
+    def __init__(self, app_name: str, service: str, document: dict):
+        super().__init__(app_name=app_name)
+        observe_app(self, service)  # registered first: the outermost, it sees every answer
+        one_error_shape(self)
+        # The default for every route; set before any route is registered, as Chalice reads it then.
+        self.api.cors = CORS
+
+        def openapi_document():
+            query_params(self, ())
+            return json_response(document, headers={"Cache-Control": "public, max-age=3600"})
+
+        self.route(f"/api/{service}/openapi.json", methods=["GET"])(openapi_document)
+
+    def route(self, path: str, **kwargs):
+        register = super().route(path, **kwargs)
+
+        def decorator(view):
+            register(api_view(view))
+            return view
+
+        return decorator
