@@ -39,6 +39,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from shared import polygon, postgres
 from shared.adjustment import factor_disagreements
+from shared.bars import DailyBar
 from shared.market_calendar import latest_due_session, previous_session, sessions_between
 
 from . import lake_writer, postgres_writer
@@ -198,189 +199,252 @@ def run_daily_update(
     now = now or datetime.now(UTC)
     patience = patience or Patience(settings.ingest_max_wait_s)
     counting = CountingBudget(WaitingBudget(budget, patience))
-    report = UpdateReport()
-    started = mark = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal mark
-        report.timings[name] = round(report.timings.get(name, 0) + time.perf_counter() - mark, 3)
-        mark = time.perf_counter()
-
     due = latest_due_session(now, settings.recent_as_of)
-    report.due = due.isoformat()
+    run = UpdateRun(settings, database, lake, gateway, counting, patience, due, lake_workers)
+    run.report.due = due.isoformat()
     try:
-        _update(settings, database, lake, gateway, counting, patience, report, due, day, lap, started, lake_workers)
-        keep_indicators_current(settings, database, lake, report)
-        lap("indicators_s")
-        return report
+        run.fill(day)
+        keep_indicators_current(settings, database, lake, run.report)
+        run.lap("indicators_s")
+        return run.report
     except postgres.DatabaseUnavailable as exc:
         # Nothing is lost: a day not stored is still missing, and the next run fills it.
         log.error("daily update stopped, PostgreSQL unavailable: %s", exc)
-        report.stopped = "PostgreSQL is unavailable: the days not stored are filled by the next run"
-        report.calls = counting.calls
-        return report
+        run.report.stopped = "PostgreSQL is unavailable: the days not stored are filled by the next run"
+        run.report.calls = counting.calls
+        return run.report
 
 
-def _update(
-    settings, database, lake, gateway, counting, patience, report, due, day, lap, started, lake_workers
-) -> UpdateReport:
-    tracked = database.run(tracked_symbols)
-    report.tracked = len(tracked)
-    if not tracked:
-        report.stopped = "no symbol is tracked yet: ingest some history first (make ingest)"
-        return report
-    if day is not None:
-        days = [day]
-    else:
-        filled_through = max(last for _, last in tracked.values())
-        days = sessions_between(filled_through + timedelta(days=1), due)
-        if len(days) > settings.daily_update_max_days:
-            report.days_left = [d.isoformat() for d in days[settings.daily_update_max_days :]]
-            days = days[: settings.daily_update_max_days]
-    today = due  # no bar may be dated after the latest due session
-    since = window_start(settings, due)
-    lap("plan_s")
+class StopRun(Exception):
+    """This session cannot be filled now (the vendor failed, or has no bars for it yet):
+    it and every later one are left for the next run."""
 
-    for session in days:
-        try:
-            results = patient_call(lambda s=session: gateway.grouped_daily(s), counting, settings, patience)
-        except (polygon.UpstreamError, polygon.BudgetExceeded, OutOfPatience) as exc:
-            report.stopped = f"{session}: {exc}"
-            report.days_left = [d.isoformat() for d in days[days.index(session) :]] + report.days_left
-            break
-        lap("fetch_s")
-        if not results:
-            # Not a trading day after all, or Polygon does not have it yet: try again next run.
-            report.stopped = f"{session}: Polygon has no bars for this day yet"
-            report.days_left = [d.isoformat() for d in days[days.index(session) :]] + report.days_left
-            break
-        try:
-            day_splits = day_actions(gateway, counting, settings, patience, "splits", session, tracked)
-            day_dividends = day_actions(gateway, counting, settings, patience, "dividends", session, tracked)
-        except (polygon.UpstreamError, polygon.BudgetExceeded, OutOfPatience) as exc:
-            # The bars without the day's actions would adjust wrongly: the day waits, whole.
-            report.stopped = f"{session}: the day's splits and dividends could not be had: {exc}"
-            report.days_left = [d.isoformat() for d in days[days.index(session) :]] + report.days_left
-            break
-        lap("fetch_s")
-        bars = {}
-        for r in results:
-            symbol = r.get("T")
-            if symbol in tracked:
-                try:
-                    bars[symbol] = bar_from(r)
-                except polygon.UpstreamError as exc:
-                    report.rejected.append(Rejected(symbol, session.isoformat(), exc.message))
-        report.without_bar[session.isoformat()] = sorted(set(tracked) - set(bars))
-        good = {}
-        for symbol, bar in bars.items():
-            kept, rejected = validate(symbol, [bar], today)
-            report.rejected.extend(rejected)
-            if kept and kept[0].day == session:
-                good[symbol] = kept[0]
-            elif kept:
-                report.rejected.append(Rejected(symbol, session.isoformat(), f"the bar is dated {kept[0].day}"))
-        wanted = sorted(set(good) | {a.symbol for a in day_dividends.actions})
-        before = database.run(lambda c, s=session, w=wanted: previous_closes(c, w, s))
-        expected_previous = previous_session(session)
+
+@dataclass
+class SessionBars:
+    """One session's bars sorted by what each symbol needs: appended as they are, its
+    history re-fetched raw (a split-adjusted symbol that splits today), or its gap
+    fetched first (its newest bar is older than the session before)."""
+
+    append: dict[str, DailyBar] = field(default_factory=dict)
+    migrate: list[str] = field(default_factory=list)
+    gaps: list[tuple[str, date]] = field(default_factory=list)
+
+
+class UpdateRun:
+    """One run of the daily update, in phases: plan the sessions, then for each one
+    fetch, sort, store the day's actions, repair the symbols that need it, write
+    PostgreSQL, write the lake; then prune. Each phase's time is in the report."""
+
+    def __init__(self, settings, database, lake, gateway, counting, patience, due: date, lake_workers: int):
+        self.settings, self.database, self.lake, self.gateway = settings, database, lake, gateway
+        self.counting, self.patience, self.lake_workers = counting, patience, lake_workers
+        self.due = due  # no bar may be dated after the latest due session
+        self.since = window_start(settings, due)
+        self.report = UpdateReport()
+        self.tracked: dict[str, tuple[date, date]] = {}
+        self.legacy: set[str] = set()  # symbols still stored split-adjusted
+        self.started = self._mark = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        timings = self.report.timings
+        timings[name] = round(timings.get(name, 0) + time.perf_counter() - self._mark, 3)
+        self._mark = time.perf_counter()
+
+    def fill(self, day: date | None) -> None:
+        days = self.plan(day)
+        if days is None:
+            return
+        for session in days:
+            try:
+                self.fill_session(session)
+            except StopRun as stop:
+                self.report.stopped = f"{session}: {stop}"
+                self.report.days_left = [d.isoformat() for d in days[days.index(session) :]] + self.report.days_left
+                break
+            self.report.days_filled.append(session.isoformat())
+        self.report.pruned = self.database.run(lambda c: postgres_writer.prune(c, self.since))
+        self.report.calls = self.counting.calls
+        self.lap("prune_s")
+        self.report.timings["total_s"] = round(time.perf_counter() - self.started, 3)
+
+    def plan(self, day: date | None) -> list[date] | None:
+        """The sessions to fill: ``day``, or every one missing up to the due one, oldest
+        first, at most ``DAILY_UPDATE_MAX_DAYS`` (the rest reported as left). None: there
+        is nothing to update."""
+        self.tracked = self.database.run(tracked_symbols)
+        self.report.tracked = len(self.tracked)
+        if not self.tracked:
+            self.report.stopped = "no symbol is tracked yet: ingest some history first (make ingest)"
+            return None
+        if day is not None:
+            days = [day]
+        else:
+            filled_through = max(last for _, last in self.tracked.values())
+            days = sessions_between(filled_through + timedelta(days=1), self.due)
+            most = self.settings.daily_update_max_days
+            if len(days) > most:
+                self.report.days_left = [d.isoformat() for d in days[most:]]
+                days = days[:most]
+        self.lap("plan_s")
+        return days
+
+    def fill_session(self, session: date) -> None:
+        results, day_splits, day_dividends = self.fetch(session)
+        good = self.good_bars(session, results)
+        before = self.database.run(
+            lambda c: previous_closes(c, sorted(set(good) | {a.symbol for a in day_dividends.actions}), session)
+        )
         # A dividend's factor needs the raw close of the session before its ex-date.
         dividends = [
             a._replace(prev_close=before[a.symbol][1], prev_day=before[a.symbol][0]) if a.symbol in before else a
             for a in day_dividends.actions
         ]
-        legacy = database.run(legacy_symbols)
-        migrate, gaps, append = [], [], {}
-        split_today = {a.symbol for a in day_splits.actions}
-        for symbol, bar in good.items():
-            prev = before.get(symbol)
-            if symbol in legacy and symbol in split_today:
-                migrate.append(symbol)
-            elif prev is not None and prev[0] < expected_previous:
-                gaps.append((symbol, prev[0]))
-            else:
-                append[symbol] = bar
+        sorted_bars = self.sort(session, good, before, {a.symbol for a in day_splits.actions})
         new = day_splits.actions + dividends
         if new:
             vendor_factors = {**day_splits.vendor_factors, **day_dividends.vendor_factors}
-            store_day_actions(database, lake, new, vendor_factors, set(migrate), report)
-            report.splits += sorted({a.symbol for a in day_splits.actions})
-            report.dividends += sorted({a.symbol for a in dividends})
-        lap("check_s")
+            store_day_actions(self.database, self.lake, new, vendor_factors, set(sorted_bars.migrate), self.report)
+            self.report.splits += sorted({a.symbol for a in day_splits.actions})
+            self.report.dividends += sorted({a.symbol for a in dividends})
+        self.lap("check_s")
+        self.repair(session, sorted_bars)
+        self.lap("migrate_s")
+        self.write_postgres(sorted_bars.append)
+        self.lap("postgres_s")
+        self.write_lake(session, sorted_bars.append)
+        self.lap("lake_s")
 
-        for symbol in migrate:
+    def fetch(self, session: date) -> tuple[list[dict], FetchedActions, FetchedActions]:
+        """The session's grouped daily bars, splits and dividends: three vendor calls."""
+        failures = (polygon.UpstreamError, polygon.BudgetExceeded, OutOfPatience)
+        try:
+            results = patient_call(
+                lambda: self.gateway.grouped_daily(session), self.counting, self.settings, self.patience
+            )
+        except failures as exc:
+            raise StopRun(str(exc)) from exc
+        self.lap("fetch_s")
+        if not results:
+            # Not a trading day after all, or Polygon does not have it yet: try again next run.
+            raise StopRun("Polygon has no bars for this day yet")
+        try:
+            splits, dividends = (
+                day_actions(self.gateway, self.counting, self.settings, self.patience, kind, session, self.tracked)
+                for kind in ("splits", "dividends")
+            )
+        except failures as exc:
+            # The bars without the day's actions would adjust wrongly: the day waits, whole.
+            raise StopRun(f"the day's splits and dividends could not be had: {exc}") from exc
+        self.lap("fetch_s")
+        return results, splits, dividends
+
+    def good_bars(self, session: date, results: list[dict]) -> dict[str, DailyBar]:
+        """The tracked symbols' bars that pass validation and are dated ``session``."""
+        bars = {}
+        for r in results:
+            symbol = r.get("T")
+            if symbol in self.tracked:
+                try:
+                    bars[symbol] = bar_from(r)
+                except polygon.UpstreamError as exc:
+                    self.report.rejected.append(Rejected(symbol, session.isoformat(), exc.message))
+        self.report.without_bar[session.isoformat()] = sorted(set(self.tracked) - set(bars))
+        good = {}
+        for symbol, bar in bars.items():
+            kept, rejected = validate(symbol, [bar], self.due)
+            self.report.rejected.extend(rejected)
+            if kept and kept[0].day == session:
+                good[symbol] = kept[0]
+            elif kept:
+                self.report.rejected.append(Rejected(symbol, session.isoformat(), f"the bar is dated {kept[0].day}"))
+        return good
+
+    def sort(self, session: date, good: dict[str, DailyBar], before: dict, split_today: set[str]) -> SessionBars:
+        legacy = self.database.run(legacy_symbols)
+        expected_previous = previous_session(session)
+        out = SessionBars()
+        for symbol, bar in good.items():
+            prev = before.get(symbol)
+            if symbol in legacy and symbol in split_today:
+                out.migrate.append(symbol)
+            elif prev is not None and prev[0] < expected_previous:
+                out.gaps.append((symbol, prev[0]))
+            else:
+                out.append[symbol] = bar
+        self.legacy = legacy
+        return out
+
+    def repair(self, session: date, sorted_bars: SessionBars) -> None:
+        """Migrate the split-adjusted symbols that split today; fill each symbol's gap."""
+        fetching = (self.gateway, self.counting, self.settings)
+        for symbol in sorted_bars.migrate:
             try:
-                first_day = tracked[symbol][0]
-                history = fetch_history(gateway, counting, settings, symbol, first_day, session, patience)
-                history, rejected = validate(symbol, history, today)
-                report.rejected.extend(rejected)
-                actions = fetch_actions(gateway, counting, settings, symbol, patience)
-                report.stored(symbol, store(symbol, history, database, lake, since, replace=True, actions=actions))
-                report.migrated.append(symbol)
+                history = fetch_history(*fetching, symbol, self.tracked[symbol][0], session, self.patience)
+                history, rejected = validate(symbol, history, self.due)
+                self.report.rejected.extend(rejected)
+                actions = fetch_actions(*fetching, symbol, self.patience)
+                stored = store(symbol, history, self.database, self.lake, self.since, replace=True, actions=actions)
+                self.report.stored(symbol, stored)
+                self.report.migrated.append(symbol)
             except Exception as exc:  # noqa: BLE001 - one symbol's failure never stops the others
-                report.failed[symbol] = f"migration to raw bars: {type(exc).__name__}: {exc}"
-        for symbol, last in gaps:
+                self.report.failed[symbol] = f"migration to raw bars: {type(exc).__name__}: {exc}"
+        for symbol, last in sorted_bars.gaps:
             try:
-                missing = fetch_history(
-                    gateway, counting, settings, symbol, last + timedelta(days=1), session, patience
-                )
-                missing, rejected = validate(symbol, missing, today)
-                report.rejected.extend(rejected)
-                basis = "split" if symbol in legacy else "raw"
-                report.stored(symbol, store(symbol, missing, database, lake, since, basis=basis))
-                report.gaps_filled.append(symbol)
+                missing = fetch_history(*fetching, symbol, last + timedelta(days=1), session, self.patience)
+                missing, rejected = validate(symbol, missing, self.due)
+                self.report.rejected.extend(rejected)
+                basis = "split" if symbol in self.legacy else "raw"
+                self.report.stored(symbol, store(symbol, missing, self.database, self.lake, self.since, basis=basis))
+                self.report.gaps_filled.append(symbol)
             except Exception as exc:  # noqa: BLE001 - one symbol's failure never stops the others
-                report.failed[symbol] = f"gap: {type(exc).__name__}: {exc}"
-        lap("migrate_s")
+                self.report.failed[symbol] = f"gap: {type(exc).__name__}: {exc}"
 
-        recent = {s: b for s, b in append.items() if b.day >= since}
+    def write_postgres(self, append: dict[str, DailyBar]) -> None:
+        recent = {s: b for s, b in append.items() if b.day >= self.since}
 
-        def write(conn, recent=recent, append=append):
+        def write(conn):
             changed = postgres_writer.upsert_many(conn, recent)
             postgres_writer.extend_spans(conn, {s: b.day for s, b in append.items()})
             return changed
 
-        changed_rows = database.run(write)
-        report.rows_changed += len(changed_rows)
-        report.updated |= changed_rows
-        lap("postgres_s")
+        changed_rows = self.database.run(write)
+        self.report.rows_changed += len(changed_rows)
+        self.report.updated |= changed_rows
 
-        def to_lake(item):
+    def write_lake(self, session: date, append: dict[str, DailyBar]) -> None:
+        expected_previous = previous_session(session)
+        behind = self._append_to_lake([(s, [b], expected_previous) for s, b in sorted(append.items())])
+        if behind:
+            # An earlier run stored these bars in PostgreSQL but failed to write them to
+            # the lake: they are added now, from PostgreSQL, with this session's.
+            missed = self.database.run(lambda c: postgres.read_after(c, behind, session))
+            self._append_to_lake([(s, missed.get(s) or [append[s]], None) for s in sorted(behind)])
+            self.report.lake_caught_up += sorted(behind)
+
+    def _append_to_lake(self, items) -> dict[str, date]:
+        """Each symbol's bars appended to its object; the symbols whose object is behind."""
+
+        def one(item):
             symbol, bars, joins_after = item
             try:
-                return symbol, lake_writer.append(lake, symbol, bars, joins_after), None
+                return symbol, lake_writer.append(self.lake, symbol, bars, joins_after), None
             except lake_writer.LakeBehind as exc:
                 return symbol, False, exc
             except Exception as exc:  # noqa: BLE001 - reported; PostgreSQL holds the bar, a later run adds it
                 return symbol, False, f"lake: {type(exc).__name__}: {exc}"
 
-        def write_lake(items) -> dict[str, date]:
-            behind = {}
-            with ThreadPoolExecutor(max_workers=lake_workers, thread_name_prefix="lake-append") as pool:
-                for symbol, written, outcome in pool.map(to_lake, items):
-                    report.lake_objects_written += written
-                    if isinstance(outcome, lake_writer.LakeBehind):
-                        behind[symbol] = outcome.last
-                    elif outcome:
-                        report.failed[symbol] = outcome
-                    elif written:
-                        report.updated.add(symbol)
-            return behind
-
-        behind = write_lake([(s, [b], expected_previous) for s, b in sorted(append.items())])
-        if behind:
-            # An earlier run stored these bars in PostgreSQL but failed to write them to
-            # the lake: they are added now, from PostgreSQL, with this session's.
-            missed = database.run(lambda c, b=behind, s=session: postgres.read_after(c, b, s))
-            write_lake([(s, missed.get(s) or [append[s]], None) for s in sorted(behind)])
-            report.lake_caught_up += sorted(behind)
-        lap("lake_s")
-        report.days_filled.append(session.isoformat())
-
-    report.pruned = database.run(lambda c: postgres_writer.prune(c, since))
-    report.calls = counting.calls
-    lap("prune_s")
-    report.timings["total_s"] = round(time.perf_counter() - started, 3)
-    return report
+        behind = {}
+        with ThreadPoolExecutor(max_workers=self.lake_workers, thread_name_prefix="lake-append") as pool:
+            for symbol, written, outcome in pool.map(one, items):
+                self.report.lake_objects_written += written
+                if isinstance(outcome, lake_writer.LakeBehind):
+                    behind[symbol] = outcome.last
+                elif outcome:
+                    self.report.failed[symbol] = outcome
+                elif written:
+                    self.report.updated.add(symbol)
+        return behind
 
 
 def keep_indicators_current(settings, database, lake, report: UpdateReport) -> None:
