@@ -20,6 +20,7 @@ service's settings for the alerts table is an ``AttributeError`` naming both.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
@@ -465,7 +466,7 @@ class Settings:
 
     def view(self, service: str) -> ServiceSettings:
         """These settings as ``service`` sees them: only those it reads."""
-        return ServiceSettings(self, service)
+        return _view(self, service)
 
     def redacted(self) -> dict:
         """The settings as a dict that is safe to log."""
@@ -488,28 +489,51 @@ DECLARED = {f.name: f for f in fields(Settings)}
 
 
 class ServiceSettings:
-    """One service's settings: the declared ones it reads, and nothing else."""
+    """One service's settings: the declared ones it reads, and nothing else.
 
-    __slots__ = ("_settings", "service")
+    Each service's view is a class of its own with a slot per setting it reads (made
+    once, ``_view_class``), so reading a setting costs what reading a field does."""
 
-    def __init__(self, settings: Settings, service: str):
-        object.__setattr__(self, "_settings", settings)
-        object.__setattr__(self, "service", service)
+    __slots__ = ()
+    service = ""
+    names: tuple[str, ...] = ()  # the settings it reads: one slot each
 
     def __getattr__(self, name: str):
-        declared = DECLARED.get(name)
-        if declared is not None and self.service not in declared.metadata["services"]:
+        # Only reached for a name that is not one of this service's slots.
+        if name in DECLARED:
             raise AttributeError(f"{self.service} does not read {name} (shared/config.py declares who does)")
-        return getattr(self._settings, name)
+        raise AttributeError(name)
 
     def __setattr__(self, name, value):
         raise AttributeError("settings are read-only")
 
-    def with_secrets(self, values: dict) -> ServiceSettings:
-        return ServiceSettings(self._settings.with_secrets(values), self.service)
-
     def redacted(self) -> dict:
-        return {k: v for k, v in self._settings.redacted().items() if self.service in DECLARED[k].metadata["services"]}
+        return {k: ("***" if v else "") if DECLARED[k].metadata["secret"] else v for k, v in self._values().items()}
+
+    def _values(self) -> dict:
+        return {name: getattr(self, name) for name in self.names}
+
+
+@functools.cache
+def _view_class(service: str) -> type[ServiceSettings]:
+    names = tuple(f.name for f in fields(Settings) if service in f.metadata["services"])
+    return type(
+        f"{service.title()}Settings", (ServiceSettings,), {"__slots__": names, "service": service, "names": names}
+    )
+
+
+def _view(settings: Settings, service: str) -> ServiceSettings:
+    view = object.__new__(_view_class(service))
+    for name in view.names:
+        object.__setattr__(view, name, getattr(settings, name))
+    return view
+
+
+def _default_of(declared) -> Any:
+    if declared.default is not MISSING:
+        return declared.default
+    factory = declared.default_factory
+    return factory() if callable(factory) else None
 
 
 def _text(env: Mapping[str, str], name: str, default: str) -> str:
@@ -521,7 +545,7 @@ def _parse(env: Mapping[str, str], declared) -> Any:
     meta = declared.metadata
     name = meta["env"]
     raw = next((env.get(n, "").strip() for n in (name, *meta["fallback"]) if env.get(n, "").strip()), "")
-    default = declared.default if declared.default is not MISSING else declared.default_factory()
+    default = _default_of(declared)
     if not raw:
         return default
     # The annotations are strings (``from __future__ import annotations``).
@@ -654,7 +678,7 @@ def settings_page() -> str:
         meta = declared.metadata
         if not meta["env"]:
             continue
-        default = declared.default if declared.default is not MISSING else declared.default_factory()
+        default = _default_of(declared)
         if meta["secret"] and default:
             default = f"{default} (this machine only; required on AWS)"
         required = ", ".join(

@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 
 from shared import postgres
+from shared.indicators import IndicatorState
 from shared.market_calendar import sessions_behind
 
 from .checks import CheckStore
@@ -69,7 +70,7 @@ class Subject:
     evaluation its rules share (made on first use)."""
 
     symbol: str
-    state: object
+    state: IndicatorState | None
     no_states: bool
     stale: str | None
     evaluations: dict[str, Evaluation] = field(default_factory=dict)
