@@ -5,9 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 CHROMIUM ?= /usr/bin/chromium
 WEB_DEPS := web/node_modules/.package-lock.json
-BENCH_DEPS := devtools/dynalite/node_modules/.package-lock.json
+BENCH_DEPS := devtools/bench/dynalite/node_modules/.package-lock.json
 
-.PHONY: install lock audit web-deps bench-deps browser redis-server cost test lint screenshots run bench ingest package stage-config \
+.PHONY: install lock audit web-deps bench-deps browser redis-server cost test test-unit docs lint screenshots run bench ingest package stage-config \
         deploy-quote deploy-backtest deploy-alerts deploy-web clean
 
 install: $(VENV)/.installed
@@ -17,14 +17,14 @@ install: $(VENV)/.installed
 $(VENV)/.installed: requirements-dev.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 12), f"Python 3.12 is required, found {sys.version}"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m devtools.lock --bootstrap
+	$(BIN)/python -m devtools.release.lock --bootstrap
 	$(BIN)/uv pip sync --quiet --require-hashes --python $(BIN)/python requirements-dev.txt
 	touch $@
 
 # Re-resolve the locks from the *.in ranges: all packages, or ARGS="moto" for one,
 # ARGS=--keep to take an edited .in in and move nothing else. The test run decides.
 lock: install
-	$(BIN)/python -m devtools.lock $(ARGS)
+	$(BIN)/python -m devtools.release.lock $(ARGS)
 
 # The dashboard's one dependency (lightweight-charts), exactly as web/package-lock.json pins it.
 web-deps: $(WEB_DEPS)
@@ -34,12 +34,12 @@ $(WEB_DEPS): web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# dynalite (DynamoDB on LevelDB) for the alerts benchmark, as devtools/dynalite/package-lock.json pins it.
+# dynalite (DynamoDB on LevelDB) for the alerts benchmark, as devtools/bench/dynalite/package-lock.json pins it.
 bench-deps: $(BENCH_DEPS)
 
-$(BENCH_DEPS): devtools/dynalite/package.json devtools/dynalite/package-lock.json
+$(BENCH_DEPS): devtools/bench/dynalite/package.json devtools/bench/dynalite/package-lock.json
 	@command -v npm >/dev/null || { echo "make: npm is needed for the benchmark's dynalite: install Node.js and npm (Debian: apt-get install nodejs npm)"; exit 1; }
-	cd devtools/dynalite && npm ci --no-audit --no-fund --loglevel=error
+	cd devtools/bench/dynalite && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # The browser tests drive Debian's Chromium through Playwright (Playwright's own
@@ -65,23 +65,37 @@ redis-server:
 
 # Advisories PyPI knows of in the runtime locks (needs the network; not part of make test).
 audit: install
-	$(BIN)/python -m devtools.audit
+	$(BIN)/python -m devtools.release.audit
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m devtools.lock --check
-	$(BIN)/python -m devtools.typecheck
+	$(BIN)/python -m devtools.release.lock --check
+	$(BIN)/python -m devtools.release.typecheck
 
 test: lint web-deps browser redis-server
 	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
+
+# The tests that need no server (tests/unit/): the condition language, firing decisions,
+# adjustment, Fibonacci aggregation, indicators, the calendar, the cursor codec; seconds.
+test-unit: install
+	$(BIN)/python -m pytest tests/unit
+
+# The documentation site, built strictly (a broken link or a missing page is an error, as
+# in make test) and served on DOCS_PORT. Built and served as files, not with `mkdocs
+# serve`: that needs watchdog, which the lock leaves out (devtools/release/lock.py says why).
+DOCS_PORT ?= 8000
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	@echo "the documentation: http://127.0.0.1:$(DOCS_PORT)/ (Ctrl-C stops it)"
+	$(BIN)/python -m http.server $(DOCS_PORT) --bind 127.0.0.1 --directory build/site
 
 # The README's pictures of the dashboard, from the browser tests.
 screenshots: web-deps browser
 	SCREENSHOT_DIR=$(CURDIR)/docs/screenshots CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests/test_dashboard.py
 
 run: install web-deps
-	$(BIN)/python -m devtools.stack
+	$(BIN)/python -m devtools.local.stack
 
 bench: install web-deps bench-deps browser redis-server
 	CHROMIUM=$(CHROMIUM) $(BIN)/python -m devtools.bench $(ARGS)
@@ -93,19 +107,19 @@ STAGE ?= aws-prod
 
 # The monthly bill, read from the templates (make package's and the stacks').
 cost: install
-	$(BIN)/python -m devtools.cost $(ARGS)
+	$(BIN)/python -m devtools.release.cost $(ARGS)
 
 package: install
-	$(BIN)/python -m devtools.packaging quote backtest alerts --stage $(STAGE)
+	$(BIN)/python -m devtools.release.packaging quote backtest alerts --stage $(STAGE)
 
 deploy-quote deploy-backtest deploy-alerts: deploy-%: install
-	$(BIN)/python -m devtools.deploy $* --stage $(STAGE) --bucket "$(DEPLOY_BUCKET)"
+	$(BIN)/python -m devtools.release.deploy $* --stage $(STAGE) --bucket "$(DEPLOY_BUCKET)"
 
 deploy-web: install web-deps
-	$(BIN)/python -m devtools.deploy_web --stage $(STAGE)
+	$(BIN)/python -m devtools.release.deploy_web --stage $(STAGE)
 
 stage-config: install
-	$(BIN)/python -m devtools.stage_config --stage $(STAGE)
+	$(BIN)/python -m devtools.release.stage_config --stage $(STAGE)
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .hypothesis web/node_modules devtools/dynalite/node_modules
+	rm -rf $(VENV) build .pytest_cache .hypothesis web/node_modules devtools/bench/dynalite/node_modules

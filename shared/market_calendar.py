@@ -28,7 +28,7 @@ UPDATE_DUE_UTC = time(22, 30)
 
 
 # The holidays package's NYSE calendar for these years, written out by
-# ``python -m devtools.nyse_holidays`` (tests/test_market_calendar.py checks it still
+# ``python -m devtools.release.nyse_holidays`` (tests/test_market_calendar.py checks it still
 # equals the package's): importing the package costs a Lambda cold start ~350 ms
 # (measured: 207 ms to import, 144 ms to build a year), looking a day up here nothing.
 TABLE_YEARS = range(1990, 2041)

@@ -14,7 +14,7 @@
   ``_aws`` block): no API call, no library to import at a cold start. Dimensions
   stay few and fixed (service, stage and, where declared, one more with a closed
   set of values); never a symbol or a user. ``METRICS`` declares every metric, so
-  the cost model (``devtools/cost.py``) prices exactly what is published.
+  the cost model (``devtools/release/cost.py``) prices exactly what is published.
 - **A scheduled run that could not do its job fails its invocation** after writing
   its report and metrics (``RunFailed``): Lambda's retries and the function's
   on-failure destination take it from there, and its ``Errors`` metric moves.

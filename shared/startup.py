@@ -135,7 +135,7 @@ def local_gateway_answers_authorizer_errors() -> None:
 
 def local_gateway_speaks_our_errors(local) -> None:
     """What chalice local answers itself in our error shape too, as API Gateway's gateway
-    responses do on AWS (``devtools/packaging.py``): its own errors ({"message": ...}: a
+    responses do on AWS (``devtools/release/packaging.py``): its own errors ({"message": ...}: a
     refused token, an unknown path) and the HTTP server's (HTML: a 414 for a 100 kB URL)."""
     import json
 

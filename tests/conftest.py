@@ -17,8 +17,8 @@ import pytest
 import redis as redis_lib
 from chalice.test import BaseClient, Client
 
-from devtools.fake_polygon import FakePolygon
-from devtools.sample_data import synthetic_bars
+from devtools.doubles.fake_polygon import FakePolygon
+from devtools.local.sample_data import synthetic_bars
 from tests.apps import ROOT, load_app
 
 # Figures tests report, printed at the end of the run (pytest_terminal_summary).
@@ -84,7 +84,7 @@ def configured_or_throwaway(variable: str, start):
 
 @pytest.fixture(scope="session")
 def redis_server_url():
-    from devtools.servers import RedisLiteServer
+    from devtools.doubles.servers import RedisLiteServer
 
     yield from configured_or_throwaway("REDIS_URL", RedisLiteServer)
 
@@ -169,14 +169,14 @@ def quote_client(quote_app):
 
 @pytest.fixture(scope="session")
 def pg_server_url():
-    from devtools.servers import PgServer
+    from devtools.doubles.servers import PgServer
 
     yield from configured_or_throwaway("DATABASE_URL", PgServer)
 
 
 @pytest.fixture
 def database_url(pg_server_url):
-    from devtools.servers import ThrowawayDatabase
+    from devtools.doubles.servers import ThrowawayDatabase
 
     with ThrowawayDatabase(pg_server_url) as url:
         yield url
@@ -184,7 +184,7 @@ def database_url(pg_server_url):
 
 @pytest.fixture(scope="session")
 def moto_server():
-    from devtools.servers import MotoServer
+    from devtools.doubles.servers import MotoServer
 
     server = MotoServer()
     yield server
@@ -261,7 +261,7 @@ def ingest(argv: list[str]) -> int:
 def ingested(symbols: list[str], polygon_url: str, lake_kind: str, pg_server_url, moto_server, lake_dir):
     """A throwaway database and lake (a folder or a moto bucket) with ``symbols``
     ingested from ``polygon_url``, the environment set for the apps meanwhile."""
-    from devtools.servers import ThrowawayDatabase
+    from devtools.doubles.servers import ThrowawayDatabase
 
     with ThrowawayDatabase(pg_server_url) as db_url, pytest.MonkeyPatch.context() as mp:
         lake, cleanup = lake_settings(lake_kind, moto_server, lake_dir)
@@ -333,8 +333,8 @@ class AlertsWorld:
 
         from alerts.chalicelib.accounts import create_pool
         from alerts.chalicelib.cli import create_table
-        from devtools.fault_proxy import FaultProxy
-        from devtools.webhook_receiver import WebhookReceiver
+        from devtools.doubles.fault_proxy import FaultProxy
+        from devtools.doubles.webhook_receiver import WebhookReceiver
 
         self.moto = moto
         self.proxy = FaultProxy(moto.url)  # boto3 -> proxy -> moto, so tests can inject faults
@@ -343,7 +343,7 @@ class AlertsWorld:
         create_table(self.dynamodb, self.name)
         self.sns = moto.client("sns")
         self.sqs = moto.client("sqs")
-        from devtools.sqs_poller import create_work_queue
+        from devtools.doubles.sqs_poller import create_work_queue
 
         # A short visibility timeout: a unit of work a killed worker held comes back in seconds.
         self.work_topic, self.work_queue, self.dead_letters = create_work_queue(
@@ -478,7 +478,7 @@ class AlertsWorld:
         """One whole check through the app: the planner's scheduled run, then its shards and
         deliveries from the work queue by ``workers`` pollers invoking ``alerts-worker`` as
         Lambda's event source does: the check's report once completed (else the plan's)."""
-        from devtools.sqs_poller import EventSource
+        from devtools.doubles.sqs_poller import EventSource
         from tests.apps import load_app
         from tests.support import invoke_scheduled
 
@@ -560,8 +560,8 @@ def stack(redis_server_url, pg_server_url):
     database and Redis database. The browser tests and the contract fuzzing use it."""
     import redis
 
-    from devtools.servers import ThrowawayDatabase, free_ports
-    from devtools.stack import DEFAULT_PORTS, Stack
+    from devtools.doubles.servers import ThrowawayDatabase, free_ports
+    from devtools.local.stack import DEFAULT_PORTS, Stack
 
     base = redis_server_url.rsplit("/", 1)[0] if redis_server_url.rsplit("/", 1)[-1].isdigit() else redis_server_url
     redis_url = f"{base}/12"
@@ -585,7 +585,7 @@ def stack(redis_server_url, pg_server_url):
 def packaged(tmp_path_factory):
     """Each app packaged for aws-prod as ``make package`` does, once a session: the
     packaging test and the cost model read the same templates."""
-    from devtools.packaging import check
+    from devtools.release.packaging import check
 
     reports = {}
 

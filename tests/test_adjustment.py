@@ -11,8 +11,8 @@ from datetime import date
 
 import pytest
 
-from devtools.fake_polygon import FakePolygon
-from devtools.sample_data import synthetic_bars
+from devtools.doubles.fake_polygon import FakePolygon
+from devtools.local.sample_data import synthetic_bars
 from shared.bars import INTERVALS, DailyBar
 from tests.conftest import RECENT_AS_OF, fresh_app, ingest, ingested, local_client
 

@@ -130,7 +130,7 @@ def test_only_the_local_stage_trusts_motos_public_key(alerts_app, alerts_world, 
             response, body = call(client, "get", "/api/alerts/rules", headers)
         assert response.status_code == 401 and body == {"message": "Unauthorized"}, stage
     # Not a stage that refuses everything: a key of the pool's own (not public) is trusted there.
-    from devtools.token_issuer import TokenIssuer
+    from devtools.doubles.token_issuer import TokenIssuer
 
     issuer = TokenIssuer(alerts_world.pool_id, alerts_world.client_id)
     try:

@@ -12,7 +12,7 @@ import pytest
 
 from alerts.chalicelib.checks import CheckReport
 from alerts.chalicelib.planner import plan_check
-from devtools.fault_proxy import DYNAMODB_THROTTLE, SNS_INTERNAL_ERROR
+from devtools.doubles.fault_proxy import DYNAMODB_THROTTLE, SNS_INTERNAL_ERROR
 from tests.test_quote_api import ticker
 
 LAST_BAR = date(2026, 11, 20)
@@ -147,7 +147,7 @@ def test_concurrent_checks_send_each_firing_once(alerts_client, alerts_app, aler
     shards worked by three pollers: every firing is sent once."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from devtools.sqs_poller import EventSource
+    from devtools.doubles.sqs_poller import EventSource
 
     for i in range(6):
         alerts_world.load_bars(f"SYM{i}", FALLING, LAST_BAR)

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from devtools.sqs_poller import EventSource
+from devtools.doubles.sqs_poller import EventSource
 from tests.test_alerts_check import FALLING, LAST_BAR, add_rule, events
 from tests.test_indicator_states import pandas_ema, pandas_rsi, pandas_sma, walk
 from tests.test_quote_api import ticker
@@ -82,7 +82,7 @@ def test_a_worker_killed_halfway_through_its_shard_loses_nothing_and_doubles_not
 
     planned, _ = invoke_scheduled(alerts_client, "alerts-check")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "devtools.sqs_poller", "--workers", "1"],
+        [sys.executable, "-m", "devtools.doubles.sqs_poller", "--workers", "1"],
         env={**os.environ, "ALERTS_FIRE_CONCURRENCY": "1"},
         start_new_session=True,
         stdout=subprocess.DEVNULL,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from devtools.servers import free_port
+from devtools.doubles.servers import free_port
 from tests.apps import load_app
 from tests.conftest import local_client
 
@@ -93,7 +93,7 @@ def test_a_warm_container_revalidates_the_lake_instead_of_reading_it_again(kind,
 
     from backtest.chalicelib import lake_writer
     from backtest.chalicelib.lake import Lake, open_store
-    from devtools.sample_data import synthetic_bars
+    from devtools.local.sample_data import synthetic_bars
     from tests.conftest import lake_settings
 
     env, cleanup = lake_settings(kind, moto_server, tmp_path)

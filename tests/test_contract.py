@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 from openapi_spec_validator import validate
 
-from devtools.imports import service_files
+from devtools.release.imports import service_files
 from shared.openapi import documented_codes
 from shared.quotes import QUOTE_FAILURE_CODES
 from tests.apps import load_app

@@ -13,7 +13,7 @@ from datetime import date
 
 import pytest
 
-from devtools.fake_polygon import FakePolygon
+from devtools.doubles.fake_polygon import FakePolygon
 from shared.bars import DailyBar
 from tests.conftest import fresh_app, ingest, ingested, local_client
 

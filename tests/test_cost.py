@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from devtools import cost
+from devtools.release import cost
 
 
 @pytest.fixture(scope="module")

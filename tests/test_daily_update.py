@@ -9,8 +9,8 @@ from datetime import date
 import pytest
 
 from backtest.chalicelib.lake import Lake, open_store
-from devtools.fake_polygon import FakePolygon
-from devtools.sample_data import synthetic_bars
+from devtools.doubles.fake_polygon import FakePolygon
+from devtools.local.sample_data import synthetic_bars
 from shared import postgres
 from tests.conftest import fresh_app, ingest, local_client
 from tests.support import scheduled_report

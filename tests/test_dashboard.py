@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.stack import DEMO_EMAIL, DEMO_PASSWORD
+from devtools.local.stack import DEMO_EMAIL, DEMO_PASSWORD
 from tests.apps import ROOT
 
 # Not into the checkout's tracked files by default: a test run leaves git status clean.

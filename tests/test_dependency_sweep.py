@@ -1,7 +1,7 @@
 """No 500 when a dependency fails: every route of every service, and both scheduled
 functions, with each of their dependencies in turn unreachable, timing out,
 throttling or answering garbage, over real sockets (the fault servers and proxy of
-``devtools/fault_proxy.py``, the fake Polygon's faults), never by mocking a client.
+``devtools/doubles/fault_proxy.py``, the fake Polygon's faults), never by mocking a client.
 
 Each answer must be the documented degraded answer (2xx, e.g. a quote straight from
 the vendor while Redis is down) or a documented 503 with ``Retry-After`` and a JSON
@@ -21,8 +21,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from devtools.fake_polygon import FakePolygon
-from devtools.fault_proxy import (
+from devtools.doubles.fake_polygon import FakePolygon
+from devtools.doubles.fault_proxy import (
     DYNAMODB_THROTTLE,
     DYNAMODB_THROTTLING,
     JWKS_THROTTLED,
@@ -33,7 +33,7 @@ from devtools.fault_proxy import (
     FaultyServer,
     closed_port,
 )
-from devtools.sqs_poller import EventSource
+from devtools.doubles.sqs_poller import EventSource
 from tests.apps import load_app
 from tests.conftest import SUMMARY, AlertsWorld, Bucket, fresh_app, ingest, local_client
 from tests.support import emf_metrics, run_lines
@@ -93,7 +93,7 @@ def faults(moto_server):
 def vendor(history_bars):
     """The sweep's own fake Polygon: the history, one session more of HIST for the daily
     update to fill, and ALRT for the alerts check's quotes."""
-    from devtools.sample_data import synthetic_bars
+    from devtools.local.sample_data import synthetic_bars
     from shared.bars import DailyBar
     from shared.market_calendar import sessions_between
 
@@ -115,7 +115,7 @@ def vendor(history_bars):
 def sweep_world(pg_server_url, moto_server, vendor, redis_server_url, faults):
     """History in PostgreSQL and a lake on moto's S3, an alerts world (table, user pool,
     users with rules and channels), a Redis database: all healthy."""
-    from devtools.servers import ThrowawayDatabase
+    from devtools.doubles.servers import ThrowawayDatabase
 
     base = redis_server_url.rsplit("/", 1)[0] if redis_server_url.rsplit("/", 1)[-1].isdigit() else redis_server_url
     with ThrowawayDatabase(pg_server_url) as db_url, pytest.MonkeyPatch.context() as mp:

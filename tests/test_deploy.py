@@ -10,10 +10,10 @@ import zipfile
 
 import pytest
 
-from devtools.iam_scan import BASELINE, function_actions, platform_actions, service_actions
-from devtools.imports import lambda_functions
-from devtools.packaging import LAMBDA_LIMIT_UNZIPPED
-from devtools.stage_config import apply
+from devtools.release.iam_scan import BASELINE, function_actions, platform_actions, service_actions
+from devtools.release.imports import lambda_functions
+from devtools.release.packaging import LAMBDA_LIMIT_UNZIPPED
+from devtools.release.stage_config import apply
 from tests.apps import ROOT
 
 SERVICES = ["quote", "backtest", "alerts"]
@@ -129,7 +129,7 @@ def test_no_lambda_gets_cognito_admin_actions(service):
         for policy in (ROOT / service / ".chalice").glob(f"policy-{stage}*.json"):
             assert "cognito-idp:" not in policy.read_text(), policy.name
     # The scan does see them where they are called: the operator's command line.
-    from devtools.iam_scan import actions_in
+    from devtools.release.iam_scan import actions_in
 
     assert {"cognito-idp:AdminCreateUser", "cognito-idp:AdminSetUserPassword"} <= actions_in(
         ROOT / "alerts" / "chalicelib" / "accounts.py"
@@ -287,7 +287,7 @@ def test_each_service_packages_within_lambda_limits(service, packaged):
 
 def test_deploy_dry_run_points_cloudformation_at_the_artifact_bucket():
     proc = subprocess.run(
-        [sys.executable, "-m", "devtools.deploy", "quote", "--stage", "aws-prod", "--dry-run"],
+        [sys.executable, "-m", "devtools.release.deploy", "quote", "--stage", "aws-prod", "--dry-run"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -298,7 +298,7 @@ def test_deploy_dry_run_points_cloudformation_at_the_artifact_bucket():
     functions = [r for r in packaged["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
     assert functions and all(f["Properties"]["CodeUri"]["Key"].startswith("quote/aws-prod/") for f in functions)
     without_bucket = subprocess.run(
-        [sys.executable, "-m", "devtools.deploy", "quote", "--stage", "aws-prod"],
+        [sys.executable, "-m", "devtools.release.deploy", "quote", "--stage", "aws-prod"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -385,7 +385,7 @@ def test_deploy_web_dry_run_writes_the_stage_urls_into_the_config(tmp_path):
     base = [
         sys.executable,
         "-m",
-        "devtools.deploy_web",
+        "devtools.release.deploy_web",
         "--stage",
         "t",
         "--dry-run",
@@ -490,7 +490,7 @@ def test_every_function_logs_json_keeps_its_logs_traces_and_is_alarmed_on(servic
 @pytest.mark.slow
 def test_the_serverless_rules_fail_a_template_that_breaks_them(packaged, tmp_path):
     """The lint that passes above can fail: without tracing and a failure destination it does."""
-    from devtools.packaging import lint
+    from devtools.release.packaging import lint
 
     template = json.loads(packaged("alerts").template_path.read_text())
     del template["Resources"]["AlertsCheck"]["Properties"]["EventInvokeConfig"]

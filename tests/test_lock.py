@@ -14,8 +14,8 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from devtools import lock
-from devtools.imports import ROOT, SERVICES, batch_files, service_files
+from devtools.release import lock
+from devtools.release.imports import ROOT, SERVICES, batch_files, service_files
 
 # What the Lambda runtime provides, and what chalice package adds to every zip itself.
 PROVIDED = {"boto3", "botocore", "chalice"}

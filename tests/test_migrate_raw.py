@@ -14,8 +14,8 @@ import pytest
 
 from backtest.chalicelib import lake_writer, postgres_writer
 from backtest.chalicelib.lake import Lake, open_store
-from devtools.fake_polygon import FakePolygon
-from devtools.sample_data import synthetic_bars
+from devtools.doubles.fake_polygon import FakePolygon
+from devtools.local.sample_data import synthetic_bars
 from shared import postgres
 from tests.conftest import RECENT_AS_OF, fresh_app, local_client
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from devtools.lock import read_lock
-from devtools.packaging import check, lock_problems, ownership_problems, zip_distributions
+from devtools.release.lock import read_lock
+from devtools.release.packaging import check, lock_problems, ownership_problems, zip_distributions
 from tests.apps import ROOT
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from devtools.servers import free_port
+from devtools.doubles.servers import free_port
 
 SNAPSHOT_NS = 1_732_550_400_123_000_000  # 2024-11-25T16:00:00.123Z
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from devtools.load import concurrent_batches
+from devtools.bench.processes import concurrent_batches
 from tests.test_quote_api import SNAPSHOT_NS, get, ticker
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from devtools.load import concurrent_cold_requests
+from devtools.bench.processes import concurrent_cold_requests
 
 
 def test_64_cold_requests_from_4_processes_make_one_upstream_call(redis_url, fake_polygon):

@@ -38,7 +38,7 @@ from tests.test_quote_single_flight import (  # noqa: F401
 
 @pytest.fixture(scope="session")
 def redis_cluster():
-    from devtools.servers import RedisClusterTLS
+    from devtools.doubles.servers import RedisClusterTLS
 
     cluster = RedisClusterTLS(nodes=3)
     yield cluster

@@ -10,8 +10,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from devtools.fake_polygon import FakePolygon
-from devtools.sample_data import synthetic_bars
+from devtools.doubles.fake_polygon import FakePolygon
+from devtools.local.sample_data import synthetic_bars
 from shared.bars import DailyBar
 from tests.conftest import fresh_app, ingest, local_client
 from tests.support import scheduled_report

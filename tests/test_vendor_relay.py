@@ -10,9 +10,9 @@ from datetime import date
 
 import pytest
 
-from devtools.fake_polygon import FakePolygon
-from devtools.local_lambda import relay_function_name, serve_relay
-from devtools.sample_data import synthetic_bars
+from devtools.doubles.fake_polygon import FakePolygon
+from devtools.doubles.local_lambda import relay_function_name, serve_relay
+from devtools.local.sample_data import synthetic_bars
 from quote.chalicelib.vendor_relay import VendorRelay
 from shared.config import Settings
 from tests.conftest import fresh_app, local_client
@@ -88,7 +88,7 @@ def test_the_relay_asks_the_vendor_and_nothing_else(keyed_vendor):
 
 
 def test_a_vendor_that_does_not_answer_is_said_so():
-    from devtools.fault_proxy import closed_port
+    from devtools.doubles.fault_proxy import closed_port
 
     relay = VendorRelay(Settings.from_env({"POLYGON_BASE_URL": f"http://127.0.0.1:{closed_port()}"}))
     answer = relay.handle({"method": "GET", "url": relay.settings.polygon_base_url + "/v2/x"})

@@ -55,7 +55,7 @@ def check_once(runtime, timeout_s: float = 600.0) -> dict:
     """One whole check: the plan, then its shards and deliveries from the work queue, by
     ``ALERTS_LOCAL_WORKERS`` pollers in this process (and any other workers polling it),
     until the check completes: its report."""
-    from devtools.sqs_poller import EventSource
+    from devtools.doubles.sqs_poller import EventSource
 
     from .fanout import WORKER_BATCH
 
@@ -78,7 +78,7 @@ def check_once(runtime, timeout_s: float = 600.0) -> dict:
 def setup(runtime) -> tuple[str, str]:
     """Create the table (if missing), the work queue and the user pool with its app client
     (moto, or an empty account's dev pool); returns the pool and client ids."""
-    from devtools.sqs_poller import create_work_queue
+    from devtools.doubles.sqs_poller import create_work_queue
 
     dynamodb = runtime._aws("client", "dynamodb")
     settings = runtime.settings
@@ -157,7 +157,7 @@ def main(argv=None, runtime=None) -> int:
         return 0
     interval = args.interval or settings.alerts_local_interval_s
     # The line production writes for each run (shared.observability), so make run shows it;
-    # make run's worker processes (devtools.sqs_poller) write the check's own when it completes.
+    # make run's worker processes (devtools.doubles.sqs_poller) write the check's own when it completes.
     configure_logging(settings.log_level)
     try:
         while True:

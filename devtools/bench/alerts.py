@@ -3,7 +3,7 @@ rules over 10,000 symbols and 100,000 users.
 
 DynamoDB is dynalite (moto answers large index reads ~10x slower than DynamoDB), SNS
 and SQS are moto's, PostgreSQL and Redis real, the vendor the fake. The planner runs
-here; the workers are ``devtools.sqs_poller`` processes (1 or 2: this machine has two
+here; the workers are ``devtools.doubles.sqs_poller`` processes (1 or 2: this machine has two
 cores) running the ``alerts-worker`` handler as Lambda's event source would. Each run
 is a check of its own day (fresh firing ids), so runs are comparable; 10% of the rules
 fire.
@@ -63,7 +63,7 @@ def write_states(database_url: str, symbols: list[str]) -> None:
     """Every symbol's indicator state: twenty computed walks, scaled (the recursions are
     linear in the price), as the daily update keeps them."""
     from backtest.chalicelib.indicator_states import compute, write_states
-    from devtools.sample_data import synthetic_bars
+    from devtools.local.sample_data import synthetic_bars
     from shared import postgres
 
     bases = []
@@ -164,8 +164,8 @@ class Fanout:
         from botocore.config import Config
 
         from alerts.chalicelib.cli import create_table
-        from devtools.servers import DynaliteServer, MotoServer, ThrowawayDatabase
-        from devtools.sqs_poller import create_work_queue
+        from devtools.doubles.servers import DynaliteServer, MotoServer, ThrowawayDatabase
+        from devtools.doubles.sqs_poller import create_work_queue
 
         self.fake = fake
         self.moto = MotoServer()
@@ -204,7 +204,7 @@ class Fanout:
         }
         t0 = time.perf_counter()
         write_states(self.db_url, self.symbols)
-        from devtools.bench import list_symbols
+        from devtools.bench.traces import list_symbols
 
         list_symbols(fake, self.symbols)
         # Every user has a channel (one topic for all here: SNS's work per message is the same).
@@ -248,7 +248,7 @@ class Fanout:
         tick = datetime.combine(self.day, datetime.min.time(), UTC) + timedelta(hours=15)
         log = open(os.environ.get("BENCH_WORKER_LOG", os.devnull), "a")  # noqa: SIM115 - closed with the pool
         pool = subprocess.Popen(
-            [sys.executable, "-m", "devtools.sqs_poller", "--workers", str(workers)],
+            [sys.executable, "-m", "devtools.doubles.sqs_poller", "--workers", str(workers)],
             env=env,
             start_new_session=True,
             stdout=log,
@@ -294,7 +294,7 @@ class Fanout:
 def counted_check(fanout: Fanout) -> None:
     """One check at the current level with the workers' DynamoDB behind a counting proxy and
     PostgreSQL's transaction count read before and after."""
-    from devtools.fault_proxy import FaultProxy
+    from devtools.doubles.fault_proxy import FaultProxy
     from shared import postgres
 
     proxy = FaultProxy(fanout.dynalite.url)

@@ -856,7 +856,7 @@ def main(argv=None) -> None:
     parser.add_argument("--port", type=int, default=8790)
     parser.add_argument("--api-key", default=None, help="require this key (default: accept any)")
     args = parser.parse_args(argv)
-    from devtools.sample_data import SAMPLE_DIVIDENDS, SAMPLE_SPLITS, sample_bars
+    from devtools.local.sample_data import SAMPLE_DIVIDENDS, SAMPLE_SPLITS, sample_bars
 
     fake = FakePolygon(sample_bars(), api_key=args.api_key, splits=SAMPLE_SPLITS, dividends=SAMPLE_DIVIDENDS)
     fake.start(args.port)

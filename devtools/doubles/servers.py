@@ -385,10 +385,10 @@ class DynaliteServer:
 
     For the alerts benchmark: moto answers large index queries 10x slower than
     DynamoDB would, which would hide the check's own cost. Installed by
-    ``make bench`` from ``devtools/dynalite/package-lock.json``.
+    ``make bench`` from ``devtools/bench/dynalite/package-lock.json``.
     """
 
-    PACKAGE = Path(__file__).resolve().parent / "dynalite"
+    PACKAGE = Path(__file__).resolve().parents[1] / "bench" / "dynalite"
 
     def __init__(self, port: int | None = None):
         import shutil
@@ -397,7 +397,7 @@ class DynaliteServer:
         script = self.PACKAGE / "node_modules" / "dynalite" / "cli.js"
         node = shutil.which("node")
         if not node or not script.exists():
-            raise RuntimeError("dynalite is not installed: run 'make bench-deps' (npm ci in devtools/dynalite)")
+            raise RuntimeError("dynalite is not installed: run 'make bench-deps' (npm ci in devtools/bench/dynalite)")
         self.port = port or free_port()
         self._proc = subprocess.Popen(
             [node, str(script), "--port", str(self.port), "--createTableMs", "0", "--deleteTableMs", "0"],

@@ -10,7 +10,7 @@ the same queue (moto's), the same handler, the same contract.
   dead-letter queue after ``maxReceiveCount`` receives.
 - A handler that raises fails the whole batch, as in Lambda.
 
-``python -m devtools.sqs_poller --workers 3`` runs worker processes for make run, each
+``python -m devtools.doubles.sqs_poller --workers 3`` runs worker processes for make run, each
 importing the alerts app and calling its ``alerts-worker`` handler as Lambda does.
 """
 
@@ -152,7 +152,7 @@ def _worker_process(queue_url: str, batch_size: int) -> None:
     from shared.config import Settings
     from shared.runtime import Runtime
 
-    invoke = app_worker(str(Path(__file__).resolve().parent.parent / "alerts"))
+    invoke = app_worker(str(Path(__file__).resolve().parents[2] / "alerts"))
     sqs = Runtime._aws_for(Settings.from_env(), "client", "sqs", read_timeout_s=30)
     source = EventSource(sqs, queue_url, invoke, batch_size, wait_s=5)
     while True:

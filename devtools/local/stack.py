@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ from urllib.parse import urlparse
 
 from shared.config import LOCAL_DEFAULTS, Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("quote", "backtest", "alerts")
 # Not 8000: that is where a plain `chalice local` listens, and it should be free for one.
 DEFAULT_PORTS = {
@@ -83,7 +84,7 @@ def _create_database(url: str) -> bool:
     """A fresh, empty database of ``url``'s name (make run's own demo database: its lake and
     alerts table on moto start empty each time, and history must agree across the tiers);
     False when no server answers."""
-    from devtools.servers import with_database
+    from devtools.doubles.servers import with_database
     from shared.postgres import connect
 
     name = url.rsplit("/", 1)[-1]
@@ -129,7 +130,7 @@ class Stack:
             self.env["REDIS_URL"] = default
             say(f"Redis: using the local default {default}")
             return
-        from devtools.servers import RedisLiteServer
+        from devtools.doubles.servers import RedisLiteServer
 
         server = RedisLiteServer(6379 if self.use_defaults and _port_free(6379) else None)
         self.stoppers.append(server.stop)
@@ -142,8 +143,8 @@ class Stack:
         if self.env.get("POLYGON_API_KEY"):
             say(f"Polygon: using the real API at {self.env.get('POLYGON_BASE_URL', 'https://api.massive.com')}")
             return
-        from devtools.fake_polygon import FakePolygon
-        from devtools.sample_data import SAMPLE_DIVIDENDS, SAMPLE_SPLITS, sample_bars
+        from devtools.doubles.fake_polygon import FakePolygon
+        from devtools.local.sample_data import SAMPLE_DIVIDENDS, SAMPLE_SPLITS, sample_bars
 
         fake = FakePolygon(sample_bars(), splits=SAMPLE_SPLITS, dividends=SAMPLE_DIVIDENDS).start(self.ports["polygon"])
         self.fake = fake
@@ -154,9 +155,9 @@ class Stack:
         say(f"Polygon: fake server with sample data for {', '.join(sorted(fake.bars))} at {fake.url}")
 
     def start_relay(self) -> None:
-        """The vendor relay behind Lambda's Invoke API (devtools.local_lambda): the apps
+        """The vendor relay behind Lambda's Invoke API (devtools.doubles.local_lambda): the apps
         reach the vendor through it, as the functions in the VPC do on AWS."""
-        from devtools.local_lambda import relay_function_name, serve_relay
+        from devtools.doubles.local_lambda import relay_function_name, serve_relay
 
         relay = serve_relay(dict(self.env), self.ports["relay"])
         self.stoppers.append(relay.stop)
@@ -174,7 +175,7 @@ class Stack:
             self.env["DATABASE_URL"] = default
             say(f"PostgreSQL: using the local default {default}")
             return
-        from devtools.servers import PgServer
+        from devtools.doubles.servers import PgServer
 
         server = PgServer()
         self.stoppers.append(server.stop)
@@ -184,7 +185,7 @@ class Stack:
 
     def start_aws(self) -> None:
         """moto's server for S3 (the lake), DynamoDB and SNS, unless a lake is configured."""
-        from devtools.servers import MotoServer
+        from devtools.doubles.servers import MotoServer
 
         for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
             self.env.setdefault(name, value)
@@ -203,7 +204,7 @@ class Stack:
         """Ingest the sample data (idempotent: a second start changes nothing)."""
         import tempfile
 
-        from devtools.sample_data import write_csv
+        from devtools.local.sample_data import write_csv
 
         # The sample ends in 2013-03: let 2008-2013 play the recent tier. Its last week
         # is left to the daily update, which brings it in from the fake Polygon's grouped
@@ -234,7 +235,7 @@ class Stack:
         from alerts.chalicelib.accounts import create_user
         from alerts.chalicelib.cli import cognito_client, setup
         from alerts.chalicelib.runtime import AlertsRuntime
-        from devtools.webhook_receiver import WebhookReceiver
+        from devtools.doubles.webhook_receiver import WebhookReceiver
 
         self.env.setdefault("AWS_ENDPOINT_URL", self.moto.url)
         # Evaluate at any hour, so the demo does something on a weekend too.
@@ -271,7 +272,10 @@ class Stack:
         visibility timeout, partial batch failures; SQS's own redrive)."""
         from alerts.chalicelib.fanout import WORKER_BATCH
 
-        for command in (["alerts.chalicelib.cli", "loop"], ["devtools.sqs_poller", "--batch-size", str(WORKER_BATCH)]):
+        for command in (
+            ["alerts.chalicelib.cli", "loop"],
+            ["devtools.doubles.sqs_poller", "--batch-size", str(WORKER_BATCH)],
+        ):
             proc = subprocess.Popen([sys.executable, "-m", *command], cwd=ROOT, env=self.env, start_new_session=True)
             self.processes.append(proc)
 
@@ -328,9 +332,18 @@ class Stack:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=10)
         self.processes.remove(proc)
+        # chalice local's worker process may outlive its parent by a moment: stopped
+        # means nothing listens on the port any more.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.ports[service])) != 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"{service} still listens on {self.ports[service]} after it was stopped")
 
     def serve_web(self) -> None:
-        from devtools.web_site import WebServer
+        from devtools.local.web_site import WebServer
 
         self.web = WebServer({service: self.url(service) for service in SERVICES}, self.ports["web"], auth=self.auth)
         self.stoppers.append(self.web.stop)

@@ -15,7 +15,7 @@ import json
 import threading
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "web"
 CHART_LIBRARY = WEB / "node_modules" / "lightweight-charts" / "dist" / "lightweight-charts.standalone.production.mjs"
 CONTENT_TYPES = {
@@ -36,8 +36,8 @@ def site_files() -> dict[str, Path]:
     if not CHART_LIBRARY.exists():
         raise MissingDependencies("the chart library is not installed: run 'make web-deps' (npm ci in web/)")
     files = {"index.html": WEB / "index.html", "app.css": WEB / "app.css"}
-    for path in sorted((WEB / "src").glob("*.js")):
-        files[f"src/{path.name}"] = path
+    for path in sorted((WEB / "src").rglob("*.js")):
+        files[path.relative_to(WEB).as_posix()] = path
     files["vendor/lightweight-charts.mjs"] = CHART_LIBRARY
     return files
 

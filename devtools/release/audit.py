@@ -13,7 +13,7 @@ import json
 import sys
 import urllib.request
 
-from devtools.lock import ROOT, SERVICES, app_lock, read_lock
+from devtools.release.lock import ROOT, SERVICES, app_lock, read_lock
 
 
 def newest(name: str) -> tuple[str, list[dict]]:

@@ -1,16 +1,16 @@
 """What the deployment costs a month, read from the templates it deploys.
 
-    python -m devtools.cost                              # the default traffic, then the design's 25M quotes
-    python -m devtools.cost --requests quote=25000000 --edge-share 0.5
-    python -m devtools.cost --nat-gateway true           # the stateful stack with its NAT gateway
-    python -m devtools.cost --rules 1000000              # alerts at a million rules
-    python -m devtools.cost --no-free-tier               # as if the always-free allowances were spent elsewhere
+    python -m devtools.release.cost                              # the default traffic, then the design's 25M quotes
+    python -m devtools.release.cost --requests quote=25000000 --edge-share 0.5
+    python -m devtools.release.cost --nat-gateway true           # the stateful stack with its NAT gateway
+    python -m devtools.release.cost --rules 1000000              # alerts at a million rules
+    python -m devtools.release.cost --no-free-tier               # as if the always-free allowances were spent elsewhere
 
 It synthesizes what ``make package`` and the stacks deploy: the stateful stack
 (``infra/stateful.yaml``, its conditions evaluated with the parameters given), the
 dashboard stack (``infra/web.yaml``) and the three apps' packaged templates
 (``chalice package``, as ``make package`` builds them). Every resource is priced from
-``devtools/prices.json`` (us-east-1 list prices, each with its source and date) for a
+``devtools/release/prices.json`` (us-east-1 list prices, each with its source and date) for a
 traffic the arguments describe, or listed as free; a resource type the model does not
 know stops it (``UnknownResource``), so nothing a template creates is left out. What a
 template does not create is not priced, except what its resources make by running: the
@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PRICES = json.loads((Path(__file__).parent / "prices.json").read_text())
 SERVICES = ("quote", "backtest", "alerts")
 HOURS = 730  # a month, as AWS prices by the hour
@@ -210,7 +210,7 @@ def created(template: dict, parameters: dict | None = None) -> dict[str, dict]:
 def app_templates(stage: str = "aws-prod", build: Path | None = None) -> dict[str, dict]:
     """Each app's packaged template: from ``build/<stage>/<app>/sam.json`` (``make package``)
     when it is there and newer than the app's config, else packaged now."""
-    from devtools.packaging import check
+    from devtools.release.packaging import check
 
     out = {}
     for service in SERVICES:
@@ -219,8 +219,8 @@ def app_templates(stage: str = "aws-prod", build: Path | None = None) -> dict[st
         inputs = [
             *(ROOT / service / ".chalice").glob("*.json"),
             ROOT / service / "app.py",
-            ROOT / "devtools" / "packaging.py",
-            ROOT / "devtools" / "template_operations.py",
+            ROOT / "devtools" / "release" / "packaging.py",
+            ROOT / "devtools" / "release" / "template_operations.py",
         ]
         if not sam.exists() or sam.stat().st_mtime < max(p.stat().st_mtime for p in inputs):
             report = check(service, folder, stage)

@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from devtools.packaging import ROOT, check, lint
+from devtools.release.packaging import ROOT, check, lint
 
 
 def main(argv=None) -> int:

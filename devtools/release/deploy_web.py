@@ -9,7 +9,7 @@
    distribution's own URL for each (one origin, no CORS, history cached at the
    edge), or with ``--direct`` the APIs' own endpoints; and the user pool the
    page signs in with, from the stateful stack's outputs (``market-data-<stage>``).
-4. Uploads the site (``devtools.web_site.site_files``) with its cache headers and
+4. Uploads the site (``devtools.local.web_site.site_files``) with its cache headers and
    invalidates the distribution.
 
 ``--dry-run --endpoints endpoints.json --stateful-outputs outputs.json`` does
@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from devtools.web_site import ROOT, config_for, site_files
+from devtools.local.web_site import ROOT, config_for, site_files
 
 SERVICES = ("quote", "backtest", "alerts")
 TEMPLATE = ROOT / "infra" / "web.yaml"
@@ -41,7 +41,7 @@ def cache_control(name: str) -> str:
 
 
 def content_type(name: str) -> str:
-    from devtools.web_site import CONTENT_TYPES
+    from devtools.local.web_site import CONTENT_TYPES
 
     return CONTENT_TYPES[Path(name).suffix]
 

@@ -2,7 +2,7 @@
 
 Chalice's policy generator only reads ``app.py`` and misses calls made in
 ``chalicelib/``, ``shared/`` or through lazily created clients. This follows the
-imports from a service's ``app.py`` (``devtools.imports``: relative ones,
+imports from a service's ``app.py`` (``devtools.release.imports``: relative ones,
 imports inside functions, and only the ``Runtime`` properties the app uses) and
 maps the boto3 methods it finds to IAM actions.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from devtools.imports import ROOT, function_files, lambda_functions, service_files
+from devtools.release.imports import ROOT, function_files, lambda_functions, service_files
 
 # boto3 method -> IAM actions. TransactWriteItems needs the item actions it carries.
 METHOD_ACTIONS = {
@@ -115,7 +115,7 @@ def function_actions(service: str, function: str) -> dict[str, set[str]]:
 
 def platform_actions(service: str, function: str) -> set[str]:
     """What the platform needs of one function's role beyond its code's calls."""
-    from devtools.imports import decorated_functions
+    from devtools.release.imports import decorated_functions
 
     if function in decorated_functions(service, "schedule"):
         return FAILURE_DESTINATION

@@ -7,7 +7,7 @@ created lazily, each in a property that imports what it needs, so a runtime
 module's property bodies are followed only for the properties the code reaches
 (``runtime.<name>`` in a used module, ``self.<name>`` in a used property).
 
-The IAM policy scan (``devtools.iam_scan``) and the layout rule (``shared/``
+The IAM policy scan (``devtools.release.iam_scan``) and the layout rule (``shared/``
 holds only what two or more services use; ``tests/test_layout.py``) both read
 the project through this.
 """
@@ -18,7 +18,7 @@ import ast
 from functools import cache
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("quote", "backtest", "alerts")
 # Top-level folders that are imported by name from the repository root.
 TOP_LEVEL = ("shared", "batch", "devtools", "tests", *SERVICES)

@@ -11,11 +11,11 @@ from its lock, by ``make package`` or by hand. Each app's lock is resolved under
 the development lock's versions as constraints: the versions a zip ships are the
 versions the tests ran against (``check`` proves it, offline).
 
-    python -m devtools.lock                 # re-resolve everything to the newest the ranges allow
-    python -m devtools.lock moto pyarrow    # move only these (and what they drag along)
-    python -m devtools.lock --keep          # take an edited .in in, moving nothing else
-    python -m devtools.lock --check         # the locks agree with the inputs and each other
-    python -m devtools.lock --bootstrap     # pip-install the locked uv (make install's first step)
+    python -m devtools.release.lock                 # re-resolve everything to the newest the ranges allow
+    python -m devtools.release.lock moto pyarrow    # move only these (and what they drag along)
+    python -m devtools.release.lock --keep          # take an edited .in in, moving nothing else
+    python -m devtools.release.lock --check         # the locks agree with the inputs and each other
+    python -m devtools.release.lock --bootstrap     # pip-install the locked uv (make install's first step)
 
 Only the standard library at import: ``--bootstrap`` runs before anything is installed.
 """
@@ -31,7 +31,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("quote", "backtest", "alerts")
 DEV_INPUT = ROOT / "requirements-dev.in"
 DEV_LOCK = ROOT / "requirements-dev.txt"
@@ -171,7 +171,10 @@ def _compile(source: Path, output: Path, extra: list[str], upgrade: list[str]) -
 
 def resolve(upgrade: list[str], root: Path = ROOT) -> None:
     """Re-resolve the development lock, then each app's under its versions."""
-    _compile(root / DEV_INPUT.name, root / DEV_LOCK.name, ["--universal"], upgrade)
+    # mkdocs requires watchdog, but only `mkdocs serve` uses it, and with watchdog installed
+    # `chalice local` switches to a watchdog reloader that restarts without end: the lock
+    # leaves it out (make docs builds the site and serves the folder instead).
+    _compile(root / DEV_INPUT.name, root / DEV_LOCK.name, ["--universal", "--no-emit-package", "watchdog"], upgrade)
     for service in SERVICES:
         # The development lock as constraints: an app ships the versions the tests ran.
         _compile(

@@ -1,7 +1,7 @@
 """Write shared/nyse_holidays.json: the holidays package's NYSE holidays and early
 closes for shared.market_calendar.TABLE_YEARS (run after upgrading the package).
 
-    python -m devtools.nyse_holidays
+    python -m devtools.release.nyse_holidays
 """
 
 from __future__ import annotations

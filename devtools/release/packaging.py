@@ -23,10 +23,10 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devtools.lock import app_lock, normal, read_lock
-from devtools.template_operations import apply_to
+from devtools.release.lock import app_lock, normal, read_lock
+from devtools.release.template_operations import apply_to
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LAMBDA_RUNTIME_PROVIDES = {"boto3", "botocore", "s3transfer", "jmespath"}
 LAMBDA_LIMIT_UNZIPPED = 250 * 1024 * 1024
 DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024
@@ -202,7 +202,7 @@ def lint(template_path: Path) -> list[str]:
     """cfn-lint's errors, and any finding of the serverless rules (cfn-lint-serverless:
     tracing, log retention, failure destinations, ...), in a template. A serverless rule
     that does not apply is silenced on its resource, with the reason
-    (``devtools.template_operations.SILENCED``)."""
+    (``devtools.release.template_operations.SILENCED``)."""
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "cfn-lint"), "-a", "cfn_lint_serverless.rules", "--", str(template_path)],
         capture_output=True,

@@ -1,7 +1,7 @@
 """Write the stateful stack's outputs into each service's stage configuration.
 
-    python -m devtools.stage_config --stage aws-prod             # reads stack market-data-aws-prod
-    python -m devtools.stage_config --stage aws-prod --outputs o.json  # or saved describe-stacks outputs
+    python -m devtools.release.stage_config --stage aws-prod             # reads stack market-data-aws-prod
+    python -m devtools.release.stage_config --stage aws-prod --outputs o.json  # or saved describe-stacks outputs
 
 As Chalice's media-query sample does: the stateful stack is created once, and its
 outputs (endpoints, names, subnets) become each stage's environment and VPC
@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # service -> environment variable -> stack output
 ENVIRONMENT = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 
-from devtools.nyse_holidays import table
+from devtools.release.nyse_holidays import table
 from shared import market_calendar
 
 
@@ -16,7 +16,7 @@ def test_the_table_is_the_packages_calendar():
             ("early_closes", market_calendar._table("early_closes")),
         )
     }
-    assert stored == table(), "run python -m devtools.nyse_holidays after upgrading holidays"
+    assert stored == table(), "run python -m devtools.release.nyse_holidays after upgrading holidays"
 
 
 def test_a_year_outside_the_table_asks_the_package():

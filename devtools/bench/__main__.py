@@ -1,0 +1,3 @@
+from devtools.bench.run import main
+
+main()
