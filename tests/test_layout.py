@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from devtools.imports import ROOT, SERVICES, batch_files, service_files
+from devtools.release.imports import ROOT, SERVICES, batch_files, service_files
 
 SHARED = sorted(p for p in (ROOT / "shared").rglob("*.py") if "__pycache__" not in p.parts)
 OUTSIDE_SHARED = ("chalicelib", "batch", "devtools", "tests", *SERVICES)
@@ -64,28 +64,34 @@ def test_app_code_lives_in_its_own_chalicelib():
 README_PATH = re.compile(r"`((?:\.?[\w.-]+/)+[\w.-]*)`")
 
 
-def test_every_path_the_readme_names_exists():
+def documentation() -> str:
+    """The README and every page of the documentation site."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    return "\n".join(page.read_text() for page in pages)
+
+
+def test_every_path_the_documentation_names_exists():
     named = set()
-    for match in README_PATH.finditer((ROOT / "README.md").read_text()):
+    for match in README_PATH.finditer(documentation()):
         path = match.group(1)
         if "://" in path or path.startswith(("/", "~")) or "{" in path or "=" in path or "*" in path:
             continue
         first = path.split("/")[0]
-        if first in ("daily_bars", "http:", "https:", "s3:"):
-            continue  # lake keys and URLs, not repository paths
+        if first in ("daily_bars", "http:", "https:", "s3:", "build"):
+            continue  # lake keys, URLs and what the make targets build, not repository paths
         named.add(path.rstrip("/"))
     # ".chalice/config.json" and the like are named relative to each service's folder.
     missing = sorted(p for p in named if not (ROOT / p).exists() and not any((ROOT / s / p).exists() for s in SERVICES))
-    assert named and not missing, f"the README names paths that do not exist: {missing}"
+    assert named and not missing, f"the documentation names paths that do not exist: {missing}"
 
 
 README_MODULE = re.compile(r"`((?:shared|batch|devtools|alerts|backtest|quote)(?:\.\w+)+)`")
 
 
-def test_every_module_the_readme_names_exists():
-    from devtools.imports import resolve
+def test_every_module_the_documentation_names_exists():
+    from devtools.release.imports import resolve
 
-    named = {m.group(1) for m in README_MODULE.finditer((ROOT / "README.md").read_text())}
+    named = {m.group(1) for m in README_MODULE.finditer(documentation())}
     missing = []
     for name in sorted(named):
         parts = name.split(".")
@@ -99,4 +105,4 @@ def test_every_module_the_readme_names_exists():
                 break
         else:
             missing.append(name)
-    assert named and not missing, f"the README names modules that do not exist: {missing}"
+    assert named and not missing, f"the documentation names modules that do not exist: {missing}"

@@ -23,7 +23,12 @@ def test_a_busy_port_is_named_with_the_variable_that_moves_it():
     try:
         env = {**os.environ, "QUOTE_PORT": str(port)}
         proc = subprocess.run(
-            [sys.executable, "-m", "devtools.stack"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+            [sys.executable, "-m", "devtools.local.stack"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     finally:
         holder.close()
@@ -44,16 +49,16 @@ def test_the_printed_token_command_works_on_the_stacks_own_ports(stack):
         assert response.status == 200
 
 
-def readme_example(heading: str) -> dict:
-    """The JSON body of the README's example under ``heading``."""
-    text = (ROOT / "README.md").read_text()
+def documented_example(heading: str) -> dict:
+    """The JSON body of the quote page's example under ``heading``."""
+    text = (ROOT / "docs" / "services" / "quote.md").read_text()
     section = text[text.index(heading) :]
     body = re.search(r"\n\n(\{.*?\})\n```", section, re.S).group(1)
     return json.loads(body)
 
 
-def test_the_readmes_example_quote_is_what_the_demo_serves(stack):
-    example = readme_example("### `GET /api/quote?symbol=AAPL`")
+def test_the_documented_example_quote_is_what_the_demo_serves(stack):
+    example = documented_example("## `GET /api/quote?symbol=AAPL`")
     with urllib.request.urlopen(f"{stack.url('quote')}/api/quote?symbol=AAPL", timeout=10) as response:
         served = json.loads(response.read())
     for field in ("symbol", "price", "source", "prev_close", "change", "change_pct", "day", "delayed", "delay_min"):
