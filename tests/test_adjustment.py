@@ -14,7 +14,7 @@ import pytest
 from devtools.doubles.fake_polygon import FakePolygon
 from devtools.local.sample_data import synthetic_bars
 from shared.bars import INTERVALS, DailyBar
-from tests.conftest import RECENT_AS_OF, fresh_app, ingest, ingested, local_client
+from tests.support import RECENT_AS_OF, fresh_app, ingest, ingested, local_client
 
 # Hand-checked: six sessions, a 2-for-1 split on the third, a dividend of 1.04 on the
 # fourth (the bar after the split; the close before it is 52, so its factor is 0.98),

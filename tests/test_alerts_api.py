@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.apps import ROOT
-from tests.conftest import PASSWORD
+from tests.support import PASSWORD
 
 
 def call(client, method: str, path: str, headers: dict | None = None, body=None):
@@ -118,7 +118,7 @@ def test_the_pools_own_tokens_are_accepted_access_and_id(alerts_client, alerts_w
 def test_only_the_local_stage_trusts_motos_public_key(alerts_app, alerts_world, monkeypatch):
     """Every stage but dev refuses a token signed with moto's key, even when the key set
     it is pointed at (moto's, here) serves that key."""
-    from tests.conftest import local_client
+    from tests.support import local_client
 
     headers = alerts_world.headers("alice")
     with local_client(alerts_app, "alerts") as client:

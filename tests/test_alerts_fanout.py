@@ -17,8 +17,8 @@ from datetime import UTC, date, datetime
 import pytest
 
 from devtools.doubles.sqs_poller import EventSource
+from tests.support import pandas_ema, pandas_rsi, pandas_sma, walk
 from tests.test_alerts_check import FALLING, LAST_BAR, add_rule, events
-from tests.test_indicator_states import pandas_ema, pandas_rsi, pandas_sma, walk
 from tests.test_quote_api import ticker
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from devtools.doubles.servers import free_port
 from tests.apps import load_app
-from tests.conftest import local_client
+from tests.support import local_client
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ def test_a_warm_container_revalidates_the_lake_instead_of_reading_it_again(kind,
     from backtest.chalicelib import lake_writer
     from backtest.chalicelib.lake import Lake, open_store
     from devtools.local.sample_data import synthetic_bars
-    from tests.conftest import lake_settings
+    from tests.support import lake_settings
 
     env, cleanup = lake_settings(kind, moto_server, tmp_path)
     try:

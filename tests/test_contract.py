@@ -14,7 +14,7 @@ from devtools.release.imports import service_files
 from shared.openapi import documented_codes
 from shared.quotes import QUOTE_FAILURE_CODES
 from tests.apps import load_app
-from tests.conftest import local_client
+from tests.support import local_client
 
 SERVICES = ["quote", "backtest", "alerts"]
 # Error codes a service's code holds but never answers with, and why.
@@ -177,7 +177,7 @@ def fuzz(schema, base_url: str, auth: dict, report: Counter, overrides: dict | N
 
 def print_report(service: str, report: Counter) -> None:
     """Cases per operation, by kind and answer, in the run's summary (conftest.py prints it)."""
-    from tests.conftest import SUMMARY
+    from tests.support import SUMMARY
 
     by_operation: dict[str, Counter] = {}
     for (label, mode, status), count in report.items():

@@ -15,7 +15,7 @@ import pytest
 
 from devtools.doubles.fake_polygon import FakePolygon
 from shared.bars import DailyBar
-from tests.conftest import fresh_app, ingest, ingested, local_client
+from tests.support import fresh_app, ingest, ingested, local_client
 
 # Four sessions in the lake, four in PostgreSQL (the recent tier starts 2019-12-31).
 SESSIONS = [date(2019, 12, d) for d in (24, 26, 27, 30, 31)] + [date(2020, 1, d) for d in (2, 3)]

@@ -12,8 +12,7 @@ from backtest.chalicelib.lake import Lake, open_store
 from devtools.doubles.fake_polygon import FakePolygon
 from devtools.local.sample_data import synthetic_bars
 from shared import postgres
-from tests.conftest import fresh_app, ingest, local_client
-from tests.support import scheduled_report
+from tests.support import fresh_app, ingest, local_client, scheduled_report
 
 SYMBOLS = ["UPA", "UPB", "UPS"]
 STORED_THROUGH = date(2026, 11, 20)  # a Friday

@@ -35,8 +35,7 @@ from devtools.doubles.fault_proxy import (
 )
 from devtools.doubles.sqs_poller import EventSource
 from tests.apps import load_app
-from tests.conftest import SUMMARY, AlertsWorld, Bucket, fresh_app, ingest, local_client
-from tests.support import emf_metrics, run_lines
+from tests.support import SUMMARY, AlertsWorld, Bucket, emf_metrics, fresh_app, ingest, local_client, run_lines
 
 FAULTS = ("unreachable", "timeout", "throttled", "garbage")
 # What each dependency is, to the clients that use it.

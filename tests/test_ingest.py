@@ -12,7 +12,7 @@ import pytest
 from backtest.chalicelib.lake import Lake, open_store
 from shared import postgres
 from tests.apps import ROOT
-from tests.conftest import ingest
+from tests.support import ingest
 
 
 @pytest.fixture

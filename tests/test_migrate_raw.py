@@ -17,7 +17,7 @@ from backtest.chalicelib.lake import Lake, open_store
 from devtools.doubles.fake_polygon import FakePolygon
 from devtools.local.sample_data import synthetic_bars
 from shared import postgres
-from tests.conftest import RECENT_AS_OF, fresh_app, local_client
+from tests.support import RECENT_AS_OF, fresh_app, local_client
 
 SYMBOLS = ["MIGA", "MIGB", "MIGC"]
 

@@ -104,7 +104,7 @@ def test_a_refused_command_is_logged_as_a_defect_and_redis_is_not_taken_for_down
     defect, and Redis is not skipped for the next seconds as if it were down: the next
     request tries it again (and is refused again, and says so again)."""
     import shared.quotes
-    from tests.conftest import fresh_app, local_client
+    from tests.support import fresh_app, local_client
 
     monkeypatch.setattr(shared.quotes, "SLOT", "")
     for module in fresh_app("quote"):

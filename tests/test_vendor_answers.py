@@ -13,8 +13,7 @@ import pytest
 from devtools.doubles.fake_polygon import FakePolygon
 from devtools.local.sample_data import synthetic_bars
 from shared.bars import DailyBar
-from tests.conftest import fresh_app, ingest, local_client
-from tests.support import scheduled_report
+from tests.support import fresh_app, ingest, local_client, scheduled_report
 
 RECENT_AS_OF = date(2026, 11, 20)
 # Its last bar is in the recent window (PostgreSQL), the rest before it (the lake).

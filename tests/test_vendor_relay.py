@@ -15,7 +15,7 @@ from devtools.doubles.local_lambda import relay_function_name, serve_relay
 from devtools.local.sample_data import synthetic_bars
 from quote.chalicelib.vendor_relay import VendorRelay
 from shared.config import Settings
-from tests.conftest import fresh_app, local_client
+from tests.support import fresh_app, local_client
 
 KEY = "relay-only-key-4f1c"
 

@@ -6,52 +6,15 @@ to the same values computed from scratch."""
 from __future__ import annotations
 
 import math
-import random
-from datetime import date, timedelta
 
-import pandas as pd
 import pytest
 
 from backtest.chalicelib.indicator_states import compute
-from shared.bars import DailyBar
 from shared.indicators import MAX_PERIOD, Bar, ema, rsi, sma
+from tests.support import pandas_ema, pandas_rsi, pandas_sma, walk
 
 PERIODS = (1, 2, 3, 14, 20, 50, 199, 200)
 REL = 1e-6
-
-
-def pandas_sma(closes, n):
-    return None if len(closes) < n else float(pd.Series(closes).rolling(n).mean().iloc[-1])
-
-
-def _seeded(series: pd.Series, n: int, alpha: float) -> float:
-    seeded = pd.concat([pd.Series([series.iloc[:n].mean()]), series.iloc[n:]], ignore_index=True)
-    return float(seeded.ewm(alpha=alpha, adjust=False).mean().iloc[-1])
-
-
-def pandas_ema(closes, n):
-    return None if len(closes) < n else _seeded(pd.Series(closes, dtype=float), n, 2 / (n + 1))
-
-
-def pandas_rsi(closes, n):
-    changes = pd.Series(closes, dtype=float).diff().dropna().reset_index(drop=True)
-    if len(changes) < n:
-        return None
-    gain = _seeded(changes.clip(lower=0), n, 1 / n)
-    loss = _seeded((-changes).clip(lower=0), n, 1 / n)
-    if loss == 0:
-        return 100.0 if gain > 0 else 50.0
-    return 100 - 100 / (1 + gain / loss)
-
-
-def walk(count: int, seed: int = 7, start: float = 50.0) -> list[DailyBar]:
-    rng = random.Random(seed)
-    day, price, out = date(2000, 1, 3), start, []
-    for _ in range(count):
-        price = max(0.5, price * math.exp(rng.gauss(0, 0.02)))
-        out.append(DailyBar(day, price, price * 1.01, price * 0.99, price, 1000.0))
-        day += timedelta(days=1)
-    return out
 
 
 def close_enough(got, expected) -> bool:
