@@ -10,9 +10,10 @@ from chalicelib.channels import CHANNEL_ID_PATTERN, public_channel, validate_cha
 from chalicelib.fanout import MAX_WORKERS, WORK_QUEUE, WORKER_BATCH
 from chalicelib.openapi import DOCUMENT
 from chalicelib.planner import plan_check
+from chalicelib.records import public_rule
 from chalicelib.rules import EVENT_CURSOR_PATTERN, MAX_EVENTS_PAGE, RULE_ID_PATTERN, validate
 from chalicelib.runtime import AlertsRuntime
-from chalicelib.store import NotFound, RuleLimitReached, public_rule
+from chalicelib.store import NotFound, RuleLimitReached
 from chalicelib.worker import handle_batch
 from shared.config import stage_name
 from shared.errors import ApiError, aws_failures, aws_unavailable, bad_request, not_found, unavailable

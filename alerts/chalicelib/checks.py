@@ -196,7 +196,7 @@ class CheckStore:
         return before, True
 
     def get(self, check: str) -> dict | None:
-        from .store import from_dynamo
+        from .records import from_dynamo
 
         item = self.table.get_item(Key={"pk": f"CHECK#{check}", "sk": "CHECK"}, ConsistentRead=True).get("Item")
         return from_dynamo(item) if item else None
@@ -219,7 +219,7 @@ class CheckStore:
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             return None
-        from .store import from_dynamo
+        from .records import from_dynamo
 
         return from_dynamo(answer["Attributes"])
 
@@ -253,6 +253,6 @@ class CheckStore:
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             return None
-        from .store import from_dynamo
+        from .records import from_dynamo
 
         return from_dynamo(answer["Attributes"])

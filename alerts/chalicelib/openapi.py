@@ -6,8 +6,8 @@ from shared import openapi as oa
 from shared.config import Settings
 
 from .channels import CHANNEL_ID_PATTERN, MAX_URL, STATUSES
+from .records import PUBLIC_RULE_FIELDS
 from .rules import EVENT_CURSOR_PATTERN, FREQUENCIES, MAX_EVENTS_PAGE, RULE_ID_PATTERN
-from .store import PUBLIC_RULE_FIELDS
 
 MAX_CONDITION = Settings().alerts_max_condition_len
 DATE_TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}

@@ -40,6 +40,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from .records import from_dynamo
+
 log = logging.getLogger(__name__)
 
 ENABLED_INDEX = "enabled-rules"
@@ -110,34 +112,6 @@ def to_dynamo(value):
     if isinstance(value, list):
         return [to_dynamo(v) for v in value]
     return value
-
-
-def from_dynamo(value):
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and "." not in str(value) else float(value)
-    if isinstance(value, dict):
-        return {k: from_dynamo(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [from_dynamo(v) for v in value]
-    return value
-
-
-PUBLIC_RULE_FIELDS = (
-    "id",
-    "symbol",
-    "condition",
-    "frequency",
-    "expires_at",
-    "enabled",
-    "created_at",
-    "updated_at",
-    "last_fired_at",
-    "last_error",
-)
-
-
-def public_rule(item: dict) -> dict:
-    return {k: from_dynamo(item.get(k)) for k in PUBLIC_RULE_FIELDS}
 
 
 @dataclass
