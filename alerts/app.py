@@ -7,13 +7,13 @@ from chalice import AuthResponse, Rate
 
 from chalicelib import auth
 from chalicelib.channels import CHANNEL_ID_PATTERN, public_channel, validate_channel
+from chalicelib.errors import ChannelExists, ChannelLimitReached, NotFound, RuleLimitReached
 from chalicelib.fanout import MAX_WORKERS, WORK_QUEUE, WORKER_BATCH
 from chalicelib.openapi import DOCUMENT
 from chalicelib.planner import plan_check
 from chalicelib.records import public_rule
 from chalicelib.rules import EVENT_CURSOR_PATTERN, MAX_EVENTS_PAGE, RULE_ID_PATTERN, validate
 from chalicelib.runtime import AlertsRuntime
-from chalicelib.store import NotFound, RuleLimitReached
 from chalicelib.worker import handle_batch
 from shared.config import stage_name
 from shared.errors import ApiError, aws_failures, aws_unavailable, bad_request, not_found, unavailable
@@ -23,7 +23,22 @@ from shared.startup import start
 from shared.web import ServiceApp, json_response, query_params, request_of
 
 start("alerts")  # stops here, in one line, without a setting this stage needs
-app = ServiceApp("market-alerts", "alerts", DOCUMENT)
+
+
+def not_found_answer(missing: NotFound) -> ApiError:
+    if missing.what == "channel":
+        return channel_not_found(missing.name)
+    return rule_not_found(missing.name)
+
+
+# The domain's errors as the API answers them (ServiceApp maps them for every route).
+ANSWERS = {
+    NotFound: not_found_answer,
+    RuleLimitReached: lambda refused: bad_request("too_many_rules", str(refused)),
+    ChannelLimitReached: lambda refused: bad_request("too_many_channels", str(refused)),
+    ChannelExists: lambda refused: ApiError(409, "channel_exists", str(refused)),
+}
+app = ServiceApp("market-alerts", "alerts", DOCUMENT, ANSWERS)
 runtime = AlertsRuntime()
 log = logging.getLogger(__name__)
 
@@ -106,10 +121,7 @@ def create_rule():
     settings = runtime.settings
     rule = validate(json_body(), settings.alerts_max_condition_len)
     require_history(rule["symbol"])
-    try:
-        item = runtime.alert_store.create_rule(current_user(), rule, settings.alerts_max_rules_per_user)
-    except RuleLimitReached as exc:
-        raise bad_request("too_many_rules", str(exc)) from None
+    item = runtime.alert_store.create_rule(current_user(), rule, settings.alerts_max_rules_per_user)
     return json_response(public_rule(item), 201, {"Location": f"/api/alerts/rules/{item['id']}"})
 
 
@@ -124,10 +136,7 @@ def list_rules():
 def get_rule(rule_id):
     query_params(app, ())
     rule_id = rule_id_of(rule_id)
-    try:
-        return json_response(public_rule(runtime.alert_store.get_rule(current_user(), rule_id)))
-    except NotFound:
-        raise rule_not_found(rule_id) from None
+    return json_response(public_rule(runtime.alert_store.get_rule(current_user(), rule_id)))
 
 
 @app.route("/api/alerts/rules/{rule_id}", methods=["PATCH"], authorizer=bearer_token)
@@ -137,20 +146,14 @@ def change_rule(rule_id):
     changes = validate(json_body(), runtime.settings.alerts_max_condition_len, partial=True)
     if "symbol" in changes:
         require_history(changes["symbol"])
-    try:
-        return json_response(public_rule(runtime.alert_store.update_rule(current_user(), rule_id, changes)))
-    except NotFound:
-        raise rule_not_found(rule_id) from None
+    return json_response(public_rule(runtime.alert_store.update_rule(current_user(), rule_id, changes)))
 
 
 @app.route("/api/alerts/rules/{rule_id}", methods=["DELETE"], authorizer=bearer_token)
 def delete_rule(rule_id):
     query_params(app, ())
     rule_id = rule_id_of(rule_id)
-    try:
-        runtime.alert_store.delete_rule(current_user(), rule_id)
-    except NotFound:
-        raise rule_not_found(rule_id) from None
+    runtime.alert_store.delete_rule(current_user(), rule_id)
     return json_response({"deleted": rule_id})
 
 
@@ -188,10 +191,7 @@ def delete_channel(channel_id):
     query_params(app, ())
     if not CHANNEL_ID.fullmatch(channel_id):
         raise channel_not_found(channel_id)
-    try:
-        runtime.channels.delete(current_user(), channel_id)
-    except NotFound:
-        raise channel_not_found(channel_id) from None
+    runtime.channels.delete(current_user(), channel_id)
     return json_response({"deleted": channel_id})
 
 

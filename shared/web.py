@@ -7,7 +7,8 @@ import functools
 import hashlib
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from chalice import Chalice, CORSConfig, Response
 from chalice.app import Request
@@ -47,14 +48,25 @@ def error_response(error: ApiError) -> Response:
     return json_response(error.to_body(), error.status, headers)
 
 
-def api_view(view):
-    """Map ``ApiError`` to its JSON answer and anything unexpected to a 500 in
-    the same shape, logged here with its stack, never shown to the caller."""
+# A domain error's answer: what the HTTP layer says when the service's code raises it.
+Answers = Mapping[type[Exception], Callable[[Any], ApiError]]
+
+
+def api_view(view, answers: Answers | None = None):
+    """Map ``ApiError`` to its JSON answer, a domain error to the ``ApiError`` that
+    ``answers`` gives for its type, and anything unexpected to a 500 in the same
+    shape, logged here with its stack, never shown to the caller."""
+    table: Answers = answers or {}
+    mapped = tuple(table)
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         try:
-            return view(*args, **kwargs)
+            try:
+                return view(*args, **kwargs)
+            except mapped as domain:
+                answer = next(table[kind] for kind in type(domain).__mro__ if kind in table)
+                raise answer(domain) from None
         except ApiError as error:
             observability.note(error=error.code)
             return error_response(error)
@@ -135,14 +147,16 @@ class ServiceApp(Chalice):
 
     - one JSON line per request or scheduled run, with its metrics (``observe``);
     - CORS on every route (``CORS``), as the app's default;
-    - errors: every view's ``ApiError`` as its JSON answer, anything unexpected as a 500
-      in the same shape (``api_view``, applied to each route as it is registered), and
+    - errors: every view's ``ApiError`` as its JSON answer, the service's domain errors as
+      ``answers`` says, anything unexpected as a 500 in the same shape (``api_view``,
+      applied to each route as it is registered), and
       Chalice's own error answers in that shape too (``one_error_shape``);
     - the service's published contract at ``GET /api/<service>/openapi.json``.
     """
 
-    def __init__(self, app_name: str, service: str, document: dict):
+    def __init__(self, app_name: str, service: str, document: dict, answers: Answers | None = None):
         super().__init__(app_name=app_name)
+        self.answers = dict(answers or {})
         observe_app(self, service)  # registered first: the outermost, it sees every answer
         one_error_shape(self)
         # The default for every route; set before any route is registered, as Chalice reads it then.
@@ -158,7 +172,7 @@ class ServiceApp(Chalice):
         register = super().route(path, **kwargs)
 
         def decorator(view):
-            register(api_view(view))
+            register(api_view(view, self.answers))
             return view
 
         return decorator

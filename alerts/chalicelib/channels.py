@@ -42,14 +42,6 @@ LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 
-class ChannelLimitReached(Exception):
-    pass
-
-
-class ChannelExists(Exception):
-    pass
-
-
 def validate_email(raw) -> str:
     if not isinstance(raw, str) or not EMAIL.fullmatch(raw):
         raise bad_request("invalid_email", f"{str(raw)[:80]!r} is not an email address such as name@example.com")

@@ -20,6 +20,8 @@ from datetime import date, datetime
 from shared.indicators import IndicatorState, Point
 from shared.market_calendar import NEW_YORK
 
+from .records import Rule
+
 
 class MissingData(Exception):
     """Not enough data to evaluate a rule now: it is skipped, not failed."""
@@ -100,11 +102,10 @@ class Evaluation:
         return (closes[-1] / closes[-2] - 1) * 100 if len(closes) >= 2 and closes[-2] else None
 
 
-def firing_id(rule: dict, trading_day: date) -> str:
+def firing_id(rule: Rule, trading_day: date) -> str:
     """The identity of this firing: the same for a retry of the same check."""
-    frequency = rule.get("frequency", "once_per_bar")
-    if frequency == "once":
-        return f"{rule['id']}:once"
-    if frequency == "once_per_bar":
-        return f"{rule['id']}:day:{trading_day.isoformat()}"
-    return f"{rule['id']}:cycle:{int(rule.get('cycle', 0))}"
+    if rule.frequency == "once":
+        return f"{rule.id}:once"
+    if rule.frequency == "once_per_bar":
+        return f"{rule.id}:day:{trading_day.isoformat()}"
+    return f"{rule.id}:cycle:{rule.cycle}"

@@ -31,6 +31,7 @@ from shared.market_calendar import sessions_behind
 from .checks import CheckStore
 from .condition import ConditionError, label, parse
 from .evaluation import Evaluation, MissingData, firing_id
+from .records import Rule
 from .store import AlertStore, now_iso
 from .work import Delivery, Shard, WorkQueue
 
@@ -57,7 +58,7 @@ class Decision:
     """A rule that fires now: its trigger state once delivered, its operands' values and
     the evaluation (indicator state and quote) they came from."""
 
-    rule: dict
+    rule: Rule
     after: dict
     values: dict
     evaluation: Evaluation
@@ -120,7 +121,7 @@ def guarded(work, rule) -> Claim | Failed:
     try:
         return work()
     except Exception as exc:  # noqa: BLE001 - counted and logged; the others go on
-        log.exception("firing rule %s failed", rule.get("id"))
+        log.exception("firing rule %s failed", rule.id)
         return Failed(getattr(exc, "code", None) or type(exc).__name__)
 
 
@@ -146,7 +147,7 @@ def evaluate(shard: Shard, rules_by_symbol: dict, states, store: AlertStore, set
             try:
                 decision = decide(rule, subject, shard, store, now, run)
             except Exception as exc:  # noqa: BLE001 - one rule's failure never stops the others
-                log.exception("rule %s failed", rule.get("id"))
+                log.exception("rule %s failed", rule.id)
                 run.fail(getattr(exc, "code", None) or type(exc).__name__)
                 continue
             if decision is not None:
@@ -155,17 +156,17 @@ def evaluate(shard: Shard, rules_by_symbol: dict, states, store: AlertStore, set
 
 
 def decide(
-    rule: dict, subject: Subject, shard: Shard, store: AlertStore, now: datetime, run: ShardRun
+    rule: Rule, subject: Subject, shard: Shard, store: AlertStore, now: datetime, run: ShardRun
 ) -> Decision | None:
     """Whether ``rule`` fires now (a decision) or not (None, counted in ``run``)."""
     symbol, state, stale, evaluations = subject.symbol, subject.state, subject.stale, subject.evaluations
-    expires = rule.get("expires_at")
+    expires = rule.expires_at
     if expires and datetime.fromisoformat(expires.replace("Z", "+00:00")) <= now:
         store.set_rule_state(rule, enabled=False, last_error="expired")
         run.skip("expired")
         return None
     try:
-        condition = parse(rule["condition"])
+        condition = parse(rule.condition)
     except ConditionError as exc:
         store.set_rule_state(rule, last_error=f"invalid condition: {exc.message}")
         run.fail("invalid_condition")
@@ -190,7 +191,7 @@ def decide(
             store.set_rule_state(rule, last_error="unknown symbol")
         else:
             run.skip(reason)
-            if reason == "stale_history" and rule.get("last_error") != stale:
+            if reason == "stale_history" and rule.last_error != stale:
                 store.set_rule_state(rule, last_error=stale)  # said on the rule, once
         return None
     run.counts["checked"] += 1
@@ -200,21 +201,21 @@ def decide(
     return Decision(rule, after, values, evaluation)
 
 
-def firing_state(store, rule, holds: bool, trading_day: date) -> dict | None:
+def firing_state(store, rule: Rule, holds: bool, trading_day: date) -> dict | None:
     """Apply the rule's frequency: the rule's trigger state once this firing is delivered,
     or None when nothing fires (an ``on_change`` rule that turned false re-arms here)."""
-    frequency = rule.get("frequency", "once_per_bar")
+    frequency = rule.frequency
     if frequency == "on_change":
-        armed = bool(rule.get("armed", True))
+        armed = rule.armed
         if not holds:
             if not armed:  # the condition turned false: re-arm for the next time it turns true
-                store.set_rule_state(rule, armed=True, cycle=int(rule.get("cycle", 0)) + 1)
+                store.set_rule_state(rule, armed=True, cycle=rule.cycle + 1)
             return None
         if not armed:
             return None
     elif not holds:
         return None
-    elif frequency == "once_per_bar" and rule.get("last_fired_day") == trading_day.isoformat():
+    elif frequency == "once_per_bar" and rule.last_fired_day == trading_day.isoformat():
         return None  # fired today already: no need to even ask the firing record
     state: dict[str, object] = {
         "last_fired_at": now_iso(),
@@ -234,29 +235,30 @@ def claim(store: AlertStore, shard: Shard, decision: Decision, trading_day: date
     fid = firing_id(rule, trading_day)
     fired_at = now_iso()
     quote = evaluation.quote or {}
-    bucket = bucket_of(rule["user"], shard.buckets)
+    bucket = bucket_of(rule.user, shard.buckets)
+    entry = {
+        "firing_id": fid,
+        "rule_id": rule.id,
+        "symbol": rule.symbol,
+        "condition": rule.condition,
+        "frequency": rule.frequency,
+        "values": values,
+        "bar_date": evaluation.state.day.isoformat() if evaluation.state else None,
+        "price_as_of": quote.get("as_of"),
+        "price_stale": bool(quote.get("stale")),
+        "fired_at": fired_at,
+    }
     record = {
         "firing_id": fid,
         "check": shard.check,
         "bucket": bucket,
         "gsi2pk": f"PENDING#{shard.check}#{bucket}",
-        "gsi2sk": f"{rule['user']}#{fid}",
-        "user": rule["user"],
-        "event_key": f"{fired_at}#{rule['id']}",
-        "rule": {k: rule[k] for k in ("pk", "sk", "id", "symbol", "condition", "enabled") if k in rule},
+        "gsi2sk": f"{rule.user}#{fid}",
+        "user": rule.user,
+        "event_key": f"{fired_at}#{rule.id}",
+        "rule": rule.snapshot(),
         "state": after,
-        "entry": {
-            "firing_id": fid,
-            "rule_id": rule["id"],
-            "symbol": rule["symbol"],
-            "condition": rule["condition"],
-            "frequency": rule.get("frequency"),
-            "values": values,
-            "bar_date": evaluation.state.day.isoformat() if evaluation.state else None,
-            "price_as_of": quote.get("as_of"),
-            "price_stale": bool(quote.get("stale")),
-            "fired_at": fired_at,
-        },
+        "entry": entry,
     }
     existing = store.claim_firing(record)
     if existing is None:
@@ -265,7 +267,7 @@ def claim(store: AlertStore, shard: Shard, decision: Decision, trading_day: date
     if status in ("failed", "pending") and existing.get("check") != shard.check:
         # SNS refused it last time, or its check's delivery never came: this check sends
         # it, as the same event (its first firing time).
-        record["entry"]["fired_at"] = existing["event_key"].split("#", 1)[0]
+        entry["fired_at"] = existing["event_key"].split("#", 1)[0]
         if store.retry_firing(record, was=status):
             return Claim.CLAIMED
     if status in ("sent", "no_channel", "publishing", "unknown"):

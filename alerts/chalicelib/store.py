@@ -40,7 +40,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from .records import from_dynamo
+from .errors import ChannelExists, ChannelLimitReached, NotFound, RuleLimitReached
+from .records import Rule, from_dynamo
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +54,6 @@ REGISTRY_PARTITIONS = 8
 # The count of the users' SNS topics (one per user with a channel), against the quota.
 TOPICS = {"pk": "TOPICS", "sk": "COUNT"}
 FIRING_KEEP_S = 30 * 86400
-
-
-class RuleLimitReached(Exception):
-    pass
-
-
-class NotFound(Exception):
-    pass
 
 
 def _channels():
@@ -199,7 +192,7 @@ class AlertStore:
     def get_rule(self, user: str, rule_id: str) -> dict:
         item = self.table.get_item(Key={"pk": f"USER#{user}", "sk": f"RULE#{rule_id}"}, ConsistentRead=True).get("Item")
         if item is None:
-            raise NotFound(rule_id)
+            raise NotFound("rule", rule_id)
         return item
 
     def list_rules(self, user: str) -> list[dict]:
@@ -384,13 +377,14 @@ class AlertStore:
             self.table.put_item(Item={**registry_key(symbol), "symbol": symbol, "rules": enabled, "quoted": quoted})
         return {"rules": rules, "keys_rewritten": rewritten, "symbols": len(counts) - len(stale), "cleared": len(stale)}
 
-    def rules_of(self, symbol: str) -> list[dict]:
+    def rules_of(self, symbol: str) -> list[Rule]:
         """The enabled rules of ``symbol`` (the index: eventually consistent)."""
         from boto3.dynamodb.conditions import Key
 
-        return self._query_all(IndexName=ENABLED_INDEX, KeyConditionExpression=Key("gsi1pk").eq(f"ENABLED#{symbol}"))
+        items = self._query_all(IndexName=ENABLED_INDEX, KeyConditionExpression=Key("gsi1pk").eq(f"ENABLED#{symbol}"))
+        return [Rule.from_item(from_dynamo(item)) for item in items]
 
-    def _state_update(self, rule: dict, state: dict) -> dict:
+    def _state_update(self, key: dict, state: dict) -> dict:
         names, values, sets, removes = {}, {}, [], []
         if state.get("enabled") is False:
             removes += ["gsi1pk", "gsi1sk"]
@@ -403,7 +397,7 @@ class AlertStore:
                 sets.append(f"#f{i} = :v{i}")
         expression = ("SET " + ", ".join(sets) if sets else "") + (" REMOVE " + ", ".join(removes) if removes else "")
         update = {
-            "Key": {"pk": rule["pk"], "sk": rule["sk"]},
+            "Key": key,
             "UpdateExpression": expression.strip(),
             # Deleted meanwhile: leave it deleted rather than recreate a fragment.
             "ConditionExpression": "attribute_exists(pk)",
@@ -413,17 +407,20 @@ class AlertStore:
             update["ExpressionAttributeValues"] = values
         return update
 
-    def set_rule_state(self, rule: dict, **state) -> None:
+    def set_rule_state(self, rule: Rule, **state) -> None:
         """Trigger state after a check (armed, cycle, enabled, last_fired_at, last_error).
         Disabling an enabled rule takes it out of the registry in the same transaction."""
-        update = self._state_update(rule, state)
+        update = self._state_update(rule.key, state)
         if state.get("enabled") is False:
             update["ConditionExpression"] = "#en = :true"
             update["ExpressionAttributeNames"]["#en"] = "enabled"
             update.setdefault("ExpressionAttributeValues", {})[":true"] = True
             try:
                 self._transact(
-                    [{"Update": {"TableName": self.table.name, **update}}, *self._registry_updates(rule, None)]
+                    [
+                        {"Update": {"TableName": self.table.name, **update}},
+                        *self._registry_updates(rule.registry_fields(), None),
+                    ]
                 )
             except Changed:
                 return  # disabled or deleted meanwhile: its registry share went with that
@@ -459,9 +456,9 @@ class AlertStore:
             item["signing_secret"] = meta["webhook_secret"]
         refused = self._put_counted(item, "channel_count", max_channels)
         if refused == "limit":
-            raise _channels().ChannelLimitReached()
+            raise ChannelLimitReached(f"a user may keep at most {max_channels} channels")
         if refused == "exists":
-            raise _channels().ChannelExists()
+            raise ChannelExists(f"there is a channel for {_channels().target_of(channel)} already")
         return item
 
     def set_channel(self, user: str, channel_id: str, **fields) -> None:
@@ -483,7 +480,7 @@ class AlertStore:
             "Item"
         )
         if item is None:
-            raise NotFound(channel_id)
+            raise NotFound("channel", channel_id)
         return item
 
     def list_channels(self, user: str) -> list[dict]:
@@ -497,7 +494,7 @@ class AlertStore:
     def remove_channel(self, user: str, channel_id: str) -> int:
         """Delete a channel; how many the user has left."""
         if not self._delete_counted(user, f"CHANNEL#{channel_id}", "channel_count"):
-            raise NotFound(channel_id)
+            raise NotFound("channel", channel_id)
         return int(self.user_meta(user).get("channel_count", 0) or 0)
 
     # ----- the account's SNS topics, counted against its quota (100,000 by default)
@@ -654,8 +651,9 @@ class AlertStore:
             return
         items = []
         for firing, event in outcomes:
-            rule = firing["rule"]
-            items.append({"pk": rule["pk"], "sk": f"EVENT#{firing['event_key']}", "type": "event", **event})
+            items.append(
+                {"pk": f"USER#{firing['user']}", "sk": f"EVENT#{firing['event_key']}", "type": "event", **event}
+            )
             record = {k: v for k, v in firing.items() if k not in ("gsi2pk", "gsi2sk")}
             items.append(
                 {
@@ -672,7 +670,8 @@ class AlertStore:
         if status != "failed":
             for firing, _ in outcomes:
                 if firing.get("state"):
-                    self.set_rule_state(firing["rule"], **firing["state"])
+                    rule = Rule.from_item(from_dynamo({**firing["rule"], "user": firing["user"]}))
+                    self.set_rule_state(rule, **firing["state"])
 
     def list_events(self, user: str, limit: int, start_after: str | None = None) -> tuple[list[dict], str | None]:
         from boto3.dynamodb.conditions import Key

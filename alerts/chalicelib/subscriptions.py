@@ -12,7 +12,7 @@ import secrets
 
 from shared.errors import ApiError, bad_request, unavailable
 
-from .channels import ChannelExists, ChannelLimitReached, channel_id, protocol_of, target_of
+from .channels import channel_id, protocol_of, target_of
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +59,8 @@ class ChannelService:
             log.error("SNS CreateTopic failed: %s", exc)
             raise sns_unavailable("create your notification topic") from None
         item = {**channel, "id": channel_id(channel), "status": "pending_confirmation", "topic_arn": topic_arn}
-        try:
-            item = self.store.add_channel(user, item, self.max_channels, secrets.token_hex(SIGNING_SECRET_BYTES))
-        except ChannelLimitReached:
-            raise bad_request("too_many_channels", f"a user may keep at most {self.max_channels} channels") from None
-        except ChannelExists:
-            raise ApiError(409, "channel_exists", f"there is a channel for {target_of(channel)} already") from None
+        # ChannelLimitReached, ChannelExists: the caller's to answer (app.py maps them).
+        item = self.store.add_channel(user, item, self.max_channels, secrets.token_hex(SIGNING_SECRET_BYTES))
         try:
             subscription = self.sns.subscribe(
                 TopicArn=topic_arn,

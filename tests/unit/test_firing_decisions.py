@@ -3,11 +3,13 @@ and the identity a firing is claimed under."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from alerts.chalicelib.evaluation import firing_id
+from alerts.chalicelib.records import Rule
 from alerts.chalicelib.shard import Decision, ShardRun, Subject, decide, firing_state
 from alerts.chalicelib.work import Shard
 from backtest.chalicelib.indicator_states import compute
@@ -24,7 +26,7 @@ class RecordingStore:
         self.states: list[tuple[str, dict]] = []
 
     def set_rule_state(self, rule, **changes):
-        self.states.append((rule["id"], changes))
+        self.states.append((rule.id, changes))
 
 
 def rising(count: int = 60, last_day: date = DAY) -> list[DailyBar]:
@@ -36,8 +38,8 @@ def rising(count: int = 60, last_day: date = DAY) -> list[DailyBar]:
 STATE = compute("AAPL", rising(), "")
 
 
-def a_rule(condition: str = "close > sma(5)", **more) -> dict:
-    return {"id": "r1", "user": "alice", "symbol": "AAPL", "condition": condition, "enabled": True, **more}
+def a_rule(condition: str = "close > sma(5)", **more) -> Rule:
+    return Rule(user="alice", id="r1", symbol="AAPL", condition=condition, enabled=True, **more)
 
 
 def shard(**more) -> Shard:
@@ -79,7 +81,7 @@ def test_on_change_fires_when_it_turns_true_and_rearms_when_it_turns_false():
     store = RecordingStore()
     armed = a_rule(frequency="on_change", armed=True, cycle=3)
     assert firing_state(store, armed, True, DAY)["armed"] is False
-    fired = {**armed, "armed": False}
+    fired = replace(armed, armed=False)
     assert firing_state(store, fired, True, DAY) is None  # still true: once per change
     assert store.states == []
     assert firing_state(store, fired, False, DAY) is None
@@ -137,3 +139,23 @@ def test_a_firing_is_identified_by_its_frequency():
     assert firing_id(a_rule(frequency="once"), DAY) == "r1:once"
     assert firing_id(a_rule(), DAY) == "r1:day:2013-03-01"
     assert firing_id(a_rule(frequency="on_change", cycle=4), DAY) == "r1:cycle:4"
+
+
+def test_a_rule_read_from_its_item_and_its_firing_snapshot_is_the_same_rule():
+    item = {
+        "pk": "USER#alice",
+        "sk": "RULE#r1",
+        "type": "rule",
+        "id": "r1",
+        "user": "alice",
+        "symbol": "AAPL",
+        "condition": "close > sma(5)",
+        "enabled": True,
+        "cycle": 2,
+        "gsi1pk": "ENABLED#AAPL",
+    }
+    rule = Rule.from_item(item)
+    assert rule.frequency == "once_per_bar" and rule.armed and rule.cycle == 2
+    assert rule.key == {"pk": "USER#alice", "sk": "RULE#r1"}
+    again = Rule.from_item({**rule.snapshot(), "user": "alice"})
+    assert (again.id, again.symbol, again.condition, again.enabled) == (rule.id, rule.symbol, rule.condition, True)
