@@ -130,6 +130,62 @@ def parse_snapshot(symbol: str, ticker: dict, now: float | None = None) -> dict:
 
 
 # --------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """What the cache holds for a symbol: its quote and when it was stored, or that the
+    vendor does not know the symbol. In Redis as JSON with the short keys it has always
+    had (``q``, ``t``, ``missing``), so entries written before stay readable."""
+
+    stored_at: float
+    quote: dict | None = None
+    missing: bool = False
+
+    @classmethod
+    def read(cls, raw: dict | None) -> CacheEntry | None:
+        if not raw:
+            return None
+        return cls(float(raw.get("t", 0)), raw.get("q"), bool(raw.get("missing")))
+
+    def to_json(self) -> dict:
+        return {"missing": True, "t": self.stored_at} if self.missing else {"q": self.quote, "t": self.stored_at}
+
+
+@dataclass(frozen=True, slots=True)
+class FailureMark:
+    """A vendor failure for a symbol, remembered for ``FAIL_HOLD_S`` so that the
+    processes waiting on its fetch answer at once: the kind, and what the 503 says."""
+
+    kind: str
+    message: str
+    public: str | None
+    retry_after_s: float | None
+    at: float
+
+    @classmethod
+    def read(cls, raw: dict | None) -> FailureMark | None:
+        if not raw:
+            return None
+        return cls(
+            str(raw.get("kind")),
+            str(raw.get("message", "")),
+            raw.get("public"),
+            raw.get("retry_after_s"),
+            float(raw.get("t", 0)),
+        )
+
+    def to_json(self) -> dict:
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "public": self.public,
+            "retry_after_s": self.retry_after_s,
+            "t": self.at,
+        }
+
+    def error(self) -> ApiError:
+        return _upstream_error(UpstreamError(self.kind, self.message, self.retry_after_s, self.public))
+
+
 # The cached quote path
 
 
@@ -253,7 +309,7 @@ class QuoteService:
             self._executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="quote-miss")
         return self._executor
 
-    def _read(self, symbols: list[str]) -> dict[str, dict | None] | None:
+    def _read(self, symbols: list[str]) -> dict[str, CacheEntry | None] | None:
         """One MGET for all symbols (with the hot marks due, in the same round
         trip), or None when Redis is unusable."""
         if not self.health.available():
@@ -262,31 +318,31 @@ class QuoteService:
         due = [s for s in symbols if now - self._hot_marked.get(s, -1e18) >= self.HOT_MARK_EVERY_S]
         try:
             if not due:
-                return self.store.get_many(symbols)
+                return {s: CacheEntry.read(v) for s, v in self.store.get_many(symbols).items()}
             pipe = self.redis.pipeline(transaction=False)
             pipe.mget([self.store.key(s) for s in symbols])
             self.refresh.mark_hot(pipe, due, now)
             raw = pipe.execute()[0]
             for symbol in due:
                 self._hot_marked[symbol] = now
-            return {s: loads_json(v) for s, v in zip(symbols, raw, strict=False)}
+            return {s: CacheEntry.read(loads_json(v)) for s, v in zip(symbols, raw, strict=False)}
         except Exception as exc:  # noqa: BLE001 - any Redis failure means: bypass it
             if not _is_redis_error(exc):
                 raise
             self.health.failed(exc)
             return None
 
-    def _fresh(self, symbol: str, entry: dict | None):
+    def _fresh(self, symbol: str, entry: CacheEntry | None):
         """A cached answer still inside its TTL (a quote or a remembered 404), else None."""
-        if not entry:
+        if entry is None:
             return None
-        age = self.clock() - float(entry.get("t", 0))
-        if entry.get("missing"):
+        age = self.clock() - entry.stored_at
+        if entry.missing:
             if age < self.settings.quote_not_found_ttl_s:
                 return _unknown_symbol(symbol)
             return None
-        if 0 <= age < self.settings.quote_ttl_s and entry.get("q"):
-            return QuoteResult(entry["q"], HIT, age)
+        if 0 <= age < self.settings.quote_ttl_s and entry.quote:
+            return QuoteResult(entry.quote, HIT, age)
         return None
 
     def _peek(self, symbols: list[str]) -> tuple[dict, dict]:
@@ -298,9 +354,9 @@ class QuoteService:
         now = self.clock()
         entries, failures = {}, {}
         for symbol, entry, failure in zip(symbols, entries_raw, failures_raw, strict=False):
-            entries[symbol] = loads_json(entry)
-            failure = loads_json(failure)
-            failures[symbol] = failure if failure and now - float(failure.get("t", 0)) < FAIL_HOLD_S else None
+            entries[symbol] = CacheEntry.read(loads_json(entry))
+            mark = FailureMark.read(loads_json(failure))
+            failures[symbol] = mark if mark is not None and now - mark.at < FAIL_HOLD_S else None
         return entries, failures
 
     # ----- single-flight across processes
@@ -333,7 +389,7 @@ class QuoteService:
                     # We asked for it before it was there: to this caller it was a miss.
                     outcomes[symbol] = QuoteResult(answer.quote, MISS, answer.age_s)
                 elif failures[symbol] is not None:
-                    outcomes[symbol] = self._stale_or(symbol, previous, _failure_error(failures[symbol]))
+                    outcomes[symbol] = self._stale_or(symbol, previous, failures[symbol].error())
                 elif time.monotonic() >= deadline:
                     outcomes[symbol] = self._stale_or(
                         symbol,
@@ -363,7 +419,7 @@ class QuoteService:
                     outcomes[symbol] = answer
                 elif failures[symbol] is not None:
                     outcomes[symbol] = self._stale_or(
-                        symbol, entries[symbol] or cached.get(symbol), _failure_error(failures[symbol])
+                        symbol, entries[symbol] or cached.get(symbol), failures[symbol].error()
                     )
                 else:
                     fetch.append(symbol)
@@ -455,19 +511,14 @@ class QuoteService:
         if store:
             pipe = self.redis.pipeline(transaction=False)
             for symbol, quote in quotes.items():
-                self.store.put(symbol, {"q": quote, "t": now}, self.settings.quote_stale_max_s, pipe)
+                self.store.put(symbol, CacheEntry(now, quote).to_json(), self.settings.quote_stale_max_s, pipe)
             self.refresh.set_expiry(pipe, {s: now + self.settings.quote_ttl_s for s in quotes})
             for symbol in missing:
-                self.store.put(symbol, {"missing": True, "t": now}, self.settings.quote_not_found_ttl_s, pipe)
+                entry = CacheEntry(now, missing=True)
+                self.store.put(symbol, entry.to_json(), self.settings.quote_not_found_ttl_s, pipe)
             for symbol, exc in failed.items():
-                failure = {
-                    "kind": exc.kind,
-                    "message": exc.message,
-                    "public": exc.public,
-                    "retry_after_s": exc.retry_after_s,
-                    "t": now,
-                }
-                self.failures.put(symbol, failure, FAIL_HOLD_S, pipe)
+                mark = FailureMark(exc.kind, exc.message, exc.public, exc.retry_after_s, now)
+                self.failures.put(symbol, mark.to_json(), FAIL_HOLD_S, pipe)
             pipe.execute()
         for symbol in needed:
             if symbol in quotes:
@@ -487,13 +538,13 @@ class QuoteService:
             "vendor",
         )
 
-    def _stale_or(self, symbol: str, previous: dict | None, error: ApiError):
+    def _stale_or(self, symbol: str, previous: CacheEntry | None, error: ApiError):
         """The last known quote marked stale, or the error when there is none."""
-        if previous and previous.get("q"):
-            age = self.clock() - float(previous.get("t", 0))
+        if previous is not None and previous.quote:
+            age = self.clock() - previous.stored_at
             if age <= self.settings.quote_stale_max_s:
                 log.info("serving stale quote for %s (%.0fs old): %s", symbol, age, error.message)
-                return QuoteResult(previous["q"], STALE, age, stale=True)
+                return QuoteResult(previous.quote, STALE, age, stale=True)
         return error
 
 
@@ -514,17 +565,6 @@ def _upstream_error(exc: UpstreamError) -> ApiError:
             "upstream_refused", f"the market data vendor refused the request: {exc.public}", 60, "vendor"
         )
     return unavailable("upstream_unavailable", f"the market data vendor is unavailable: {exc.public}", 5, "vendor")
-
-
-def _failure_error(failure: dict) -> ApiError:
-    return _upstream_error(
-        UpstreamError(
-            str(failure.get("kind")),
-            str(failure.get("message", "")),
-            failure.get("retry_after_s"),
-            failure.get("public"),
-        )
-    )
 
 
 def _is_redis_error(exc: BaseException) -> bool:
