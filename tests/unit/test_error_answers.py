@@ -44,4 +44,3 @@ def test_anything_else_is_a_500_that_shows_nothing_of_it():
     assert response.status_code == 500
     assert response.body == {"error": {"code": "internal_error", "message": "an internal error occurred"}}
     assert answer(Missing("x"), answers={}).status_code == 500
-
