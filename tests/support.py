@@ -206,6 +206,8 @@ class AlertsWorld:
             "COGNITO_CLIENT_ID": self.client_id,
             "DATABASE_URL": self.database_url,
             "ALERTS_IGNORE_MARKET_HOURS": "1",
+            # A test's few users need few delivery messages (16 by default, one invocation each).
+            "ALERTS_DELIVERY_BUCKETS": "2",
             # The tests' bars end on 2026-11-20: history as of then is current.
             "RECENT_AS_OF": "2026-11-20",
             "LAKE_URI": f"file://{self.lake_dir}",
@@ -322,7 +324,9 @@ class AlertsWorld:
             record = checks.get(planned["check"])
             return bool(record) and record.get("status") == "completed"
 
-        source = EventSource(self.sqs, self.work_queue, lambda e: client.lambda_.invoke("alerts-worker", e).payload)
+        # No long poll: a check's last empty receive would otherwise wait a second, every check.
+        invoke = lambda e: client.lambda_.invoke("alerts-worker", e).payload  # noqa: E731
+        source = EventSource(self.sqs, self.work_queue, invoke, wait_s=0)
         source.drain(completed, timeout_s, workers)
         from alerts.chalicelib.checks import CheckReport
 

@@ -116,8 +116,14 @@ class EventSource:
 
         def poll():
             while not stop.is_set() and time.monotonic() < deadline:
-                if not self.poll_once() and (done() or not self.waiting()):
+                if self.poll_once():
+                    continue
+                if done() or not self.waiting():
                     return
+                if not self.wait_s:
+                    # Without a long poll: what is left is in another poller's hands (or
+                    # not visible yet); look again shortly rather than spin.
+                    time.sleep(0.05)
 
         threads = [threading.Thread(target=poll, daemon=True) for _ in range(workers)]
         for thread in threads:
