@@ -206,8 +206,6 @@ class AlertsWorld:
             "COGNITO_CLIENT_ID": self.client_id,
             "DATABASE_URL": self.database_url,
             "ALERTS_IGNORE_MARKET_HOURS": "1",
-            # A test's few users need few delivery messages (16 by default, one invocation each).
-            "ALERTS_DELIVERY_BUCKETS": "2",
             # The tests' bars end on 2026-11-20: history as of then is current.
             "RECENT_AS_OF": "2026-11-20",
             "LAKE_URI": f"file://{self.lake_dir}",
